@@ -1,0 +1,40 @@
+# proctrack: build, test and measure. Every target works on a fresh machine
+# once .ci/setup has installed the system tools (see README).
+GO      ?= go
+PKGS    ?= ./...
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
+
+.PHONY: all build test race bench lint generate run tools
+
+all: build lint test
+
+## build: compile everything without cgo, as users do
+build:
+	CGO_ENABLED=0 $(GO) build $(PKGS)
+
+## test: every test, with the race detector (root-only tests skip without root)
+test:
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## bench: the benchmarks whose figures the README reports
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(STATICCHECK) $(PKGS)
+
+## tools: install the Go tools lint needs
+tools:
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+## generate: rebuild generated files (tables, later the BPF objects)
+generate:
+	$(GO) generate $(PKGS)
+
+## run: the main example: the machine's process tree with credentials
+run:
+	$(GO) run ./examples/ptree

@@ -1,0 +1,10 @@
+// Package procmon is proctrack's face: the one import a firewall or EDR needs
+// to ask "which process is doing this". It re-exports the core model of
+// package process (Process, Credentials, the method and hash constants) with
+// type aliases, and offers the package functions of OpenSnitch's procmon API
+// (FindProcess, NewProcess, ...) so a user of that API can switch.
+//
+// The monitor (event sources chosen at run time: ebpf, netlink, audit, proc),
+// the process cache and the socket lookups build on this package; see
+// ARCHITECTURE.md for where each lives.
+package procmon

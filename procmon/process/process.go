@@ -1,0 +1,322 @@
+package process
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/proctrack/proctrack/internal/procfs"
+)
+
+// ErrGone reports that a process exited, or its pid was taken by another
+// process, while it was being read. It matches internal errors from /proc
+// reads too, so errors.Is(err, ErrGone) is the one test callers need.
+var ErrGone = procfs.ErrGone
+
+// ErrMalformed reports a /proc file that could not be parsed.
+var ErrMalformed = procfs.ErrMalformed
+
+// procRoot is where /proc is mounted. Tests point it at fixture trees.
+var procRoot = procfs.DefaultRoot
+
+// Key identifies a process across its life and across pid reuse: the pid and
+// the start time in clock ticks since boot.
+type Key struct {
+	PID        int
+	StartTicks uint64
+}
+
+// String returns the stable id string of the process, "<pid>-<start ticks>".
+// It is the same whichever method saw the process.
+func (k Key) String() string {
+	return strconv.Itoa(k.PID) + "-" + strconv.FormatUint(k.StartTicks, 10)
+}
+
+// TreeItem is one ancestor in Process.Tree: Key is the ancestor's path (its
+// comm when the path is unknown) and Value its pid, the shape of the seed
+// API's StringInt.
+type TreeItem struct {
+	Key   string
+	Value uint32
+}
+
+// Process holds the details of a process. The first block of fields is the
+// seed API's; the rest is what proctrack adds.
+type Process struct {
+	mu sync.RWMutex
+
+	// Statm is the memory usage from /proc/<pid>/statm (GetExtraInfo).
+	Statm *Statm
+	// Parent is the parent process, when known (GetParent, or the cache).
+	Parent *Process
+	// IOStats is /proc/<pid>/io (GetExtraInfo; needs privilege for others).
+	IOStats *IOStats
+	// NetStats are the totals of /proc/<pid>/net/dev (GetExtraInfo).
+	NetStats *NetStats
+	// Env is the environment (ReadEnv). A value may be empty or contain '='.
+	Env map[string]string
+	// Checksums maps an algorithm (HashMD5, HashSHA1, HashSHA256) to the
+	// hex digest of the binary.
+	Checksums map[string]string
+	// Status, Stat, Stack and Maps are the raw /proc/<pid> files of those
+	// names (GetExtraInfo; Maps also from ReadMaps).
+	Status, Stat, Stack, Maps string
+	// Comm is the task name (/proc/<pid>/comm, at most 15 bytes).
+	Comm string
+	// Path is the absolute path to the binary as /proc/<pid>/exe names it,
+	// without the " (deleted)" suffix; KernelConnection for kernel threads;
+	// "" when it cannot be read (no privilege, zombie).
+	Path string
+	// RealPath is a path that opens the binary from this process's mount
+	// namespace: Path itself when it names the same file there, else Path
+	// under /proc/<pid>/root (a process in another mount namespace, such as
+	// a container).
+	RealPath string
+	// CWD is the working directory (/proc/<pid>/cwd).
+	CWD string
+	// Tree lists the ancestors, parent first, up to pid 1 (BuildTree).
+	Tree []*TreeItem
+	// Descriptors are the open file descriptors (GetExtraInfo).
+	Descriptors []*Descriptor
+	// Args is the argument list exactly as /proc/<pid>/cmdline holds it;
+	// an argument containing spaces stays one element. It may or may not
+	// start with the path of the binary.
+	Args []string
+	// Starttime is the start time in clock ticks since boot
+	// (/proc/<pid>/stat field 22); StartedAt is the same instant as
+	// wall-clock time.
+	Starttime int64
+	// ID is the pid, PPID the parent's pid.
+	ID, PPID int
+	// UID is the effective user id, what ps shows as UID; the whole set is
+	// in Creds.
+	UID int
+
+	// StartedAt is the wall-clock time the process started.
+	StartedAt time.Time
+	// Creds are the full credentials, from /proc/<pid>/status.
+	Creds Credentials
+	// NS holds the namespace inodes.
+	NS Namespaces
+	// Root is where the process's root directory is, as /proc/<pid>/root
+	// names it: "/" unless chrooted or in another mount namespace.
+	Root string
+	// Cgroup is the cgroup path (v2 when the process is in the unified
+	// hierarchy); ContainerID and ContainerRuntime are set when the path
+	// names a container (docker, containerd, cri-o, podman, kubepods).
+	Cgroup, ContainerID, ContainerRuntime string
+	// ExeDev and ExeInode identify the binary's file (stat of
+	// /proc/<pid>/exe); 0 when unknown.
+	ExeDev, ExeInode uint64
+	// KernelThread is set for kernel threads (PF_KTHREAD).
+	KernelThread bool
+	// Zombie is set for a process that exited and was not reaped yet.
+	Zombie bool
+	// ExeDeleted is set when the binary was deleted (or replaced) after the
+	// process started; Path is then where it used to be.
+	ExeDeleted bool
+	// Fileless is set when the binary is a memfd, not a file on disk.
+	Fileless bool
+	// Incomplete is set when the process exited before everything could be
+	// read: the fields that were read are true, the rest are empty.
+	Incomplete bool
+}
+
+// NewProcessEmpty returns a Process with the given pid and comm and nothing
+// read from /proc.
+func NewProcessEmpty(pid int, comm string) *Process {
+	return &Process{ID: pid, Comm: comm, Checksums: make(map[string]string)}
+}
+
+// NewProcess returns a Process for pid with its identity (ppid, start time,
+// comm when comm is "") read from /proc/<pid>/stat. A pid that does not exist
+// yields a Process with only ID and Comm set; IsAlive tells which.
+func NewProcess(pid int, comm string) *Process {
+	p := NewProcessEmpty(pid, comm)
+	if pid > 0 {
+		_ = p.readStat()
+	}
+	return p
+}
+
+// NewProcessWithParent returns a Process with pid, ppid and comm set and
+// nothing read from /proc.
+func NewProcessWithParent(pid, ppid int, comm string) *Process {
+	p := NewProcessEmpty(pid, comm)
+	p.PPID = ppid
+	return p
+}
+
+// FindProcess reads the process pid from /proc: identity, path, arguments,
+// working directory, environment, credentials, namespaces and cgroup. It
+// returns nil when the pid does not exist or the process exited while it was
+// read. When pid is negative (an owner that could not be found) and
+// interceptUnknown is true, it returns a placeholder Process with ID -1 and
+// no details instead of nil, so a caller can still apply its rules to it.
+func FindProcess(pid int, interceptUnknown bool) *Process {
+	if pid < 0 {
+		if interceptUnknown {
+			return NewProcessEmpty(-1, "")
+		}
+		return nil
+	}
+	p := NewProcessEmpty(pid, "")
+	if err := p.GetDetails(); err != nil {
+		return nil
+	}
+	return p
+}
+
+// Key returns the process's identity.
+func (p *Process) Key() Key { return Key{PID: p.ID, StartTicks: uint64(p.Starttime)} }
+
+// GetDetails reads the details of the process from /proc: identity,
+// credentials, path, arguments, working directory, environment, namespaces
+// and cgroup. When the Process already has a start time, a pid now used by
+// another process is an error matching ErrGone, and nothing is changed. If
+// the process exits while it is read, Incomplete is set and the error matches
+// ErrGone. Files the caller may not read are left empty without error.
+func (p *Process) GetDetails() error {
+	if err := p.readStat(); err != nil {
+		return err
+	}
+	if p.Zombie {
+		// A zombie has no exe, cmdline, environ or cwd left to read.
+		return p.readStatus()
+	}
+	if err := p.readStatus(); err != nil {
+		return p.gone(err)
+	}
+	if !p.KernelThread {
+		if err := p.ReadPath(); err != nil && errors.Is(err, ErrGone) {
+			return p.gone(err)
+		}
+		p.ReadCmdline()
+		_ = p.ReadCwd()
+		p.ReadEnv()
+		p.readRoot()
+	}
+	p.readNamespaces()
+	p.readCgroup()
+	return p.confirm()
+}
+
+// confirm re-reads the start time: if the process exited or the pid was
+// reused during the reads, the details are not the process's.
+func (p *Process) confirm() error {
+	s, _, err := procfs.ReadStat(procRoot, p.ID)
+	if err != nil {
+		return p.gone(err)
+	}
+	if s.StartTicks != uint64(p.Starttime) {
+		return p.gone(fmt.Errorf("pid %d was reused", p.ID))
+	}
+	return nil
+}
+
+func (p *Process) gone(err error) error {
+	p.Incomplete = true
+	if errors.Is(err, ErrGone) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrGone, err)
+}
+
+// readStat reads identity fields from /proc/<pid>/stat. If the Process has a
+// start time already and the pid now belongs to another process, it returns
+// an error matching ErrGone and changes nothing.
+func (p *Process) readStat() error {
+	s, _, err := procfs.ReadStat(procRoot, p.ID)
+	if err != nil {
+		return err
+	}
+	if p.Starttime != 0 && uint64(p.Starttime) != s.StartTicks {
+		return fmt.Errorf("%w: pid %d was reused", ErrGone, p.ID)
+	}
+	p.Starttime = int64(s.StartTicks)
+	p.StartedAt = procfs.TicksToTime(bootTime(), s.StartTicks)
+	p.PPID = s.PPID
+	p.Comm = s.Comm
+	p.KernelThread = s.IsKernelThread()
+	p.Zombie = s.State == 'Z' || s.State == 'X'
+	if p.KernelThread {
+		p.Path = KernelConnection
+		p.RealPath = ""
+	}
+	return nil
+}
+
+// readStatus fills Creds and UID from /proc/<pid>/status.
+func (p *Process) readStatus() error {
+	s, err := procfs.ReadStatus(procRoot, p.ID)
+	if err != nil {
+		return err
+	}
+	p.Creds = Credentials{
+		UID: s.UIDs[0], EUID: s.UIDs[1], SUID: s.UIDs[2], FSUID: s.UIDs[3],
+		GID: s.GIDs[0], EGID: s.GIDs[1], SGID: s.GIDs[2], FSGID: s.GIDs[3],
+		Groups:         s.Groups,
+		CapInheritable: CapSet(s.CapInh),
+		CapPermitted:   CapSet(s.CapPrm),
+		CapEffective:   CapSet(s.CapEff),
+		CapBounding:    CapSet(s.CapBnd),
+		CapAmbient:     CapSet(s.CapAmb),
+		NoNewPrivs:     s.NoNewPrivs,
+		Seccomp:        s.Seccomp,
+		UserNS:         p.NS.User,
+	}
+	p.UID = int(s.UIDs[1])
+	return nil
+}
+
+func (p *Process) readNamespaces() {
+	ns := procfs.ReadNamespaces(procRoot, p.ID)
+	p.NS = Namespaces{PID: ns[0], Mnt: ns[1], Net: ns[2], User: ns[3],
+		UTS: ns[4], IPC: ns[5], Cgroup: ns[6], Time: ns[7]}
+	p.Creds.UserNS = p.NS.User
+}
+
+func (p *Process) readCgroup() {
+	c, err := procfs.ReadCgroup(procRoot, p.ID)
+	if err != nil {
+		return
+	}
+	p.Cgroup, p.ContainerID, p.ContainerRuntime = c.Path, c.ContainerID, c.Runtime
+}
+
+func (p *Process) readRoot() {
+	if r, err := procfs.Readlink(p.procPath("root")); err == nil {
+		p.Root = r
+	}
+}
+
+// procPath returns /proc/<pid>/<name> for this process.
+func (p *Process) procPath(name string) string { return procfs.Path(procRoot, p.ID, name) }
+
+var (
+	bootOnce sync.Once
+	bootAt   time.Time
+)
+
+// bootTime is computed once: the instant start ticks count from.
+func bootTime() time.Time {
+	bootOnce.Do(func() { bootAt = procfs.BootTime() })
+	return bootAt
+}
+
+// Lock locks the process for writing.
+func (p *Process) Lock() { p.mu.Lock() }
+
+// Unlock undoes Lock.
+func (p *Process) Unlock() { p.mu.Unlock() }
+
+// RLock locks the process for reading.
+func (p *Process) RLock() { p.mu.RLock() }
+
+// RUnlock undoes RLock.
+func (p *Process) RUnlock() { p.mu.RUnlock() }
+
+// PIDs lists the pids of every process in /proc, in ascending order.
+func PIDs() ([]int, error) { return procfs.PIDs(procRoot) }
