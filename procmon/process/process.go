@@ -22,7 +22,13 @@ var ErrMalformed = procfs.ErrMalformed
 var procRoot = procfs.DefaultRoot
 
 // Key identifies a process across its life and across pid reuse: the pid and
-// the start time in clock ticks since boot.
+// the start time in clock ticks since boot. Every method derives the same Key
+// (the eBPF method converts the kernel's start time to the same ticks).
+//
+// Ticks are 10 ms, so a pid reused within the same tick as its previous
+// owner started would have the same Key. A natural reuse needs the pid space
+// to wrap first (tens of thousands of forks, seconds at the least); only a
+// reuse forced through /proc/sys/kernel/ns_last_pid can be that fast.
 type Key struct {
 	PID        int
 	StartTicks uint64
@@ -182,17 +188,18 @@ func (p *Process) GetDetails() error {
 	if err := p.readStat(); err != nil {
 		return err
 	}
-	if p.Zombie {
-		// A zombie has no exe, cmdline, environ or cwd left to read.
-		return p.readStatus()
-	}
 	if err := p.readStatus(); err != nil {
-		return p.gone(err)
-	}
-	if !p.KernelThread {
-		if err := p.ReadPath(); err != nil && errors.Is(err, ErrGone) {
+		if errors.Is(err, ErrGone) {
 			return p.gone(err)
 		}
+		return err
+	}
+	// A zombie has no exe, cmdline, environ or cwd left to read; a kernel
+	// thread never had them. Errors of the reads below are not checked one by
+	// one: a link the caller may not read stays empty, and a process that
+	// vanished meanwhile is caught by confirm.
+	if !p.Zombie && !p.KernelThread {
+		_ = p.ReadPath()
 		p.ReadCmdline()
 		_ = p.ReadCwd()
 		p.ReadEnv()
@@ -203,8 +210,9 @@ func (p *Process) GetDetails() error {
 	return p.confirm()
 }
 
-// confirm re-reads the start time: if the process exited or the pid was
-// reused during the reads, the details are not the process's.
+// confirm re-reads the start time and state: if the process exited (even if
+// not reaped yet) or the pid was reused during the reads, the details are not
+// the process's.
 func (p *Process) confirm() error {
 	s, _, err := procfs.ReadStat(procRoot, p.ID)
 	if err != nil {
@@ -212,6 +220,9 @@ func (p *Process) confirm() error {
 	}
 	if s.StartTicks != uint64(p.Starttime) {
 		return p.gone(fmt.Errorf("pid %d was reused", p.ID))
+	}
+	if !p.Zombie && (s.State == 'Z' || s.State == 'X') {
+		return p.gone(fmt.Errorf("pid %d exited", p.ID))
 	}
 	return nil
 }
