@@ -3,7 +3,6 @@ module github.com/proctrack/proctrack
 go 1.26.8
 
 require (
-	github.com/prometheus/procfs v0.23.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
+	github.com/prometheus/procfs v0.23.0
+	golang.org/x/sys v0.49.0
 )

@@ -1,5 +1,7 @@
 package process
 
+import "github.com/proctrack/proctrack/checksum"
+
 // Monitoring methods, best first. The names are those of the seed API plus
 // netlink, the proc connector.
 const (
@@ -16,9 +18,10 @@ const KernelConnection = "Kernel connection"
 // ProcSelf is the prefix of the calling process's own proc directory.
 const ProcSelf = "/proc/self/"
 
-// Checksum algorithm names, the keys of Process.Checksums.
+// Checksum algorithm names, the keys of Process.Checksums (defined by the
+// checksum package, which computes them).
 const (
-	HashMD5    = "process.hash.md5"
-	HashSHA1   = "process.hash.sha1"
-	HashSHA256 = "process.hash.sha256"
+	HashMD5    = checksum.HashMD5
+	HashSHA1   = checksum.HashSHA1
+	HashSHA256 = checksum.HashSHA256
 )

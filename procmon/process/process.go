@@ -331,3 +331,17 @@ func (p *Process) RUnlock() { p.mu.RUnlock() }
 
 // PIDs lists the pids of every process in /proc, in ascending order.
 func PIDs() ([]int, error) { return procfs.PIDs(procRoot) }
+
+// CurrentKey returns the Key of the process that now has pid. A pid not in
+// use, or used by a process that exited and was not reaped yet (a zombie),
+// is an error matching ErrGone.
+func CurrentKey(pid int) (Key, error) {
+	s, _, err := procfs.ReadStat(procRoot, pid)
+	if err != nil {
+		return Key{}, err
+	}
+	if s.State == 'Z' || s.State == 'X' {
+		return Key{PID: pid, StartTicks: s.StartTicks}, fmt.Errorf("%w: pid %d is a zombie", ErrGone, pid)
+	}
+	return Key{PID: pid, StartTicks: s.StartTicks}, nil
+}
