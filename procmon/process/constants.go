@@ -24,4 +24,7 @@ const (
 	HashMD5    = checksum.HashMD5
 	HashSHA1   = checksum.HashSHA1
 	HashSHA256 = checksum.HashSHA256
+	// HashIMA holds the kernel's IMA measurement of the binary, as
+	// "<algorithm>:<hex digest>", when IMA measured it.
+	HashIMA = "process.hash.ima"
 )

@@ -1,0 +1,275 @@
+package cache
+
+import (
+	"slices"
+
+	"github.com/proctrack/proctrack/internal/intern"
+	"github.com/proctrack/proctrack/procmon/process"
+)
+
+// Add caches proc. A process whose Key is cached already is treated as an
+// exec (or a refresh) of that entry: its image is replaced and its identity,
+// ancestry and history kept. The parent is taken from the cache, or read from
+// /proc (and cached) when missing. A proc without a start time gets it from
+// /proc; if the process is gone by then it is cached under start time 0.
+// With checksums enabled, they are computed unless the entry already has them
+// for the same binary.
+//
+// After Add the store owns proc: read it under its RLock, and treat Args,
+// Env and Checksums as read-only.
+func (s *EventsStore) Add(proc *process.Process) {
+	if proc == nil {
+		return
+	}
+	budget := maxAncestorReads
+	e := s.add(proc, &budget)
+	if s.GetComputeChecksums() && e != nil {
+		e.proc.RLock()
+		has := len(e.proc.Checksums) > 0
+		e.proc.RUnlock()
+		if !has {
+			s.ComputeChecksums(e.proc)
+		}
+	}
+}
+
+func (s *EventsStore) add(p *process.Process, budget *int) *entry {
+	if p.Starttime == 0 && p.ID > 0 {
+		if k, err := process.CurrentKey(p.ID); err == nil {
+			p.Starttime = int64(k.StartTicks)
+		}
+	}
+	parent := s.resolveParent(p, budget)
+	return s.insert(p, parent)
+}
+
+// resolveParent returns the cache entry of p's parent, reading the parent
+// from /proc (and caching it, with its own ancestors) when the cache lacks
+// it. No store lock is held while /proc is read.
+func (s *EventsStore) resolveParent(p *process.Process, budget *int) *entry {
+	if p.ID <= 1 || p.PPID <= 0 || p.PPID == p.ID {
+		return nil
+	}
+	if e := s.parentInCache(p); e != nil {
+		return e
+	}
+	if *budget <= 0 {
+		return nil
+	}
+	*budget--
+	pp := process.NewProcessEmpty(p.PPID, "")
+	if err := pp.GetDetails(); err != nil || (p.Starttime != 0 && pp.Starttime > p.Starttime) {
+		return nil // gone, or the pid now names a process younger than its child
+	}
+	s.ancestorReads.Add(1)
+	return s.add(pp, budget)
+}
+
+// parentInCache returns the newest cached process with p's PPID that started
+// no later than p.
+func (s *EventsStore) parentInCache(p *process.Process) *entry {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.byPID[p.PPID]
+	if e == nil || (p.Starttime != 0 && e.proc.Starttime > p.Starttime) {
+		return nil
+	}
+	return e
+}
+
+// insert adds p under the store lock, or applies it to the entry of its Key.
+func (s *EventsStore) insert(p *process.Process, parent *entry) *entry {
+	k := p.Key()
+	t := now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.byKey[k]; e != nil {
+		if e.proc != p {
+			s.applyImage(e, p)
+		}
+		e.lastSeen.Store(t)
+		e.confirmed.Store(t)
+		return e
+	}
+	e := &entry{proc: p}
+	s.share(e, p)
+	if parent != nil && parent.proc != p {
+		p.Parent = parent.proc
+		p.Tree = make([]*process.TreeItem, 0, len(parent.proc.Tree)+1)
+		p.Tree = append(append(p.Tree, parent.self), parent.proc.Tree...)
+	}
+	e.self = treeItem(p)
+	e.lastSeen.Store(t)
+	e.confirmed.Store(t)
+	if p.Zombie {
+		e.exited.Store(t)
+	}
+	s.byKey[k] = e
+	if old := s.byPID[p.ID]; old == nil || old.proc.Starttime <= p.Starttime {
+		if old != nil && old.exited.Load() == 0 {
+			// Two live processes cannot share a pid: the old one is gone.
+			old.exited.Store(t)
+			s.exits.Add(1)
+		}
+		s.byPID[p.ID] = e
+	}
+	s.added.Add(1)
+	if len(s.byKey) > s.cfg.MaxEntries {
+		s.evict()
+	}
+	return e
+}
+
+// applyImage replaces e's image with n's: the exec of a cached process, or a
+// refresh of its details. Identity, Parent and Tree stay. The caller holds
+// the store lock.
+func (s *EventsStore) applyImage(e *entry, n *process.Process) {
+	p := e.proc
+	p.Lock()
+	defer p.Unlock()
+	if p.Path != n.Path || !slices.Equal(p.Args, n.Args) {
+		if p.Path != "" {
+			e.prevPaths = append(e.prevPaths, p.Path)
+			if len(e.prevPaths) > maxPrevPaths {
+				e.prevPaths = e.prevPaths[len(e.prevPaths)-maxPrevPaths:]
+			}
+		}
+		e.execs++
+		s.execs.Add(1)
+	}
+	sameExe := p.ExeInode != 0 && p.ExeInode == n.ExeInode && p.ExeDev == n.ExeDev
+	keepSums := p.Checksums
+	p.Path, p.RealPath, p.Args, p.Env, p.Comm, p.CWD = n.Path, n.RealPath, n.Args, n.Env, n.Comm, n.CWD
+	p.Creds, p.UID, p.NS, p.Root = n.Creds, n.UID, n.NS, n.Root
+	p.Cgroup, p.ContainerID, p.ContainerRuntime = n.Cgroup, n.ContainerID, n.ContainerRuntime
+	p.ExeDev, p.ExeInode, p.ExeDeleted, p.Fileless = n.ExeDev, n.ExeInode, n.ExeDeleted, n.Fileless
+	p.KernelThread, p.Zombie, p.Incomplete = n.KernelThread, n.Zombie, n.Incomplete
+	// The parent may have exited and this process been reparented (to a
+	// subreaper or init): PPID follows the kernel, Parent keeps the lineage.
+	p.PPID = n.PPID
+	p.Checksums = n.Checksums
+	if len(p.Checksums) == 0 && sameExe {
+		p.Checksums = keepSums
+	} else {
+		e.sums = nil
+	}
+	s.share(e, p)
+	if e.self.Key != treeName(p) {
+		e.self = treeItem(p) // children forked before the exec keep the old item
+	}
+	if p.Zombie && e.exited.Load() == 0 {
+		e.exited.Store(now())
+	}
+}
+
+// share replaces p's strings, argument list, environment and checksum map
+// with shared copies.
+func (s *EventsStore) share(e *entry, p *process.Process) {
+	p.Path, p.RealPath, p.CWD = intern.String(p.Path), intern.String(p.RealPath), intern.String(p.CWD)
+	p.Comm, p.Root, p.Cgroup = intern.String(p.Comm), intern.String(p.Root), intern.String(p.Cgroup)
+	p.ContainerID, p.ContainerRuntime = intern.String(p.ContainerID), intern.String(p.ContainerRuntime)
+	e.args, e.env = nil, nil
+	if p.Args != nil {
+		e.args = s.argsTab.Share(p.Args)
+		p.Args = e.args.V
+	}
+	if p.Env != nil {
+		e.env = s.mapTab.Share(p.Env)
+		p.Env = e.env.V
+	}
+	if len(p.Checksums) > 0 {
+		e.sums = s.mapTab.Share(p.Checksums)
+		p.Checksums = e.sums.V
+	} else {
+		p.Checksums = nil
+	}
+}
+
+func treeName(p *process.Process) string {
+	if p.Path == "" || p.KernelThread {
+		return p.Comm
+	}
+	return p.Path
+}
+
+func treeItem(p *process.Process) *process.TreeItem {
+	return &process.TreeItem{Key: treeName(p), Value: uint32(p.ID)}
+}
+
+// evict removes about a sixteenth of MaxEntries: exited entries first
+// (oldest exit first), then the least recently seen. The caller holds the
+// store lock.
+func (s *EventsStore) evict() {
+	n := s.cfg.MaxEntries/16 + 1
+	all := make([]*entry, 0, len(s.byKey))
+	for _, e := range s.byKey {
+		all = append(all, e)
+	}
+	slices.SortFunc(all, func(a, b *entry) int {
+		ax, bx := a.exited.Load(), b.exited.Load()
+		switch {
+		case ax != 0 && bx == 0:
+			return -1
+		case ax == 0 && bx != 0:
+			return 1
+		case ax != 0:
+			return cmpInt64(ax, bx)
+		}
+		return cmpInt64(a.lastSeen.Load(), b.lastSeen.Load())
+	})
+	for _, e := range all[:min(n, len(all))] {
+		s.remove(e)
+		s.evicted.Add(1)
+	}
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// remove drops e from the indexes. The caller holds the store lock.
+func (s *EventsStore) remove(e *entry) {
+	k := e.proc.Key()
+	delete(s.byKey, k)
+	if s.byPID[k.PID] == e {
+		delete(s.byPID, k.PID)
+	}
+}
+
+// Update applies proc, the new image of the cached oldProc (an exec), to
+// oldProc's entry. When oldProc is not cached, proc is added.
+func (s *EventsStore) Update(oldProc, proc *process.Process) {
+	if oldProc != nil && proc != nil && oldProc.Key() == proc.Key() {
+		s.mu.Lock()
+		e := s.byKey[oldProc.Key()]
+		if e != nil && e.proc != proc {
+			s.applyImage(e, proc)
+			e.lastSeen.Store(now())
+		}
+		s.mu.Unlock()
+		if e != nil {
+			return
+		}
+	}
+	s.Add(proc)
+}
+
+// UpdateItem refreshes the entry of proc's Key with proc's details, or adds
+// proc when it is not cached.
+func (s *EventsStore) UpdateItem(proc *process.Process) { s.Add(proc) }
+
+// ReplaceItem replaces oldProc with newProc. With the same Key this is an
+// exec (Update); with another (the pid was reused) oldProc is marked exited
+// and newProc added.
+func (s *EventsStore) ReplaceItem(oldProc, newProc *process.Process) {
+	if oldProc != nil && newProc != nil && oldProc.Key() != newProc.Key() {
+		s.Exit(oldProc.Key())
+	}
+	s.Update(oldProc, newProc)
+}

@@ -1,0 +1,41 @@
+// Package cache holds proctrack's process cache, the EventsStore: what every
+// event source feeds and every lookup reads.
+//
+// # Lifecycle of an entry
+//
+//   - Identity. Entries are keyed by process.Key (pid, start ticks). A pid
+//     reused by a new process is a new entry; the old one is never updated
+//     with the new process's details.
+//   - Add. A process is added when an event source reports it (fork, exec)
+//     or a lookup reads it from /proc. Its parent is taken from the cache,
+//     and read from /proc only when missing (and then cached too), so Parent
+//     and Tree cost no /proc read for known ancestors.
+//   - Exec. Adding a process whose Key is cached replaces the entry's image
+//     (path, arguments, environment, credentials, checksums) and keeps its
+//     identity, ancestry and history (the number of execs and the previous
+//     paths).
+//   - Exit. Exit (or the seed's Delete) marks an entry exited. Lookups by
+//     pid still find it for the grace period, because sockets are often
+//     looked up just after their owner exited.
+//   - Removal. DeleteOldItems, run every GCPeriod by Start, removes exited
+//     entries older than the grace period, except those a live descendant
+//     still has as an ancestor. It also confirms, at most once per
+//     GCPeriod, that entries not known to have exited still run, so the
+//     cache stays true without an event source.
+//   - Bound. At MaxEntries, the oldest exited entries are evicted first,
+//     then the least recently seen; evictions are counted.
+//
+// # Concurrency
+//
+// Lookups take a read lock on the store only; /proc reads and hashing are
+// done with no store lock held. A cached *process.Process is shared: read it
+// under its RLock, and treat its Args, Env and Checksums as read-only (equal
+// values are shared among processes to bound memory).
+//
+// # Checksums
+//
+// With checksums enabled (SetComputeChecksums), the store hashes each added
+// process's binary with the algorithms AddChecksumHash selected, through the
+// checksum package (one read for every algorithm, results cached by file).
+// Enabling checksums later back-fills the processes already cached.
+package cache

@@ -1,0 +1,75 @@
+package cache
+
+import (
+	"github.com/proctrack/proctrack/procmon/process"
+)
+
+// Exit records that the process with Key k exited. It stays findable for the
+// grace period, then DeleteOldItems removes it.
+func (s *EventsStore) Exit(k process.Key) {
+	s.mu.RLock()
+	e := s.byKey[k]
+	s.mu.RUnlock()
+	if e != nil {
+		s.markExited(e, now())
+	}
+}
+
+// Delete schedules the newest cached process with pid for deletion, as the
+// seed API names it: the process is marked exited and removed after the
+// grace period.
+func (s *EventsStore) Delete(pid int) {
+	s.mu.RLock()
+	e := s.byPID[pid]
+	s.mu.RUnlock()
+	if e != nil {
+		s.markExited(e, now())
+	}
+}
+
+// DeleteOldItems removes the processes that exited longer than the grace
+// period ago, except those a live cached process has as an ancestor. First
+// it confirms, through /proc, that entries not known to have exited and not
+// confirmed for a GCPeriod still run, so exits are noticed even without an
+// event source. Live processes are never removed.
+func (s *EventsStore) DeleteOldItems() {
+	t := now()
+	var stale []*entry
+	s.mu.RLock()
+	for _, e := range s.byKey {
+		if e.exited.Load() == 0 && t-e.confirmed.Load() >= int64(s.cfg.GCPeriod) {
+			stale = append(stale, e)
+		}
+	}
+	s.mu.RUnlock()
+	for _, e := range stale { // no store lock held while /proc is read
+		s.revalidations.Add(1)
+		if k, err := process.CurrentKey(e.proc.ID); err == nil && k == e.proc.Key() {
+			e.confirmed.Store(t)
+		} else {
+			s.markExited(e, t)
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	needed := make(map[process.Key]bool)
+	for _, e := range s.byKey {
+		if e.exited.Load() != 0 {
+			continue
+		}
+		for a := e.proc.Parent; a != nil; a = a.Parent {
+			k := a.Key()
+			if needed[k] {
+				break
+			}
+			needed[k] = true
+		}
+	}
+	for k, e := range s.byKey {
+		if s.expired(e, t) && !needed[k] {
+			s.remove(e)
+			s.removed.Add(1)
+		}
+	}
+}

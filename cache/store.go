@@ -1,0 +1,243 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/proctrack/proctrack/checksum"
+	"github.com/proctrack/proctrack/internal/intern"
+	"github.com/proctrack/proctrack/procmon/process"
+)
+
+// Defaults of Config.
+const (
+	DefaultGracePeriod     = 10 * time.Second
+	DefaultGCPeriod        = 30 * time.Second
+	DefaultMaxEntries      = 65536
+	DefaultRevalidateAfter = time.Second
+)
+
+// maxAncestorReads bounds how many missing ancestors one Add reads from /proc.
+const maxAncestorReads = 64
+
+// maxPrevPaths bounds the exec history kept per entry.
+const maxPrevPaths = 4
+
+// Config configures an EventsStore. Zero fields take the defaults.
+type Config struct {
+	// GracePeriod is how long an exited process stays findable.
+	GracePeriod time.Duration
+	// GCPeriod is how often Start runs DeleteOldItems (seed 000's gc_period).
+	GCPeriod time.Duration
+	// MaxEntries bounds the number of cached processes.
+	MaxEntries int
+	// RevalidateAfter is how old an entry's last confirmation may be before
+	// a lookup by pid re-reads /proc/<pid>/stat to check that the pid still
+	// belongs to it (one cheap read at most this often per entry).
+	RevalidateAfter time.Duration
+	// Hasher computes checksums; nil means a checksum.New with defaults.
+	Hasher *checksum.Hasher
+	// Logger receives debug logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// ExecEventItem is a snapshot of one cache entry, as the seed API returns
+// it. Proc is the shared cached process (not a copy, unlike the seed).
+type ExecEventItem struct {
+	Proc *process.Process
+	// LastSeen is when an event or a lookup last touched the entry (unix
+	// nanoseconds).
+	LastSeen int64
+	// TTL is the grace period in seconds an exited entry stays.
+	TTL int32
+	// Exited is when the process exited (unix nanoseconds), 0 while alive.
+	Exited int64
+	// Execs counts the execs seen since the entry was added.
+	Execs int32
+	// PrevPaths are the paths of earlier images, oldest first (at most 4).
+	PrevPaths []string
+}
+
+// entry is one cached process.
+type entry struct {
+	proc      *process.Process
+	self      *process.TreeItem // this process as an ancestor in its children's Tree
+	args      *intern.Ref[[]string]
+	env       *intern.Ref[map[string]string]
+	sums      *intern.Ref[map[string]string]
+	lastSeen  atomic.Int64
+	confirmed atomic.Int64
+	exited    atomic.Int64
+	execs     int32    // guarded by the store lock
+	prevPaths []string // guarded by the store lock
+}
+
+// Stats are the store's counters.
+type Stats struct {
+	Entries       int    // cached processes
+	Exited        int    // of which exited, within the grace period
+	Added         uint64 // processes added
+	Execs         uint64 // execs applied to cached processes
+	Exits         uint64 // exits recorded
+	Removed       uint64 // exited entries removed after the grace period
+	Evicted       uint64 // entries evicted at MaxEntries
+	PIDReuses     uint64 // lookups that found a cached pid taken by a new process
+	AncestorReads uint64 // ancestors read from /proc because the cache lacked them
+	Revalidations uint64 // /proc reads made to confirm an entry
+	Checksums     uint64 // processes whose checksums were computed
+	ChecksumErrs  uint64 // checksum computations that failed
+}
+
+// EventsStore is the process cache. Create it with New or NewEventsStore;
+// Start runs its garbage collector until Close.
+type EventsStore struct {
+	cfg Config
+	log *slog.Logger
+
+	mu    sync.RWMutex
+	byKey map[process.Key]*entry
+	byPID map[int]*entry // the newest process seen with each pid
+
+	argsTab *intern.Table[[]string]
+	mapTab  *intern.Table[map[string]string]
+
+	sumMu   sync.RWMutex
+	algos   []string // checksum algorithms, in the order added
+	compute bool
+	hasher  *checksum.Hasher
+
+	added, execs, exits, removed, evicted, reuses atomic.Uint64
+	ancestorReads, revalidations, sums, sumErrs   atomic.Uint64
+
+	runMu  sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewEventsStore returns a store with the default Config, as the seed API
+// names it. It starts nothing; see Start.
+func NewEventsStore() *EventsStore { return New(Config{}) }
+
+// New returns a store configured by cfg. It starts nothing; see Start.
+func New(cfg Config) *EventsStore {
+	if cfg.GracePeriod <= 0 {
+		cfg.GracePeriod = DefaultGracePeriod
+	}
+	if cfg.GCPeriod <= 0 {
+		cfg.GCPeriod = DefaultGCPeriod
+	}
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = DefaultMaxEntries
+	}
+	if cfg.RevalidateAfter <= 0 {
+		cfg.RevalidateAfter = DefaultRevalidateAfter
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &EventsStore{
+		cfg:     cfg,
+		log:     log,
+		byKey:   make(map[process.Key]*entry),
+		byPID:   make(map[int]*entry),
+		argsTab: intern.NewArgs(),
+		mapTab:  intern.NewMap(),
+		algos:   []string{checksum.HashMD5},
+		hasher:  cfg.Hasher,
+	}
+}
+
+// Start runs the garbage collector (DeleteOldItems every GCPeriod) until ctx
+// ends or Close is called. Starting a started store is an error.
+func (s *EventsStore) Start(ctx context.Context) error {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if s.cancel != nil {
+		return errors.New("cache: store already started")
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(s.cfg.GCPeriod)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.DeleteOldItems()
+			}
+		}
+	}()
+	return nil
+}
+
+// Close stops the garbage collector and waits for it. The store stays
+// usable; Close on a store never started does nothing.
+func (s *EventsStore) Close() error {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if s.cancel == nil {
+		return nil
+	}
+	s.cancel()
+	<-s.done
+	s.cancel, s.done = nil, nil
+	return nil
+}
+
+// Len returns the number of cached processes, exited ones included.
+func (s *EventsStore) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.byKey)
+}
+
+// Stats returns the store's counters.
+func (s *EventsStore) Stats() Stats {
+	s.mu.RLock()
+	st := Stats{Entries: len(s.byKey)}
+	for _, e := range s.byKey {
+		if e.exited.Load() != 0 {
+			st.Exited++
+		}
+	}
+	s.mu.RUnlock()
+	st.Added, st.Execs, st.Exits = s.added.Load(), s.execs.Load(), s.exits.Load()
+	st.Removed, st.Evicted, st.PIDReuses = s.removed.Load(), s.evicted.Load(), s.reuses.Load()
+	st.AncestorReads, st.Revalidations = s.ancestorReads.Load(), s.revalidations.Load()
+	st.Checksums, st.ChecksumErrs = s.sums.Load(), s.sumErrs.Load()
+	return st
+}
+
+// item snapshots an entry. The caller holds the store lock (read or write).
+func (s *EventsStore) item(e *entry) ExecEventItem {
+	return ExecEventItem{
+		Proc:      e.proc,
+		LastSeen:  e.lastSeen.Load(),
+		TTL:       int32(s.cfg.GracePeriod / time.Second),
+		Exited:    e.exited.Load(),
+		Execs:     e.execs,
+		PrevPaths: append([]string(nil), e.prevPaths...),
+	}
+}
+
+// Range calls fn for every cached process until fn returns false. It holds
+// the store's read lock: fn must not call the store's writing methods.
+func (s *EventsStore) Range(fn func(item ExecEventItem) bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, e := range s.byKey {
+		if !fn(s.item(e)) {
+			return
+		}
+	}
+}
+
+func now() int64 { return time.Now().UnixNano() }

@@ -1,0 +1,279 @@
+package cache
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/proctrack/proctrack/procmon/process"
+)
+
+func TestAddLookupAncestry(t *testing.T) {
+	s := New(Config{})
+	c := start(t, exec.Command("/bin/sh", "-c", "exec /bin/sleep 60"), "sleep")
+	s.Add(find(t, c.pid))
+	item, found := s.IsInStoreByPID(c.pid)
+	if !found {
+		t.Fatal("not found")
+	}
+	p := item.Proc
+	if p.Parent == nil || p.Parent.ID != os.Getpid() {
+		t.Fatalf("Parent %+v, want the test process", p.Parent)
+	}
+	if len(p.Tree) == 0 || p.Tree[0].Value != uint32(os.Getpid()) || p.Tree[len(p.Tree)-1].Value != 1 && p.Tree[len(p.Tree)-1].Value != uint32(os.Getpid()) {
+		t.Errorf("Tree %v", treeOf(p))
+	}
+	reads := s.Stats().AncestorReads
+	if reads == 0 {
+		t.Error("the ancestors were not read from /proc the first time")
+	}
+	// A sibling: every ancestor is cached now.
+	c2 := start(t, exec.Command("/bin/sleep", "60"), "sleep")
+	s.Add(find(t, c2.pid))
+	if got := s.Stats().AncestorReads; got != reads {
+		t.Errorf("sibling's ancestors read from /proc again: %d reads, had %d", got, reads)
+	}
+	item2, _ := s.IsInStoreByPID(c2.pid)
+	if item2.Proc.Parent != p.Parent {
+		t.Error("siblings do not share the cached parent")
+	}
+	if item2.Proc.Tree[0] != p.Tree[0] {
+		t.Error("siblings do not share the parent's tree item")
+	}
+}
+
+func treeOf(p *process.Process) []string {
+	var out []string
+	for _, it := range p.Tree {
+		out = append(out, strconv.Itoa(int(it.Value))+":"+it.Key)
+	}
+	return out
+}
+
+func TestExecInPlace(t *testing.T) {
+	s := New(Config{})
+	c := start(t, exec.Command("/bin/sh", "-c", "read x; exec /bin/sleep 60"), "")
+	before := find(t, c.pid)
+	s.Add(before)
+	shPath := before.Path
+	parent := before.Parent
+	if _, err := c.stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitComm(t, c.pid, "sleep")
+	after := find(t, c.pid)
+	if after.Key() != before.Key() {
+		t.Fatalf("exec changed the key: %s -> %s", before.Key(), after.Key())
+	}
+	item, needsUpdate, found := s.IsInStore(c.pid, after)
+	if !found || !needsUpdate {
+		t.Fatalf("IsInStore after exec: found %v needsUpdate %v", found, needsUpdate)
+	}
+	s.Update(item.Proc, after)
+	item, found = s.Get(after.Key())
+	sleep, _ := filepath.EvalSymlinks("/bin/sleep")
+	if !found || item.Proc.Path != sleep || item.Execs != 1 {
+		t.Fatalf("after exec: %+v", item)
+	}
+	if len(item.PrevPaths) != 1 || item.PrevPaths[0] != shPath {
+		t.Errorf("PrevPaths %v, want [%s]", item.PrevPaths, shPath)
+	}
+	if item.Proc != before || item.Proc.Parent != parent {
+		t.Error("exec replaced the entry instead of its image")
+	}
+	if s.Len() != len(before.Tree)+1 {
+		t.Errorf("Len %d: the exec added an entry (tree %v)", s.Len(), treeOf(before))
+	}
+}
+
+func TestExitGraceRemoval(t *testing.T) {
+	s := New(Config{GracePeriod: 100 * time.Millisecond, RevalidateAfter: time.Hour})
+	c := start(t, exec.Command("/bin/sleep", "60"), "sleep")
+	s.Add(find(t, c.pid))
+	n := s.Len()
+	c.stop()
+	s.Delete(c.pid)
+	item, found := s.IsInStoreByPID(c.pid)
+	if !found || item.Exited == 0 {
+		t.Fatalf("exited process not findable during the grace period: %+v %v", item, found)
+	}
+	s.DeleteOldItems()
+	if s.Len() != n {
+		t.Fatal("removed before the grace period ended")
+	}
+	time.Sleep(150 * time.Millisecond)
+	if _, found := s.IsInStoreByPID(c.pid); found {
+		t.Error("found after the grace period")
+	}
+	s.DeleteOldItems()
+	if s.Len() != n-1 || s.Stats().Removed != 1 {
+		t.Errorf("Len %d Removed %d, want %d 1", s.Len(), s.Stats().Removed, n-1)
+	}
+}
+
+// TestExitNoticedWithoutEvents: with no event source, lookups and the
+// garbage collector notice exits through /proc.
+func TestExitNoticedWithoutEvents(t *testing.T) {
+	s := New(Config{GracePeriod: time.Hour, GCPeriod: time.Nanosecond, RevalidateAfter: time.Nanosecond})
+	c := start(t, exec.Command("/bin/sleep", "60"), "sleep")
+	s.Add(find(t, c.pid))
+	c.stop()
+	item, found := s.IsInStoreByPID(c.pid)
+	if !found || item.Exited == 0 {
+		t.Errorf("lookup after exit: found %v exited %d", found, item.Exited)
+	}
+	c2 := start(t, exec.Command("/bin/sleep", "60"), "sleep")
+	s.Add(find(t, c2.pid))
+	c2.stop()
+	s.DeleteOldItems()
+	it, _ := s.Get(find(t, os.Getpid()).Key())
+	if it.Exited != 0 {
+		t.Error("the live test process was marked exited")
+	}
+	if s.Stats().Exits < 2 {
+		t.Errorf("Exits %d, want 2", s.Stats().Exits)
+	}
+}
+
+// TestAncestorKeptAndReparent: an exited parent stays while its orphan runs;
+// the orphan is reparented to a subreaper and keeps its lineage.
+func TestAncestorKeptAndReparent(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Skipf("cannot become a subreaper: %v", err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	s := New(Config{GracePeriod: time.Millisecond, RevalidateAfter: time.Nanosecond})
+	sh := start(t, exec.Command("/bin/sh", "-c", "/bin/sleep 60 & echo $!; read x"), "")
+	line, err := sh.out.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphanPID, _ := strconv.Atoi(line[:len(line)-1])
+	defer func() {
+		_ = syscall.Kill(orphanPID, syscall.SIGKILL)
+		_, _ = syscall.Wait4(orphanPID, nil, 0, nil)
+	}()
+	waitComm(t, orphanPID, "sleep")
+	s.Add(find(t, orphanPID))
+	shKey := find(t, sh.pid).Key()
+	sh.stop() // the parent exits; the sleep is reparented to us
+	s.Exit(shKey)
+	time.Sleep(5 * time.Millisecond)
+	s.DeleteOldItems()
+	if _, found := s.Get(shKey); !found {
+		t.Fatal("exited parent removed while its child runs")
+	}
+	now := find(t, orphanPID)
+	if now.PPID != os.Getpid() {
+		t.Fatalf("orphan's PPID %d, want the subreaper %d", now.PPID, os.Getpid())
+	}
+	s.UpdateItem(now)
+	item, _ := s.IsInStoreByPID(orphanPID)
+	if item.Proc.PPID != os.Getpid() || item.Proc.Parent == nil || item.Proc.Parent.Key() != shKey {
+		t.Errorf("after reparenting: PPID %d Parent %+v, want PPID %d and the original parent", item.Proc.PPID, item.Proc.Parent, os.Getpid())
+	}
+	// Once the orphan exits too, both go.
+	_ = syscall.Kill(orphanPID, syscall.SIGKILL)
+	_, _ = syscall.Wait4(orphanPID, nil, 0, nil)
+	s.Delete(orphanPID)
+	time.Sleep(5 * time.Millisecond)
+	s.DeleteOldItems()
+	if _, found := s.Get(shKey); found {
+		t.Error("parent kept after its last descendant exited")
+	}
+}
+
+func TestMaxEntries(t *testing.T) {
+	s := New(Config{MaxEntries: 100, RevalidateAfter: time.Hour})
+	for i := 0; i < 50; i++ {
+		p := synthetic(i, "/usr/bin/old")
+		s.Add(p)
+		s.Exit(p.Key())
+	}
+	for i := 50; i < 300; i++ {
+		s.Add(synthetic(i, "/usr/bin/live"))
+	}
+	st := s.Stats()
+	if st.Entries > 100 || st.Evicted == 0 {
+		t.Fatalf("Entries %d Evicted %d", st.Entries, st.Evicted)
+	}
+	if st.Exited != 0 {
+		t.Errorf("%d exited entries survived while live ones were evicted", st.Exited)
+	}
+	if _, found := s.Get(synthetic(299, "/usr/bin/live").Key()); !found {
+		t.Error("the newest entry was evicted")
+	}
+}
+
+func TestConcurrentAddLookup(t *testing.T) {
+	s := New(Config{RevalidateAfter: time.Microsecond, MaxEntries: 500})
+	pids, err := process.PIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 300; i++ {
+				switch i % 4 {
+				case 0:
+					if p := process.FindProcess(pids[(i+w)%len(pids)], false); p != nil {
+						s.Add(p)
+					}
+				case 1:
+					s.Add(synthetic(w*1000+i, "/usr/bin/x", strconv.Itoa(i)))
+				case 2:
+					if item, ok := s.IsInStoreByPID(pids[i%len(pids)]); ok {
+						item.Proc.RLock()
+						_ = item.Proc.Path + item.Proc.Serialize().Path
+						item.Proc.RUnlock()
+					}
+				case 3:
+					s.DeleteOldItems()
+					s.Range(func(ExecEventItem) bool { return true })
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() == 0 {
+		t.Error("nothing cached")
+	}
+}
+
+func TestStartCloseNoLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	s := New(Config{GCPeriod: time.Millisecond})
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err == nil {
+		t.Error("second Start did not fail")
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("goroutines %d -> %d after Close", before, after)
+	}
+}
