@@ -38,9 +38,7 @@ func TestShareEnv(t *testing.T) {
 // TestFreed: a value no holder references leaves the table.
 func TestFreed(t *testing.T) {
 	tab := NewArgs()
-	r := tab.Share([]string{"x", "y"})
-	r = nil
-	_ = r
+	func() { _ = tab.Share([]string{"x", "y"}) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for tab.Len() != 0 && time.Now().Before(deadline) {
 		runtime.GC()
