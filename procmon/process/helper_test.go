@@ -47,9 +47,9 @@ type child struct {
 	pid   int
 }
 
-// startChild starts cmd, waits until it printed "ready" (or, with
-// waitReady false, until its /proc/<pid>/exe is no longer the starter's), and
-// registers its cleanup.
+// startChild starts cmd, waits until it printed "ready" when waitReady is
+// true, and registers its cleanup. Callers of a wrapper (sh, chroot,
+// setpriv) wait for the final binary with waitExec.
 func startChild(t testing.TB, cmd *exec.Cmd, waitReady bool) *child {
 	t.Helper()
 	stdin, err := cmd.StdinPipe()
@@ -71,8 +71,6 @@ func startChild(t testing.TB, cmd *exec.Cmd, waitReady bool) *child {
 		if err != nil || line != "ready\n" {
 			t.Fatalf("child %v: %q %v", cmd.Args, line, err)
 		}
-	} else {
-		waitExec(t, c.pid, cmd.Path)
 	}
 	return c
 }
@@ -82,6 +80,9 @@ func startChild(t testing.TB, cmd *exec.Cmd, waitReady bool) *child {
 func waitExec(t testing.TB, pid int, path string) {
 	t.Helper()
 	want := filepath.Base(path)
+	if len(want) > 15 {
+		want = want[:15] // TASK_COMM_LEN - 1
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))

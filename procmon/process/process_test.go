@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFindProcessArgsEnvComm(t *testing.T) {
@@ -131,6 +132,7 @@ func TestDeletedBinary(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "sleep copy")
 	copyFile(t, "/bin/sleep", bin, 0o755)
 	c := startChild(t, exec.Command(bin, "60"), false)
+	waitExec(t, c.pid, bin)
 	if err := os.Remove(bin); err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +156,7 @@ func TestNotDeletedButNamedSo(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "sleep (deleted)")
 	copyFile(t, "/bin/sleep", bin, 0o755)
 	c := startChild(t, exec.Command(bin, "60"), false)
+	waitExec(t, c.pid, bin)
 	p := FindProcess(c.pid, false)
 	if p == nil || p.Path != bin || p.ExeDeleted {
 		t.Fatalf("got %+v, want Path %q not deleted", p, bin)
@@ -240,6 +243,7 @@ func TestParentTreeIsChild(t *testing.T) {
 		t.Errorf("Tree ends at %d, want 1", last.Value)
 	}
 	sl := startChild(t, exec.Command("/bin/sleep", "60"), false)
+	waitExec(t, sl.pid, "sleep")
 	if q := FindProcess(sl.pid, false); q == nil || q.IsChild() {
 		t.Error("a child running another binary is IsChild")
 	}
@@ -317,5 +321,41 @@ func copyFile(t testing.TB, src, dst string, mode os.FileMode) {
 	}
 	if err := os.WriteFile(dst, b, mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestReadCommAndPPID(t *testing.T) {
+	c := startChild(t, helperCmd("comm=renamed"), true)
+	p := NewProcessEmpty(c.pid, "")
+	if err := p.ReadComm(); err != nil || p.Comm != "renamed" {
+		t.Errorf("ReadComm: %q %v", p.Comm, err)
+	}
+	p.ReadPPID()
+	if p.PPID != os.Getpid() {
+		t.Errorf("ReadPPID: %d, want %d", p.PPID, os.Getpid())
+	}
+}
+
+// TestZombie: a child that exited and was not reaped is found as a zombie,
+// not as a running process with empty details.
+func TestZombie(t *testing.T) {
+	cmd := exec.Command("/bin/true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	pid := cmd.Process.Pid
+	for i := 0; i < 1000; i++ {
+		if p := NewProcess(pid, ""); p.Zombie {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p := FindProcess(pid, false)
+	if p == nil || !p.Zombie || p.IsAlive() || p.Path != "" || p.Incomplete {
+		t.Fatalf("zombie read as %+v", p)
+	}
+	if _, err := CurrentKey(pid); !errors.Is(err, ErrGone) {
+		t.Errorf("CurrentKey of a zombie: %v, want ErrGone", err)
 	}
 }
