@@ -13,7 +13,7 @@ func TestSeedSurface(t *testing.T) {
 	}
 	EventsCache.Add(p)
 	item, found := EventsCache.IsInStoreByPID(p.ID)
-	if !found || item.Proc != p {
+	if !found || item.Proc.Key() != p.Key() {
 		t.Fatal("EventsCache does not hold the added process")
 	}
 	if NewProcessWithParent(10, 1, "x").PPID != 1 || NewProcessEmpty(10, "x").Comm != "x" {
