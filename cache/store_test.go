@@ -14,14 +14,15 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
 func TestAddLookupAncestry(t *testing.T) {
 	s := New(Config{})
 	c := start(t, exec.Command("/bin/sh", "-c", "exec /bin/sleep 60"), "sleep")
-	s.Add(find(t, c.pid))
-	item, found := s.IsInStoreByPID(c.pid)
+	s.Add(find(t, c.PID))
+	item, found := s.IsInStoreByPID(c.PID)
 	if !found {
 		t.Fatal("not found")
 	}
@@ -38,11 +39,11 @@ func TestAddLookupAncestry(t *testing.T) {
 	}
 	// A sibling: every ancestor is cached now.
 	c2 := start(t, exec.Command("/bin/sleep", "60"), "sleep")
-	s.Add(find(t, c2.pid))
+	s.Add(find(t, c2.PID))
 	if got := s.Stats().AncestorReads; got != reads {
 		t.Errorf("sibling's ancestors read from /proc again: %d reads, had %d", got, reads)
 	}
-	item2, _ := s.IsInStoreByPID(c2.pid)
+	item2, _ := s.IsInStoreByPID(c2.PID)
 	if item2.Proc.Parent != p.Parent {
 		t.Error("siblings do not share the cached parent")
 	}
@@ -62,19 +63,19 @@ func treeOf(p *process.Process) []string {
 func TestExecInPlace(t *testing.T) {
 	s := New(Config{})
 	c := start(t, exec.Command("/bin/sh", "-c", "read x; exec /bin/sleep 60"), "")
-	before := find(t, c.pid)
+	before := find(t, c.PID)
 	s.Add(before)
 	shPath := before.Path
 	parent := before.Parent
-	if _, err := c.stdin.Write([]byte("go\n")); err != nil {
+	if _, err := c.Stdin.Write([]byte("go\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitComm(t, c.pid, "sleep")
-	after := find(t, c.pid)
+	proctest.WaitComm(t, c.PID, "sleep")
+	after := find(t, c.PID)
 	if after.Key() != before.Key() {
 		t.Fatalf("exec changed the key: %s -> %s", before.Key(), after.Key())
 	}
-	item, needsUpdate, found := s.IsInStore(c.pid, after)
+	item, needsUpdate, found := s.IsInStore(c.PID, after)
 	if !found || !needsUpdate {
 		t.Fatalf("IsInStore after exec: found %v needsUpdate %v", found, needsUpdate)
 	}
@@ -98,11 +99,11 @@ func TestExecInPlace(t *testing.T) {
 func TestExitGraceRemoval(t *testing.T) {
 	s := New(Config{GracePeriod: 100 * time.Millisecond, RevalidateAfter: time.Hour})
 	c := start(t, exec.Command("/bin/sleep", "60"), "sleep")
-	s.Add(find(t, c.pid))
+	s.Add(find(t, c.PID))
 	n := s.Len()
-	c.stop()
-	s.Delete(c.pid)
-	item, found := s.IsInStoreByPID(c.pid)
+	c.Stop()
+	s.Delete(c.PID)
+	item, found := s.IsInStoreByPID(c.PID)
 	if !found || item.Exited == 0 {
 		t.Fatalf("exited process not findable during the grace period: %+v %v", item, found)
 	}
@@ -111,7 +112,7 @@ func TestExitGraceRemoval(t *testing.T) {
 		t.Fatal("removed before the grace period ended")
 	}
 	time.Sleep(150 * time.Millisecond)
-	if _, found := s.IsInStoreByPID(c.pid); found {
+	if _, found := s.IsInStoreByPID(c.PID); found {
 		t.Error("found after the grace period")
 	}
 	s.DeleteOldItems()
@@ -125,15 +126,15 @@ func TestExitGraceRemoval(t *testing.T) {
 func TestExitNoticedWithoutEvents(t *testing.T) {
 	s := New(Config{GracePeriod: time.Hour, GCPeriod: time.Nanosecond, RevalidateAfter: time.Nanosecond})
 	c := start(t, exec.Command("/bin/sleep", "60"), "sleep")
-	s.Add(find(t, c.pid))
-	c.stop()
-	item, found := s.IsInStoreByPID(c.pid)
+	s.Add(find(t, c.PID))
+	c.Stop()
+	item, found := s.IsInStoreByPID(c.PID)
 	if !found || item.Exited == 0 {
 		t.Errorf("lookup after exit: found %v exited %d", found, item.Exited)
 	}
 	c2 := start(t, exec.Command("/bin/sleep", "60"), "sleep")
-	s.Add(find(t, c2.pid))
-	c2.stop()
+	s.Add(find(t, c2.PID))
+	c2.Stop()
 	s.DeleteOldItems()
 	it, _ := s.Get(find(t, os.Getpid()).Key())
 	if it.Exited != 0 {
@@ -153,7 +154,7 @@ func TestAncestorKeptAndReparent(t *testing.T) {
 	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 	s := New(Config{GracePeriod: time.Millisecond, RevalidateAfter: time.Nanosecond})
 	sh := start(t, exec.Command("/bin/sh", "-c", "/bin/sleep 60 & echo $!; read x"), "")
-	line, err := sh.out.ReadString('\n')
+	line, err := sh.Out.ReadString('\n')
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,10 +163,10 @@ func TestAncestorKeptAndReparent(t *testing.T) {
 		_ = syscall.Kill(orphanPID, syscall.SIGKILL)
 		_, _ = syscall.Wait4(orphanPID, nil, 0, nil)
 	}()
-	waitComm(t, orphanPID, "sleep")
+	proctest.WaitComm(t, orphanPID, "sleep")
 	s.Add(find(t, orphanPID))
-	shKey := find(t, sh.pid).Key()
-	sh.stop() // the parent exits; the sleep is reparented to us
+	shKey := find(t, sh.PID).Key()
+	sh.Stop() // the parent exits; the sleep is reparented to us
 	s.Exit(shKey)
 	time.Sleep(5 * time.Millisecond)
 	s.DeleteOldItems()

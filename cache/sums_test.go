@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
@@ -57,7 +58,7 @@ func TestDigestsMatchCoreutils(t *testing.T) {
 			continue
 		}
 		for algo, tool := range map[string]string{process.HashMD5: "md5sum", process.HashSHA1: "sha1sum", process.HashSHA256: "sha256sum"} {
-			want := coreutilsSum(t, tool, exe)
+			want := proctest.CoreutilsSum(t, tool, exe)
 			if sums[algo] != want {
 				t.Errorf("pid %d (%s) %s = %s, %s says %s", pid, p.Path, algo, sums[algo], tool, want)
 			}
@@ -88,7 +89,7 @@ func TestDeletedBinaryHashed(t *testing.T) {
 	s := New(Config{})
 	s.AddChecksumHash(process.HashSHA256)
 	s.SetComputeChecksums(true)
-	p := find(t, c.pid)
+	p := find(t, c.PID)
 	if !p.ExeDeleted {
 		t.Fatal("binary not seen as deleted")
 	}
@@ -107,8 +108,8 @@ func TestDeletedBinaryHashed(t *testing.T) {
 func TestBackfill(t *testing.T) {
 	s := New(Config{})
 	c := start(t, exec.Command("/bin/sleep", "60"), "sleep")
-	s.Add(find(t, c.pid))
-	item, _ := s.IsInStoreByPID(c.pid)
+	s.Add(find(t, c.PID))
+	item, _ := s.IsInStoreByPID(c.PID)
 	if item.Proc.ChecksumsCount() != 0 {
 		t.Fatal("checksums computed while disabled")
 	}
@@ -119,7 +120,7 @@ func TestBackfill(t *testing.T) {
 	item.Proc.RLock()
 	got := item.Proc.Checksums[process.HashMD5]
 	item.Proc.RUnlock()
-	if want := coreutilsSum(t, "md5sum", "/bin/sleep"); got != want {
+	if want := proctest.CoreutilsSum(t, "md5sum", "/bin/sleep"); got != want {
 		t.Errorf("back-filled md5 %q, want %q", got, want)
 	}
 	s.DisableChecksums()
@@ -142,45 +143,45 @@ func TestPIDReuseNotInherited(t *testing.T) {
 	allAlgos(s)
 	s.SetComputeChecksums(true)
 	first := start(t, exec.Command("/bin/sleep", "60"), "sleep")
-	oldProc := find(t, first.pid)
+	oldProc := find(t, first.PID)
 	s.Add(oldProc)
 	oldSums := oldProc.Checksums[process.HashSHA256]
 	if oldSums == "" {
 		t.Fatal("no checksum for the first process")
 	}
-	first.stop()
+	first.Stop()
 	time.Sleep(20 * time.Millisecond) // let a clock tick pass (see process.Key)
 
-	var second *child
+	var second *proctest.Child
 	for try := 0; try < 20 && second == nil; try++ {
-		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(first.pid-1)), 0); err != nil {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(first.PID-1)), 0); err != nil {
 			t.Skipf("ns_last_pid: %v", err)
 		}
 		c := start(t, exec.Command("/bin/cat"), "cat")
-		if c.pid == first.pid {
+		if c.PID == first.PID {
 			second = c
 		} else {
-			c.stop()
+			c.Stop()
 		}
 	}
 	if second == nil {
 		t.Skip("could not get the pid back (busy machine)")
 	}
-	if item, found := s.IsInStoreByPID(first.pid); found {
+	if item, found := s.IsInStoreByPID(first.PID); found {
 		t.Fatalf("a reused pid was reported as its old process %s", item.Proc.Path)
 	}
 	if s.Stats().PIDReuses == 0 {
 		t.Error("reuse not counted")
 	}
-	newProc := find(t, second.pid)
+	newProc := find(t, second.PID)
 	s.Add(newProc)
-	item, found := s.IsInStoreByPID(first.pid)
+	item, found := s.IsInStoreByPID(first.PID)
 	if !found || item.Proc != newProc {
 		t.Fatal("new process not found by pid")
 	}
 	cat, _ := filepath.EvalSymlinks("/bin/cat")
 	if item.Proc.Path != cat || item.Proc.Checksums[process.HashSHA256] == oldSums ||
-		item.Proc.Checksums[process.HashSHA256] != coreutilsSum(t, "sha256sum", cat) {
+		item.Proc.Checksums[process.HashSHA256] != proctest.CoreutilsSum(t, "sha256sum", cat) {
 		t.Errorf("new process: path %q sha256 %q (old %q)", item.Proc.Path, item.Proc.Checksums[process.HashSHA256], oldSums)
 	}
 	old, found := s.Get(oldProc.Key())

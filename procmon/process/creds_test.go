@@ -8,15 +8,17 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/proctrack/proctrack/internal/proctest"
 )
 
 // TestCredentialsOfChildren starts children with other uids, gids, groups
 // and capability sets (through setpriv) and checks the Process against
 // /proc/<pid>/status and capsh --decode.
 func TestCredentialsOfChildren(t *testing.T) {
-	requireRoot(t)
-	setpriv := requireTool(t, "setpriv")
-	capsh := requireTool(t, "capsh")
+	proctest.RequireRoot(t, "changes credentials, chroots, forces pids or reads other users' /proc")
+	setpriv := proctest.RequireTool(t, "setpriv")
+	capsh := proctest.RequireTool(t, "capsh")
 	cases := []struct {
 		name string
 		args []string
@@ -42,8 +44,8 @@ func TestCredentialsOfChildren(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append(append([]string{}, tc.args...), "/bin/sleep", "60")
 			c := startChild(t, exec.Command(setpriv, args...), false)
-			waitExec(t, c.pid, "/bin/sleep")
-			p := FindProcess(c.pid, false)
+			proctest.WaitComm(t, c.PID, "/bin/sleep")
+			p := FindProcess(c.PID, false)
 			if p == nil {
 				t.Fatal("nil")
 			}
@@ -59,19 +61,19 @@ func TestCredentialsOfChildren(t *testing.T) {
 			}
 			// Every id and set against the status file, read independently.
 			ids := func(a, b, c, d uint32) string { return fmt.Sprintf("%d\t%d\t%d\t%d", a, b, c, d) }
-			if got, want := ids(cr.UID, cr.EUID, cr.SUID, cr.FSUID), statusField(t, c.pid, "Uid"); got != want {
+			if got, want := ids(cr.UID, cr.EUID, cr.SUID, cr.FSUID), statusField(t, c.PID, "Uid"); got != want {
 				t.Errorf("Uid %q, status %q", got, want)
 			}
-			if got, want := ids(cr.GID, cr.EGID, cr.SGID, cr.FSGID), statusField(t, c.pid, "Gid"); got != want {
+			if got, want := ids(cr.GID, cr.EGID, cr.SGID, cr.FSGID), statusField(t, c.PID, "Gid"); got != want {
 				t.Errorf("Gid %q, status %q", got, want)
 			}
-			if got, want := cr.NoNewPrivs, statusField(t, c.pid, "NoNewPrivs") == "1"; got != want {
+			if got, want := cr.NoNewPrivs, statusField(t, c.PID, "NoNewPrivs") == "1"; got != want {
 				t.Errorf("NoNewPrivs %v, status %v", got, want)
 			}
 			sets := map[string]CapSet{"CapInh": cr.CapInheritable, "CapPrm": cr.CapPermitted,
 				"CapEff": cr.CapEffective, "CapBnd": cr.CapBounding, "CapAmb": cr.CapAmbient}
 			for key, set := range sets {
-				hex := statusField(t, c.pid, key)
+				hex := statusField(t, c.PID, key)
 				if set.Hex() != hex {
 					t.Errorf("%s %s, status %s", key, set.Hex(), hex)
 				}
@@ -98,17 +100,17 @@ func TestCredentialsOfChildren(t *testing.T) {
 
 // TestUserNamespace: a child in a new user namespace reports it.
 func TestUserNamespace(t *testing.T) {
-	unshare := requireTool(t, "unshare")
+	unshare := proctest.RequireTool(t, "unshare")
 	c := startChild(t, exec.Command(unshare, "--user", "--map-root-user", "/bin/sleep", "60"), false)
-	waitExec(t, c.pid, "/bin/sleep")
-	p := FindProcess(c.pid, false)
+	proctest.WaitComm(t, c.PID, "/bin/sleep")
+	p := FindProcess(c.PID, false)
 	if p == nil {
 		t.Fatal("nil")
 	}
 	if p.Creds.UserNS == 0 || p.Creds.InHostUserNS() {
 		t.Errorf("UserNS %d: want a new user namespace", p.Creds.UserNS)
 	}
-	link, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", c.pid))
+	link, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", c.PID))
 	if want := "user:[" + strconv.FormatUint(p.Creds.UserNS, 10) + "]"; link != want {
 		t.Errorf("ns link %q, UserNS %d", link, p.Creds.UserNS)
 	}
@@ -117,12 +119,12 @@ func TestUserNamespace(t *testing.T) {
 // TestChrootedChild: the exe link of a chrooted process is the host path of
 // the binary (the chroot directory included); Root is the chroot.
 func TestChrootedChild(t *testing.T) {
-	requireRoot(t)
+	proctest.RequireRoot(t, "changes credentials, chroots, forces pids or reads other users' /proc")
 	dir := t.TempDir()
 	newRoot := makeRootWithSleep(t, dir)
 	c := startChild(t, exec.Command("chroot", newRoot, "/bin/sleep", "60"), false)
-	waitExec(t, c.pid, "/bin/sleep")
-	p := FindProcess(c.pid, false)
+	proctest.WaitComm(t, c.PID, "/bin/sleep")
+	p := FindProcess(c.PID, false)
 	if p == nil {
 		t.Fatal("nil")
 	}
@@ -139,21 +141,21 @@ func TestChrootedChild(t *testing.T) {
 // binary at a path the host does not have; RealPath reaches it through
 // /proc/<pid>/root.
 func TestMountNamespaceChild(t *testing.T) {
-	requireRoot(t)
-	unshare := requireTool(t, "unshare")
+	proctest.RequireRoot(t, "changes credentials, chroots, forces pids or reads other users' /proc")
+	unshare := proctest.RequireTool(t, "unshare")
 	dir := t.TempDir()
 	copyFile(t, "/bin/sleep", filepath.Join(dir, "sleep-in-ns"), 0o755)
 	script := fmt.Sprintf("mount --bind %s /mnt && exec /mnt/sleep-in-ns 60", dir)
 	c := startChild(t, exec.Command(unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", script), false)
-	waitExec(t, c.pid, "sleep-in-ns")
-	p := FindProcess(c.pid, false)
+	proctest.WaitComm(t, c.PID, "sleep-in-ns")
+	p := FindProcess(c.PID, false)
 	if p == nil {
 		t.Fatal("nil")
 	}
 	if p.Path != "/mnt/sleep-in-ns" {
 		t.Errorf("Path %q, want /mnt/sleep-in-ns", p.Path)
 	}
-	if want := fmt.Sprintf("/proc/%d/root/mnt/sleep-in-ns", c.pid); p.RealPath != want {
+	if want := fmt.Sprintf("/proc/%d/root/mnt/sleep-in-ns", c.PID); p.RealPath != want {
 		t.Errorf("RealPath %q, want %q", p.RealPath, want)
 	}
 	self := FindProcess(os.Getpid(), false)
@@ -166,7 +168,7 @@ func TestMountNamespaceChild(t *testing.T) {
 // names, at their paths.
 func makeRootWithSleep(t *testing.T, dir string) string {
 	t.Helper()
-	requireTool(t, "ldd")
+	proctest.RequireTool(t, "ldd")
 	out, err := exec.Command("ldd", "/bin/sleep").Output()
 	if err != nil {
 		t.Skipf("ldd /bin/sleep: %v", err)

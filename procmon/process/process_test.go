@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/proctrack/proctrack/internal/proctest"
 )
 
 func TestFindProcessArgsEnvComm(t *testing.T) {
@@ -20,7 +22,7 @@ func TestFindProcessArgsEnvComm(t *testing.T) {
 	cmd.Env = append(cmd.Env, "WITH_EQ=a=b=c", "EMPTY=", "SPACES=one two")
 	c := startChild(t, cmd, true)
 
-	p := FindProcess(c.pid, false)
+	p := FindProcess(c.PID, false)
 	if p == nil {
 		t.Fatal("FindProcess returned nil for a live child")
 	}
@@ -48,7 +50,7 @@ func TestFindProcessArgsEnvComm(t *testing.T) {
 	if p.Starttime == 0 || p.StartedAt.IsZero() {
 		t.Errorf("start time not set: %d %v", p.Starttime, p.StartedAt)
 	}
-	if got, want := p.Key().String(), strconv.Itoa(c.pid)+"-"+strconv.FormatInt(p.Starttime, 10); got != want {
+	if got, want := p.Key().String(), strconv.Itoa(c.PID)+"-"+strconv.FormatInt(p.Starttime, 10); got != want {
 		t.Errorf("Key = %q, want %q", got, want)
 	}
 	if !p.IsAlive() {
@@ -63,7 +65,7 @@ func TestFindProcessArgsEnvComm(t *testing.T) {
 // TestFindProcessAgreesWithPs compares every process on the machine with ps
 // and with /proc/<pid>/cmdline.
 func TestFindProcessAgreesWithPs(t *testing.T) {
-	requireTool(t, "ps")
+	proctest.RequireTool(t, "ps")
 	out, err := exec.Command("ps", "-e", "-o", "pid=,ppid=,euid=,comm=").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -132,11 +134,11 @@ func TestDeletedBinary(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "sleep copy")
 	copyFile(t, "/bin/sleep", bin, 0o755)
 	c := startChild(t, exec.Command(bin, "60"), false)
-	waitExec(t, c.pid, bin)
+	proctest.WaitComm(t, c.PID, bin)
 	if err := os.Remove(bin); err != nil {
 		t.Fatal(err)
 	}
-	p := FindProcess(c.pid, false)
+	p := FindProcess(c.PID, false)
 	if p == nil {
 		t.Fatal("nil")
 	}
@@ -156,8 +158,8 @@ func TestNotDeletedButNamedSo(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "sleep (deleted)")
 	copyFile(t, "/bin/sleep", bin, 0o755)
 	c := startChild(t, exec.Command(bin, "60"), false)
-	waitExec(t, c.pid, bin)
-	p := FindProcess(c.pid, false)
+	proctest.WaitComm(t, c.PID, bin)
+	p := FindProcess(c.PID, false)
 	if p == nil || p.Path != bin || p.ExeDeleted {
 		t.Fatalf("got %+v, want Path %q not deleted", p, bin)
 	}
@@ -169,8 +171,8 @@ func TestExecThroughProcSelfAndFd(t *testing.T) {
 	// SetPath must turn the reported /proc/self/fd/N path into it.
 	sh := exec.Command("/bin/sh", "-c", "exec 3</bin/sleep; exec /proc/self/fd/3 60")
 	c := startChild(t, sh, false)
-	waitExec(t, c.pid, "/proc/self/fd/3") // comm becomes "3"
-	p := FindProcess(c.pid, false)
+	proctest.WaitComm(t, c.PID, "/proc/self/fd/3") // comm becomes "3"
+	p := FindProcess(c.PID, false)
 	if p == nil {
 		t.Fatal("nil")
 	}
@@ -186,7 +188,7 @@ func TestExecThroughProcSelfAndFd(t *testing.T) {
 	cmd.Env = append(os.Environ(), "PROCTRACK_HELPER=plain")
 	cmd.Path = "/proc/self/exe"
 	c2 := startChild(t, cmd, true)
-	p2 := FindProcess(c2.pid, false)
+	p2 := FindProcess(c2.PID, false)
 	exe, _ := filepath.EvalSymlinks(os.Args[0])
 	if p2 == nil || len(p2.Args) == 0 || p2.Args[0] != exe {
 		t.Errorf("Args[0] after CleanArgs = %v, want %q", p2, exe)
@@ -204,7 +206,7 @@ func TestRelativeSetPath(t *testing.T) {
 
 func TestIsAliveAndReuse(t *testing.T) {
 	c := startChild(t, helperCmd("plain"), true)
-	p := FindProcess(c.pid, false)
+	p := FindProcess(c.PID, false)
 	if p == nil || !p.IsAlive() {
 		t.Fatal("child not alive")
 	}
@@ -220,14 +222,14 @@ func TestIsAliveAndReuse(t *testing.T) {
 	if p.IsAlive() {
 		t.Error("reaped child reported alive")
 	}
-	if FindProcess(c.pid, false) != nil {
+	if FindProcess(c.PID, false) != nil {
 		t.Error("FindProcess found a reaped child")
 	}
 }
 
 func TestParentTreeIsChild(t *testing.T) {
 	c := startChild(t, helperCmd("plain"), true)
-	p := FindProcess(c.pid, false)
+	p := FindProcess(c.PID, false)
 	p.BuildTree()
 	if len(p.Tree) == 0 || p.Tree[0].Value != uint32(os.Getpid()) {
 		t.Fatalf("Tree %v does not start with the test process %d", p.Tree, os.Getpid())
@@ -243,8 +245,8 @@ func TestParentTreeIsChild(t *testing.T) {
 		t.Errorf("Tree ends at %d, want 1", last.Value)
 	}
 	sl := startChild(t, exec.Command("/bin/sleep", "60"), false)
-	waitExec(t, sl.pid, "sleep")
-	if q := FindProcess(sl.pid, false); q == nil || q.IsChild() {
+	proctest.WaitComm(t, sl.PID, "sleep")
+	if q := FindProcess(sl.PID, false); q == nil || q.IsChild() {
 		t.Error("a child running another binary is IsChild")
 	}
 }
@@ -263,11 +265,11 @@ func TestFindProcessUnknown(t *testing.T) {
 
 func TestGetExtraInfoAndDumpImage(t *testing.T) {
 	c := startChild(t, helperCmd("plain"), true)
-	p := FindProcess(c.pid, false)
+	p := FindProcess(c.PID, false)
 	if err := p.GetExtraInfo(); err != nil {
 		t.Fatal(err)
 	}
-	if p.Statm == nil || p.Statm.Size == 0 || p.Maps == "" || !strings.HasPrefix(p.Stat, strconv.Itoa(c.pid)+" (") {
+	if p.Statm == nil || p.Statm.Size == 0 || p.Maps == "" || !strings.HasPrefix(p.Stat, strconv.Itoa(c.PID)+" (") {
 		t.Errorf("extra info missing: statm %+v maps %d stat %q", p.Statm, len(p.Maps), p.Stat)
 	}
 	if p.IOStats == nil || p.NetStats == nil {
@@ -284,7 +286,7 @@ func TestGetExtraInfoAndDumpImage(t *testing.T) {
 	}
 	img, err := p.DumpImage()
 	if err != nil {
-		requireRoot(t)
+		proctest.RequireRoot(t, "changes credentials, chroots, forces pids or reads other users' /proc")
 		t.Fatal(err)
 	}
 	if !bytes.HasPrefix(img, []byte("\x7fELF")) {
@@ -326,7 +328,7 @@ func copyFile(t testing.TB, src, dst string, mode os.FileMode) {
 
 func TestReadCommAndPPID(t *testing.T) {
 	c := startChild(t, helperCmd("comm=renamed"), true)
-	p := NewProcessEmpty(c.pid, "")
+	p := NewProcessEmpty(c.PID, "")
 	if err := p.ReadComm(); err != nil || p.Comm != "renamed" {
 		t.Errorf("ReadComm: %q %v", p.Comm, err)
 	}

@@ -8,20 +8,22 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/proctrack/proctrack/internal/proctest"
 )
 
 // forcePID starts cmd with the given pid by writing pid-1 to
 // /proc/sys/kernel/ns_last_pid just before the fork. Another fork on the
 // machine can take the pid first, so it retries a few times.
-func forcePID(t testing.TB, pid int, mk func() *exec.Cmd) *child {
+func forcePID(t testing.TB, pid int, mk func() *exec.Cmd) *proctest.Child {
 	t.Helper()
-	requireRoot(t)
+	proctest.RequireRoot(t, "changes credentials, chroots, forces pids or reads other users' /proc")
 	for try := 0; try < 20; try++ {
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
 			t.Skipf("cannot set ns_last_pid: %v", err)
 		}
 		c := startChild(t, mk(), true)
-		if c.pid == pid {
+		if c.PID == pid {
 			return c
 		}
 		c.Stop()
@@ -34,7 +36,7 @@ func forcePID(t testing.TB, pid int, mk func() *exec.Cmd) *child {
 // Process is not alive, and its details are not refreshed from the new one.
 func TestPIDReuse(t *testing.T) {
 	first := startChild(t, helperCmd("plain", "first"), true)
-	old := FindProcess(first.pid, false)
+	old := FindProcess(first.PID, false)
 	if old == nil {
 		t.Fatal("nil")
 	}
@@ -44,8 +46,8 @@ func TestPIDReuse(t *testing.T) {
 	// whole pid space, which takes far longer than a tick; a forced one does
 	// not, so the test lets a tick pass first.
 	time.Sleep(20 * time.Millisecond)
-	second := forcePID(t, first.pid, func() *exec.Cmd { return helperCmd("plain", "second") })
-	fresh := FindProcess(second.pid, false)
+	second := forcePID(t, first.PID, func() *exec.Cmd { return helperCmd("plain", "second") })
+	fresh := FindProcess(second.PID, false)
 	if fresh == nil {
 		t.Fatal("nil")
 	}

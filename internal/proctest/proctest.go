@@ -1,0 +1,114 @@
+// Package proctest starts and inspects real child processes for proctrack's
+// tests: a child's pid, its stdin and stdout, waiting until it runs a given
+// binary, and skips that name what the environment lacks.
+package proctest
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Child is a running process a test started.
+type Child struct {
+	Cmd   *exec.Cmd
+	Stdin io.WriteCloser
+	Out   *bufio.Reader
+	PID   int
+}
+
+// Start runs cmd with pipes on stdin and stdout and registers Stop as a
+// cleanup of t.
+func Start(t testing.TB, cmd *exec.Cmd) *Child {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", cmd.Args, err)
+	}
+	c := &Child{Cmd: cmd, Stdin: stdin, Out: bufio.NewReader(out), PID: cmd.Process.Pid}
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// WaitLine waits for the child to print want as a line.
+func (c *Child) WaitLine(t testing.TB, want string) {
+	t.Helper()
+	line, err := c.Out.ReadString('\n')
+	if err != nil || line != want+"\n" {
+		t.Fatalf("child %v printed %q (%v), want %q", c.Cmd.Args, line, err, want)
+	}
+}
+
+// Stop kills the child and reaps it; it may be called more than once.
+func (c *Child) Stop() {
+	if c.Cmd.ProcessState != nil {
+		return
+	}
+	_ = c.Stdin.Close()
+	_ = c.Cmd.Process.Signal(syscall.SIGKILL)
+	_ = c.Cmd.Wait()
+}
+
+// WaitComm waits until pid's comm is the base name of path (cut to the
+// kernel's 15 bytes): the exec of a wrapper (sh, chroot, setpriv) happened.
+func WaitComm(t testing.TB, pid int, path string) {
+	t.Helper()
+	want := filepath.Base(path)
+	if len(want) > 15 {
+		want = want[:15]
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if strings.TrimSuffix(string(comm), "\n") == want {
+			return
+		}
+	}
+	t.Fatalf("pid %d never ran %s", pid, want)
+}
+
+// RequireRoot skips t unless it runs as root; why says what needs it.
+func RequireRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CI runs as root): " + why)
+	}
+}
+
+// RequireTool skips t when a command is not installed, and returns its path.
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s not installed (.ci/setup installs it)", name)
+	}
+	return p
+}
+
+// CoreutilsSum returns the digest md5sum, sha1sum or sha256sum prints for
+// path.
+func CoreutilsSum(t testing.TB, tool, path string) string {
+	t.Helper()
+	RequireTool(t, tool)
+	out, err := exec.Command(tool, path).Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v", tool, path, err)
+	}
+	return strings.Fields(string(out))[0]
+}
