@@ -1,0 +1,58 @@
+// Package methods defines what every monitoring method implements: a Source
+// of process events that the monitor (package procmon) starts, feeds into
+// the process cache and hands to the user. One sub-package per method:
+// ebpf, netlink, audit, proc.
+//
+// A Source reports what its kernel interface tells, as fast as it can, and
+// leaves the rest to the monitor: a netlink exec event carries only a pid,
+// and the monitor reads /proc at once; an audit exec record carries the
+// path and arguments, and the monitor only adds the start time.
+package methods
+
+import (
+	"context"
+	"errors"
+
+	"github.com/proctrack/proctrack/procmon/process"
+)
+
+// ErrUnavailable is matched by the error of a Source that cannot run here;
+// the error's text says why (missing privilege, kernel support, another
+// owner of the interface).
+var ErrUnavailable = errors.New("method unavailable")
+
+// Source is one monitoring method.
+type Source interface {
+	// Name returns the method's name (process.MethodNetlink, ...).
+	Name() string
+	// Start opens the kernel interface and delivers events to sink from
+	// its own goroutine until ctx ends or Close is called. It returns
+	// once the interface is open (events from then on are delivered), or
+	// an error matching ErrUnavailable when the method cannot run here.
+	Start(ctx context.Context, sink Sink) error
+	// Close stops the source, waits for its goroutines and restores
+	// whatever it changed on the host.
+	Close() error
+	// Stats returns the source's counters.
+	Stats() Stats
+}
+
+// Sink receives a source's events, from one goroutine at a time.
+type Sink interface {
+	// Event delivers one event. Its Process may be nil or partly filled;
+	// the monitor completes it. Event returns quickly: it never waits for
+	// the user's consumer.
+	Event(ev *process.Event)
+	// Lost reports that the source lost n events (n may be 0 when the
+	// number is unknown, as after ENOBUFS) for the reason given; the
+	// monitor then reconciles the cache with /proc.
+	Lost(n uint64, reason string)
+}
+
+// Stats are a source's counters.
+type Stats struct {
+	Events    uint64 // events delivered
+	Lost      uint64 // events known lost (overflows, sequence gaps, kernel counters)
+	LostTimes uint64 // times a loss was reported (a loss of unknown size counts here only)
+	Errors    uint64 // malformed or unexpected messages skipped
+}
