@@ -18,18 +18,8 @@ import (
 // After Add the store owns proc: read it under its RLock, and treat Args,
 // Env and Checksums as read-only.
 func (s *EventsStore) Add(proc *process.Process) {
-	if proc == nil {
-		return
-	}
-	budget := maxAncestorReads
-	e := s.add(proc, &budget)
-	if s.GetComputeChecksums() && e != nil {
-		e.proc.RLock()
-		has := len(e.proc.Checksums) > 0
-		e.proc.RUnlock()
-		if !has {
-			s.ComputeChecksums(e.proc)
-		}
+	if proc != nil {
+		s.Put(proc)
 	}
 }
 
@@ -137,7 +127,10 @@ func (s *EventsStore) applyImage(e *entry, n *process.Process) {
 		e.execs++
 		s.execs.Add(1)
 	}
-	sameExe := p.ExeInode != 0 && p.ExeInode == n.ExeInode && p.ExeDev == n.ExeDev
+	// The same binary: the same file, or the same path where the old
+	// image's file was never identified (an event's fast read).
+	sameExe := (p.ExeInode != 0 && p.ExeInode == n.ExeInode && p.ExeDev == n.ExeDev) ||
+		(p.ExeInode == 0 && p.Path != "" && p.Path == n.Path)
 	keepSums := p.Checksums
 	p.Path, p.RealPath, p.Args, p.Env, p.Comm, p.CWD = n.Path, n.RealPath, n.Args, n.Env, n.Comm, n.CWD
 	p.Creds, p.UID, p.NS, p.Root = n.Creds, n.UID, n.NS, n.Root
@@ -272,4 +265,34 @@ func (s *EventsStore) ReplaceItem(oldProc, newProc *process.Process) {
 		s.Exit(oldProc.Key())
 	}
 	s.Update(oldProc, newProc)
+}
+
+// Put is Add returning the cached process: proc itself when its Key was not
+// cached, else the cached process with proc's image applied.
+func (s *EventsStore) Put(proc *process.Process) *process.Process {
+	budget := maxAncestorReads
+	e := s.add(proc, &budget)
+	if s.GetComputeChecksums() {
+		e.proc.RLock()
+		has := len(e.proc.Checksums) > 0
+		e.proc.RUnlock()
+		if !has {
+			s.ComputeChecksums(e.proc)
+		}
+	}
+	return e.proc
+}
+
+// AddNew adds proc only if its Key is not cached, and reports whether it did.
+// A /proc scan merged with an event stream uses it: an entry an event made
+// is newer than what the scan read.
+func (s *EventsStore) AddNew(proc *process.Process) bool {
+	s.mu.RLock()
+	_, cached := s.byKey[proc.Key()]
+	s.mu.RUnlock()
+	if cached {
+		return false
+	}
+	s.Add(proc)
+	return true
 }

@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"time"
+
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
@@ -72,4 +74,22 @@ func (s *EventsStore) DeleteOldItems() {
 			s.removed.Add(1)
 		}
 	}
+}
+
+// ExitMissing marks exited every live entry that is not in live and was last
+// confirmed before since: after a /proc scan that started at since, what the
+// scan did not find has exited (entries confirmed later came from events
+// newer than the scan). It returns how many entries it marked.
+func (s *EventsStore) ExitMissing(live map[process.Key]bool, since time.Time) int {
+	t, cut := now(), since.UnixNano()
+	n := 0
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for k, e := range s.byKey {
+		if e.exited.Load() == 0 && !live[k] && e.confirmed.Load() < cut {
+			s.markExited(e, t)
+			n++
+		}
+	}
+	return n
 }

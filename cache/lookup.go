@@ -107,3 +107,16 @@ func (s *EventsStore) markExited(e *entry, t int64) {
 		s.exits.Add(1)
 	}
 }
+
+// Peek returns the newest cached process with pid without reading /proc:
+// for a caller that keeps the cache current itself (a running monitor).
+// Exited processes are returned during their grace period.
+func (s *EventsStore) Peek(pid int) (ExecEventItem, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.byPID[pid]
+	if e == nil || s.expired(e, now()) {
+		return ExecEventItem{}, false
+	}
+	return s.item(e), true
+}

@@ -57,7 +57,9 @@ type Event struct {
 	// PPID is the parent, for EventFork.
 	PPID int
 	// Process is the process as of the event, from the cache or /proc;
-	// Incomplete when it was gone before it could be read.
+	// Incomplete when it was gone before it could be read. It is the
+	// cached process itself, which the monitor keeps updating: read it
+	// under its RLock.
 	Process *Process
 	// ExitCode is the wait(2) status, for EventExit.
 	ExitCode int

@@ -246,6 +246,12 @@ func (p *Process) readStat() error {
 	if p.Starttime != 0 && uint64(p.Starttime) != s.StartTicks {
 		return fmt.Errorf("%w: pid %d was reused", ErrGone, p.ID)
 	}
+	p.applyStat(s)
+	return nil
+}
+
+// applyStat sets the identity fields from a parsed stat file.
+func (p *Process) applyStat(s *procfs.Stat) {
 	p.Starttime = int64(s.StartTicks)
 	p.StartedAt = procfs.TicksToTime(bootTime(), s.StartTicks)
 	p.PPID = s.PPID
@@ -256,7 +262,6 @@ func (p *Process) readStat() error {
 		p.Path = KernelConnection
 		p.RealPath = ""
 	}
-	return nil
 }
 
 // readStatus fills Creds and UID from /proc/<pid>/status.
@@ -265,6 +270,12 @@ func (p *Process) readStatus() error {
 	if err != nil {
 		return err
 	}
+	p.applyStatus(s)
+	return nil
+}
+
+// applyStatus sets Creds and UID from a parsed status file.
+func (p *Process) applyStatus(s *procfs.Status) {
 	p.Creds = Credentials{
 		UID: s.UIDs[0], EUID: s.UIDs[1], SUID: s.UIDs[2], FSUID: s.UIDs[3],
 		GID: s.GIDs[0], EGID: s.GIDs[1], SGID: s.GIDs[2], FSGID: s.GIDs[3],
@@ -279,7 +290,6 @@ func (p *Process) readStatus() error {
 		UserNS:         p.NS.User,
 	}
 	p.UID = int(s.UIDs[1])
-	return nil
 }
 
 func (p *Process) readNamespaces() {

@@ -1,0 +1,320 @@
+package procmon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/proctrack/proctrack/cache"
+	"github.com/proctrack/proctrack/methods"
+	"github.com/proctrack/proctrack/procmon/process"
+)
+
+// Methods lists the monitoring methods, best first: the fallback ladder.
+var Methods = []string{MethodEbpf, MethodNetlink, MethodAudit, MethodProc}
+
+// ErrUnknownMethod is returned for a method name not in Methods.
+var ErrUnknownMethod = errors.New("unknown monitoring method")
+
+// ErrUnavailable is matched by the error of a method that cannot run here.
+var ErrUnavailable = methods.ErrUnavailable
+
+// Defaults of Config.
+const (
+	DefaultEventBuffer = 4096
+	DefaultDetailDelay = 50 * time.Millisecond
+)
+
+// Config configures a Monitor. The zero value monitors with the best method
+// available and a cache of its own.
+type Config struct {
+	// Method is the preferred method; "" means the best (ebpf). Starting
+	// tries it and then each method below it in Methods.
+	Method string
+	// Cache is the process cache the monitor keeps current; nil means a
+	// new one made with CacheConfig. The monitor runs the cache's garbage
+	// collector while it runs, unless the cache's was already started.
+	Cache       *cache.EventsStore
+	CacheConfig cache.Config
+	// EventBuffer is the capacity of the Events channel. Events that find
+	// it full are dropped and counted (Stats.Dropped); the cache is kept
+	// current all the same.
+	EventBuffer int
+	// DetailDelay is how long after an exec the monitor reads the rest of a
+	// still-running process (working directory, environment, namespaces,
+	// cgroup, file identity). The exec itself is read at once.
+	DetailDelay time.Duration
+	// ProcInterval is the scan interval of the proc method.
+	ProcInterval time.Duration
+	// Logger receives the monitor's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// MethodStatus says what became of one method when the monitor started.
+type MethodStatus struct {
+	Method string `json:"method"`
+	// State is "running", "skipped" (it could not start: see Reason),
+	// "stopped" (it ran and was replaced) or "not tried" (a method above
+	// it runs).
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Status is the outcome of the ladder.
+type Status struct {
+	Preferred string         `json:"preferred"`
+	Running   string         `json:"running"`
+	Methods   []MethodStatus `json:"methods"`
+}
+
+// Stats are the monitor's counters.
+type Stats struct {
+	Method          string `json:"method"`
+	Events          uint64 `json:"events"`          // events received from the method
+	Delivered       uint64 `json:"delivered"`       // events put on the Events channel
+	Dropped         uint64 `json:"dropped"`         // events the consumer did not take in time
+	Lost            uint64 `json:"lost"`            // events the method reported lost
+	LossReports     uint64 `json:"loss_reports"`    // times the method reported a loss
+	Reconciliations uint64 `json:"reconciliations"` // /proc scans run to repair the cache
+	Incomplete      uint64 `json:"incomplete"`      // exec events whose process was gone before /proc could be read
+	SourceErrors    uint64 `json:"source_errors"`   // malformed messages the method skipped
+	CacheSize       int    `json:"cache_size"`
+}
+
+// Monitor tracks processes with the best method available and keeps a
+// process cache current. Create it with New; Start it; read Events; Close it.
+type Monitor struct {
+	cfg   Config
+	log   *slog.Logger
+	cache *cache.EventsStore
+
+	events chan Event
+
+	mu         sync.Mutex
+	src        methods.Source
+	preferred  string
+	status     []MethodStatus
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	ownsGC     bool
+	closed     bool
+	prevStats  methods.Stats // counters of sources that ran before the current one
+	reader     *process.Reader
+	reconcileC chan struct{}
+	detailC    chan detailReq
+
+	received, delivered, dropped, lost, lossReports atomic.Uint64
+	reconciliations, incomplete                     atomic.Uint64
+}
+
+// New returns a Monitor configured by cfg. It starts nothing.
+func New(cfg Config) (*Monitor, error) {
+	if cfg.Method != "" && !slices.Contains(Methods, cfg.Method) {
+		return nil, fmt.Errorf("%w %q (want one of %v)", ErrUnknownMethod, cfg.Method, Methods)
+	}
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = DefaultEventBuffer
+	}
+	if cfg.DetailDelay <= 0 {
+		cfg.DetailDelay = DefaultDetailDelay
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c := cfg.Cache
+	if c == nil {
+		c = cache.New(cfg.CacheConfig)
+	}
+	return &Monitor{
+		cfg:        cfg,
+		log:        log,
+		cache:      c,
+		events:     make(chan Event, cfg.EventBuffer),
+		preferred:  cfg.Method,
+		reader:     process.NewReader(),
+		reconcileC: make(chan struct{}, 1),
+		detailC:    make(chan detailReq, 1<<16),
+	}, nil
+}
+
+// Cache returns the process cache the monitor keeps current.
+func (m *Monitor) Cache() *cache.EventsStore { return m.cache }
+
+// Events returns the channel of events. It is closed by Close.
+func (m *Monitor) Events() <-chan Event { return m.events }
+
+// Start starts monitoring: it tries the preferred method and then each one
+// below it until one starts, then reads /proc into the cache (the method is
+// started first, so no process is missed between the two). It fails only if
+// no method can start; Status says why each was skipped.
+func (m *Monitor) Start(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errors.New("procmon: monitor closed")
+	}
+	if m.ctx != nil {
+		return errors.New("procmon: monitor already started")
+	}
+	m.ctx, m.cancel = context.WithCancel(ctx)
+	m.ownsGC = m.cache.Start(m.ctx) == nil
+	m.wg.Add(2)
+	go m.reconciler()
+	go m.detailer()
+	if err := m.climb(m.preferred); err != nil {
+		m.stopLocked()
+		return err
+	}
+	return nil
+}
+
+// SetMethod switches to another preferred method while running (or sets it
+// before Start): the current method is stopped and the ladder is climbed
+// again from method. The cache is kept, and /proc is read again to cover the
+// switch.
+func (m *Monitor) SetMethod(method string) error {
+	if method != "" && !slices.Contains(Methods, method) {
+		return fmt.Errorf("%w %q (want one of %v)", ErrUnknownMethod, method, Methods)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.preferred = method
+	if m.ctx == nil {
+		return nil
+	}
+	if m.src != nil {
+		m.stopSource(m.src)
+		for i := range m.status {
+			if m.status[i].State == "running" {
+				m.status[i].State = "stopped"
+			}
+		}
+		m.src = nil
+	}
+	return m.climb(method)
+}
+
+// climb tries each method from the preferred one down. The caller holds mu.
+func (m *Monitor) climb(preferred string) error {
+	from := 0
+	if preferred != "" {
+		from = slices.Index(Methods, preferred)
+	}
+	m.status = m.status[:0]
+	for _, name := range Methods[:from] {
+		m.status = append(m.status, MethodStatus{Method: name, State: "not tried", Reason: "better than the preferred method " + preferred})
+	}
+	var reasons []error
+	for _, name := range Methods[from:] {
+		if m.src != nil {
+			m.status = append(m.status, MethodStatus{Method: name, State: "not tried"})
+			continue
+		}
+		src, err := m.newSource(name)
+		if err == nil {
+			err = src.Start(m.ctx, m)
+		}
+		if err != nil {
+			m.status = append(m.status, MethodStatus{Method: name, State: "skipped", Reason: err.Error()})
+			reasons = append(reasons, err)
+			m.log.Debug("procmon: method skipped", "method", name, "reason", err)
+			continue
+		}
+		m.src = src
+		m.status = append(m.status, MethodStatus{Method: name, State: "running"})
+		m.log.Debug("procmon: monitoring", "method", name)
+	}
+	if m.src == nil {
+		return fmt.Errorf("procmon: no monitoring method could start: %w", errors.Join(reasons...))
+	}
+	m.reconcile()
+	return nil
+}
+
+// Method returns the method running, or "" when none runs.
+func (m *Monitor) Method() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.src == nil {
+		return ""
+	}
+	return m.src.Name()
+}
+
+// Status returns every method tried and why those skipped were skipped.
+func (m *Monitor) Status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := Status{Preferred: m.preferred, Methods: slices.Clone(m.status)}
+	if m.src != nil {
+		st.Running = m.src.Name()
+	}
+	return st
+}
+
+// Stats returns the monitor's counters.
+func (m *Monitor) Stats() Stats {
+	m.mu.Lock()
+	src := m.src
+	ss := m.prevStats
+	m.mu.Unlock()
+	st := Stats{
+		Events: m.received.Load(), Delivered: m.delivered.Load(), Dropped: m.dropped.Load(),
+		Lost: m.lost.Load(), LossReports: m.lossReports.Load(),
+		Reconciliations: m.reconciliations.Load(), Incomplete: m.incomplete.Load(),
+		CacheSize: m.cache.Len(),
+	}
+	if src != nil {
+		st.Method = src.Name()
+		ss.Errors += src.Stats().Errors
+	}
+	st.SourceErrors = ss.Errors
+	return st
+}
+
+// Close stops the method and the monitor's goroutines, restores what the
+// method changed on the host, and closes the Events channel. The cache keeps
+// its content.
+func (m *Monitor) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	err := m.stopLocked()
+	close(m.events)
+	return err
+}
+
+// stopLocked stops the source and goroutines. The caller holds mu.
+func (m *Monitor) stopLocked() error {
+	var err error
+	if m.src != nil {
+		err = m.stopSource(m.src)
+		m.src = nil
+	}
+	if m.cancel != nil {
+		m.cancel()
+		m.wg.Wait()
+		if m.ownsGC {
+			_ = m.cache.Close()
+		}
+	}
+	m.ctx, m.cancel = nil, nil
+	return err
+}
+
+func (m *Monitor) stopSource(src methods.Source) error {
+	err := src.Close()
+	s := src.Stats()
+	m.prevStats.Errors += s.Errors
+	return err
+}

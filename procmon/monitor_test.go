@@ -1,0 +1,343 @@
+package procmon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/proctrack/proctrack/internal/proctest"
+	"github.com/proctrack/proctrack/methods"
+	"github.com/proctrack/proctrack/procmon/process"
+)
+
+// collector records the events of a monitor until stopped.
+type collector struct {
+	mu     sync.Mutex
+	events []Event
+	done   chan struct{}
+}
+
+func collect(m *Monitor) *collector {
+	c := &collector{done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for ev := range m.Events() {
+			c.mu.Lock()
+			c.events = append(c.events, ev)
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+// execs returns the exec events by pid.
+func (c *collector) execs() map[int]Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[int]Event{}
+	for _, ev := range c.events {
+		if ev.Kind == EventExec {
+			out[ev.PID] = ev
+		}
+	}
+	return out
+}
+
+func (c *collector) count(kind EventKind, pid int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, ev := range c.events {
+		if ev.Kind == kind && ev.PID == pid {
+			n++
+		}
+	}
+	return n
+}
+
+func startMonitor(t *testing.T, cfg Config) (*Monitor, *collector) {
+	t.Helper()
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := collect(m)
+	t.Cleanup(func() { m.Close(); <-c.done })
+	return m, c
+}
+
+func TestUnknownMethod(t *testing.T) {
+	if _, err := New(Config{Method: "kprobe"}); !errors.Is(err, ErrUnknownMethod) {
+		t.Errorf("New(kprobe): %v", err)
+	}
+}
+
+func TestProcMethod(t *testing.T) {
+	m, c := startMonitor(t, Config{Method: MethodProc, ProcInterval: 20 * time.Millisecond})
+	if m.Method() != MethodProc {
+		t.Fatalf("Method %q", m.Method())
+	}
+	st := m.Status()
+	for _, s := range st.Methods {
+		if s.Method != MethodProc && s.State != "not tried" {
+			t.Errorf("%s: %s, want not tried (proc was asked for)", s.Method, s.State)
+		}
+	}
+	sleep, _ := filepath.EvalSymlinks("/bin/sleep")
+	var pids []int
+	for i := 0; i < 10; i++ {
+		// sleep adds its arguments up: a unique one that adds little.
+		cmd := exec.Command("/bin/sleep", "0.2", "0.00"+strconv.Itoa(i))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, cmd.Process.Pid)
+		defer cmd.Wait()
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		ex := c.execs()
+		for _, pid := range pids {
+			if _, ok := ex[pid]; !ok {
+				t.Logf("pid %d not seen yet", pid)
+				return false
+			}
+		}
+		return true
+	})
+	ex := c.execs()
+	for i, pid := range pids {
+		p := ex[pid].Process
+		p.RLock()
+		if p.Path != sleep || len(p.Args) != 3 || p.Args[2] != "0.00"+strconv.Itoa(i) {
+			t.Errorf("pid %d: %s %q", pid, p.Path, p.Args)
+		}
+		p.RUnlock()
+	}
+	waitFor(t, 5*time.Second, func() bool { return c.count(EventExit, pids[0]) == 1 })
+	item, ok := m.Cache().Peek(pids[0])
+	if !ok || item.Exited == 0 {
+		t.Errorf("exited process not marked in the cache: %+v %v", item, ok)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	if !cond() {
+		t.Fatalf("condition not met within %v", d)
+	}
+}
+
+// fakeSource is a method the test drives: it stands in for what a real
+// kernel cannot give on demand (a backend dying mid-stream, losses).
+type fakeSource struct {
+	name     string
+	startErr error
+	sink     methods.Sink
+	closed   bool
+	errors   uint64
+}
+
+func (f *fakeSource) Name() string { return f.name }
+func (f *fakeSource) Start(_ context.Context, sink methods.Sink) error {
+	if f.startErr != nil {
+		return f.startErr
+	}
+	f.sink = sink
+	return nil
+}
+func (f *fakeSource) Close() error         { f.closed = true; return nil }
+func (f *fakeSource) Stats() methods.Stats { return methods.Stats{Errors: f.errors} }
+
+// withSource replaces a method's Source for one test.
+func withSource(t *testing.T, name string, src methods.Source) {
+	t.Helper()
+	old := sources[name]
+	sources[name] = func(Config) (methods.Source, error) { return src, nil }
+	t.Cleanup(func() { sources[name] = old })
+}
+
+func TestLadderFallsBackWithReasons(t *testing.T) {
+	withSource(t, MethodEbpf, &fakeSource{name: MethodEbpf, startErr: fmt.Errorf("%w: no BTF", methods.ErrUnavailable)})
+	withSource(t, MethodNetlink, &fakeSource{name: MethodNetlink, startErr: fmt.Errorf("%w: needs CAP_NET_ADMIN", methods.ErrUnavailable)})
+	audit := &fakeSource{name: MethodAudit}
+	withSource(t, MethodAudit, audit)
+	m, _ := startMonitor(t, Config{})
+	if m.Method() != MethodAudit {
+		t.Fatalf("running %q, want audit", m.Method())
+	}
+	st := m.Status()
+	want := []MethodStatus{
+		{MethodEbpf, "skipped", "method unavailable: no BTF"},
+		{MethodNetlink, "skipped", "method unavailable: needs CAP_NET_ADMIN"},
+		{MethodAudit, "running", ""},
+		{MethodProc, "not tried", ""},
+	}
+	if fmt.Sprint(st.Methods) != fmt.Sprint(want) {
+		t.Errorf("Status\n%v\nwant\n%v", st.Methods, want)
+	}
+}
+
+// TestLossReconciles: a loss has the cache repaired from /proc: a process
+// the method never reported is cached, one that exited unreported is marked.
+func TestLossReconciles(t *testing.T) {
+	src := &fakeSource{name: MethodAudit}
+	withSource(t, MethodAudit, src)
+	m, _ := startMonitor(t, Config{Method: MethodAudit})
+	unseen := proctest.Start(t, exec.Command("/bin/sleep", "30"))
+	proctest.WaitComm(t, unseen.PID, "sleep")
+	before := m.Stats().Reconciliations
+	src.sink.Lost(12, "test: ring buffer full")
+	waitFor(t, 5*time.Second, func() bool { return m.Stats().Reconciliations > before })
+	waitFor(t, 5*time.Second, func() bool { _, ok := m.Cache().Peek(unseen.PID); return ok })
+	unseen.Stop()
+	src.sink.Lost(0, "test: ENOBUFS")
+	waitFor(t, 5*time.Second, func() bool { it, _ := m.Cache().Peek(unseen.PID); return it.Exited != 0 })
+	if st := m.Stats(); st.Lost != 12 || st.LossReports != 2 {
+		t.Errorf("Lost %d reports %d, want 12 and 2", st.Lost, st.LossReports)
+	}
+}
+
+// TestSlowConsumer: a consumer that never reads loses events (counted), not
+// the cache's currency.
+func TestSlowConsumer(t *testing.T) {
+	src := &fakeSource{name: MethodAudit}
+	withSource(t, MethodAudit, src)
+	m, err := New(Config{Method: MethodAudit, EventBuffer: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var kids []*proctest.Child
+	for i := 0; i < 5; i++ {
+		c := proctest.Start(t, exec.Command("/bin/sleep", "30"))
+		proctest.WaitComm(t, c.PID, "sleep")
+		kids = append(kids, c)
+		src.sink.Event(&process.Event{Kind: process.EventExec, PID: c.PID, Method: MethodAudit})
+	}
+	st := m.Stats()
+	if st.Delivered != 2 || st.Dropped != 3 {
+		t.Errorf("Delivered %d Dropped %d, want 2 and 3", st.Delivered, st.Dropped)
+	}
+	for _, c := range kids {
+		if _, ok := m.Cache().Peek(c.PID); !ok {
+			t.Errorf("pid %d not cached although its event was dropped", c.PID)
+		}
+	}
+}
+
+// TestGarbledEventsNoCrash feeds events a broken source might produce.
+func TestGarbledEventsNoCrash(t *testing.T) {
+	src := &fakeSource{name: MethodAudit}
+	withSource(t, MethodAudit, src)
+	m, c := startMonitor(t, Config{Method: MethodAudit})
+	for _, ev := range []*process.Event{
+		{Kind: process.EventExec, PID: -5},
+		{Kind: process.EventExec, PID: 1 << 30},
+		{Kind: process.EventFork, PID: 1 << 30, PPID: -1},
+		{Kind: process.EventExit, PID: 0},
+		{Kind: process.EventUID, PID: 1 << 30},
+		{Kind: process.EventUID, PID: os.Getpid(), Creds: &process.CredChange{}},
+		{Kind: process.EventComm, PID: 1 << 30, Comm: "x"},
+		{Kind: 200, PID: 1},
+		{Kind: process.EventExec, Process: process.NewProcessEmpty(1<<30, "")},
+	} {
+		src.sink.Event(ev)
+	}
+	waitFor(t, 2*time.Second, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.events) == 9 })
+	for _, ev := range c.events {
+		if ev.Process == nil {
+			t.Errorf("event %v without a process", ev.Kind)
+		} else if ev.Kind == EventExec && ev.PID == 1<<30 && !ev.Process.Incomplete {
+			t.Errorf("exec of a nonexistent pid not marked incomplete: %+v", ev.Process)
+		}
+	}
+	if m.Stats().Incomplete == 0 {
+		t.Error("incomplete execs not counted")
+	}
+}
+
+func TestSwitchKeepsCacheAndCloseLeaksNothing(t *testing.T) {
+	before := runtime.NumGoroutine()
+	m, err := New(Config{Method: MethodProc, ProcInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n := m.Cache().Len()
+	self, ok := m.Cache().Peek(os.Getpid())
+	if !ok || n == 0 {
+		t.Fatal("the start scan did not fill the cache")
+	}
+	fake := &fakeSource{name: MethodAudit}
+	withSource(t, MethodAudit, fake)
+	if err := m.SetMethod(MethodAudit); err != nil {
+		t.Fatal(err)
+	}
+	if m.Method() != MethodAudit {
+		t.Fatalf("after SetMethod: %q", m.Method())
+	}
+	if again, ok := m.Cache().Peek(os.Getpid()); !ok || again.Proc != self.Proc || m.Cache().Len() < n {
+		t.Error("switching methods lost cached processes")
+	}
+	if st := m.Status(); st.Methods[3].State != "not tried" || st.Methods[2].State != "running" {
+		t.Errorf("status after switch: %+v", st)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !fake.closed {
+		t.Error("source not closed")
+	}
+	if _, open := <-m.Events(); open {
+		t.Error("Events not closed")
+	}
+	waitFor(t, 2*time.Second, func() bool { return runtime.NumGoroutine() <= before })
+}
+
+func TestSeedFunctions(t *testing.T) {
+	t.Cleanup(StopMonitor)
+	SetMonitorMethod(MethodProc)
+	if GetMonitorMethod() != MethodProc || !MethodIsProc() || MethodIsEbpf() || MethodIsAudit() {
+		t.Fatalf("GetMonitorMethod %q", GetMonitorMethod())
+	}
+	if Default().Cache() != EventsCache || EventsCache.Len() == 0 {
+		t.Error("the default monitor does not feed EventsCache")
+	}
+	SetMonitorMethod("nonsense")
+	if GetMonitorMethod() != MethodProc {
+		t.Error("an unknown method changed the running one")
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { MonitorProcEvents(stop); close(done) }()
+	close(stop)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("MonitorProcEvents did not return after stop")
+	}
+	if Default().Method() != "" {
+		t.Error("default monitor still running after MonitorProcEvents returned")
+	}
+}

@@ -1,0 +1,82 @@
+package process
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/proctrack/proctrack/internal/procfs"
+)
+
+// Reader reads processes on an event source's hot path, with raw reads into
+// a reused buffer: Exec reads the four files an exec event needs at once
+// (stat, status, the exe link, cmdline) and nothing else. A Reader is not
+// safe for concurrent use; give each reading goroutine its own.
+type Reader struct {
+	r *procfs.Reader
+}
+
+// NewReader returns a Reader of /proc.
+func NewReader() *Reader { return &Reader{r: procfs.NewReader(procRoot)} }
+
+// Identity reads pid's identity from /proc/<pid>/stat: ID, PPID, Starttime,
+// StartedAt, Comm, KernelThread and Zombie.
+func (r *Reader) Identity(pid int) (*Process, error) {
+	s, err := r.r.Stat(pid)
+	if err != nil {
+		return nil, err
+	}
+	p := NewProcessEmpty(pid, "")
+	p.applyStat(s)
+	return p, nil
+}
+
+// Exec reads what an exec event needs while the process may be about to
+// exit: identity, credentials, binary path and arguments. CWD, Env, NS,
+// Root, Cgroup, RealPath checks and the exe's device and inode are left to
+// GetDetails (RealPath is Path meanwhile, and a " (deleted)" link is taken
+// at its word). A process gone after its identity was read is returned with
+// what was read and Incomplete set, and the error matching ErrGone.
+func (r *Reader) Exec(pid int) (*Process, error) {
+	p, err := r.Identity(pid)
+	if err != nil {
+		return nil, err
+	}
+	if p.KernelThread {
+		return p, nil
+	}
+	var errs []error
+	if s, err := r.r.Status(pid); err == nil {
+		p.applyStatus(s)
+	} else {
+		errs = append(errs, err)
+	}
+	if link, err := r.r.Exe(pid); err == nil {
+		p.setExeFast(link)
+	} else {
+		errs = append(errs, err)
+	}
+	if args, err := r.r.Cmdline(pid); err == nil {
+		p.Args = args
+		p.CleanArgs()
+	} else {
+		errs = append(errs, err)
+	}
+	err = errors.Join(errs...)
+	if err != nil && errors.Is(err, ErrGone) {
+		p.Incomplete = true
+		return p, err
+	}
+	return p, nil
+}
+
+// setExeFast sets Path from an exe link without further system calls.
+func (p *Process) setExeFast(link string) {
+	if trimmed, ok := strings.CutSuffix(link, deletedSuffix); ok {
+		link = trimmed
+		p.ExeDeleted = true
+	}
+	p.Path, p.RealPath = link, link
+	if strings.HasPrefix(link, "/memfd:") {
+		p.Fileless = true
+	}
+}
