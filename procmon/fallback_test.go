@@ -1,0 +1,121 @@
+package procmon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proctrack/proctrack/internal/proctest"
+)
+
+// TestMain lets the test binary run a monitor in a child process with
+// fewer privileges (PROCTRACK_MONITOR_CHILD set).
+func TestMain(m *testing.M) {
+	if os.Getenv("PROCTRACK_MONITOR_CHILD") != "" {
+		os.Exit(monitorChild())
+	}
+	os.Exit(m.Run())
+}
+
+// monitorChild starts a monitor, prints its Status as JSON, starts a
+// process and prints "saw <path>" when the monitor reports its exec.
+func monitorChild() int {
+	m, err := New(Config{ProcInterval: 20 * time.Millisecond})
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	if err := m.Start(context.Background()); err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	defer m.Close()
+	b, _ := json.Marshal(m.Status())
+	fmt.Println(string(b))
+	cmd := exec.Command("/bin/sleep", "1")
+	if err := cmd.Start(); err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	defer cmd.Wait()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-m.Events():
+			if ev.Kind == EventExec && ev.PID == cmd.Process.Pid {
+				ev.Process.RLock()
+				fmt.Println("saw", ev.Process.Path)
+				ev.Process.RUnlock()
+				return 0
+			}
+		case <-timeout:
+			fmt.Println("error: no exec event for", cmd.Process.Pid)
+			return 1
+		}
+	}
+}
+
+// TestFallbackWithoutPrivileges runs the monitor in children stripped of
+// the capabilities each method needs: the monitor falls back, says why, and
+// keeps reporting processes.
+func TestFallbackWithoutPrivileges(t *testing.T) {
+	proctest.RequireRoot(t, "drops capabilities from a child with setpriv")
+	setpriv := proctest.RequireTool(t, "setpriv")
+	cases := []struct {
+		name string
+		drop string // capabilities removed from the bounding set
+		want string // the method that must run
+		skip []string
+	}{
+		{"no CAP_NET_ADMIN", "-net_admin", MethodAudit, []string{MethodEbpf, MethodNetlink}},
+		{"no CAP_NET_ADMIN nor audit", "-net_admin,-audit_control,-audit_read,-audit_write", MethodProc, []string{MethodEbpf, MethodNetlink, MethodAudit}},
+		{"no capabilities", "-all", MethodProc, []string{MethodEbpf, MethodNetlink, MethodAudit}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.want == MethodAudit && !auditBuilt() {
+				t.Skip("the audit method is not in this build")
+			}
+			cmd := exec.Command(setpriv, "--inh-caps=-all", "--bounding-set="+tc.drop, "--", os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "PROCTRACK_MONITOR_CHILD=1")
+			out, err := cmd.Output()
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			if err != nil || len(lines) < 2 {
+				t.Fatalf("child: %v\n%s", err, out)
+			}
+			var st Status
+			if err := json.Unmarshal([]byte(lines[0]), &st); err != nil {
+				t.Fatalf("status %q: %v", lines[0], err)
+			}
+			if st.Running != tc.want {
+				t.Errorf("running %q, want %q: %+v", st.Running, tc.want, st.Methods)
+			}
+			for _, s := range st.Methods {
+				for _, name := range tc.skip {
+					if s.Method == name && (s.State != "skipped" || s.Reason == "") {
+						t.Errorf("%s: %s %q, want skipped with a reason", name, s.State, s.Reason)
+					}
+				}
+			}
+			if !strings.HasPrefix(lines[len(lines)-1], "saw /") {
+				t.Errorf("child did not report its process: %q", lines[len(lines)-1])
+			}
+			sc := bufio.NewScanner(strings.NewReader(string(out)))
+			for sc.Scan() {
+				t.Log(sc.Text())
+			}
+		})
+	}
+}
+
+// auditBuilt reports whether this build has the audit method.
+func auditBuilt() bool {
+	src, err := sources[MethodAudit](Config{})
+	return err == nil && src != nil
+}

@@ -1,0 +1,274 @@
+package procmon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// storm runs n fork+exec+wait of /bin/true with the unique argument
+// "<tag>-<i>", from two shell loops (one per core of the machines here) so
+// that the test process itself spends nothing on them. It returns how long
+// the storm took.
+func storm(tb testing.TB, n int, tag string) time.Duration {
+	tb.Helper()
+	return stormAsync(tb, n, tag, func([]int) {})
+}
+
+// stormResult counts what a monitor reported of a storm.
+type stormResult struct {
+	n        int // processes the storm ran
+	forks    int // fork events of the loops' children
+	execs    int // exec events of those children
+	named    int // exec events with the exact path and arguments
+	elapsed  time.Duration
+	cpu      time.Duration // CPU the test process (the monitor) spent during the storm
+	dropped  uint64
+	lost     uint64
+	badNamed []string // exec events naming a process wrongly (must stay empty)
+}
+
+// cpuTime returns the CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// stormWith runs a storm of n under monitor m and counts its events. It
+// waits for the events to drain before counting.
+func stormWith(tb testing.TB, m *Monitor, n int) stormResult {
+	tb.Helper()
+	tag := "storm" + strconv.Itoa(os.Getpid()) + strconv.FormatInt(time.Now().UnixNano()%1e6, 10)
+	truePath, _ := filepath.EvalSymlinks("/bin/true")
+	var mu sync.Mutex
+	loops := map[int]bool{}
+	children := map[int]bool{}
+	execSeen := map[int]bool{}
+	res := stormResult{n: n}
+	var pending []Event
+	consume := func(ev Event) {
+		switch ev.Kind {
+		case EventFork:
+			if loops[ev.PPID] {
+				children[ev.PID] = true
+				res.forks++
+			}
+		case EventExec:
+			p := ev.Process
+			if p == nil {
+				return
+			}
+			p.RLock()
+			path, args, ppid := p.Path, p.Args, p.PPID
+			p.RUnlock()
+			mine := len(args) == 2 && strings.HasPrefix(args[1], tag+"-")
+			if children[ev.PID] || loops[ppid] || mine {
+				if !execSeen[ev.PID] {
+					execSeen[ev.PID] = true
+					res.execs++
+				}
+				if mine && path == truePath && args[0] == "/bin/true" {
+					res.named++
+				} else if mine || (path != "" && path != truePath && !strings.HasSuffix(path, "/sh") && !strings.HasSuffix(path, "/dash")) {
+					res.badNamed = append(res.badNamed, fmt.Sprintf("pid %d: %s %q", ev.PID, path, args))
+				}
+			}
+		}
+	}
+	done := make(chan struct{})
+	stopC := make(chan struct{})
+	started := make(chan struct{})
+	go func() {
+		defer close(done)
+		close(started)
+		for {
+			select {
+			case ev, ok := <-m.Events():
+				if !ok {
+					return
+				}
+				mu.Lock()
+				if len(loops) == 0 {
+					pending = append(pending, ev) // loop pids not known yet
+				} else {
+					consume(ev)
+				}
+				mu.Unlock()
+			case <-stopC:
+				return
+			}
+		}
+	}()
+	<-started
+	before := m.Stats()
+	cpu0 := cpuTime()
+	// The loops' pids are learnt from the shell's fork events too: the
+	// first exec events may come before storm returns.
+	elapsed := stormAsync(tb, n, tag, func(pids []int) {
+		mu.Lock()
+		for _, p := range pids {
+			loops[p] = true
+		}
+		for _, ev := range pending {
+			consume(ev)
+		}
+		pending = nil
+		mu.Unlock()
+	})
+	// Drain: wait until no event arrived for a while.
+	for last := -1; ; {
+		time.Sleep(300 * time.Millisecond)
+		st := m.Stats()
+		if int(st.Events) == last {
+			break
+		}
+		last = int(st.Events)
+	}
+	res.cpu = cpuTime() - cpu0
+	close(stopC)
+	<-done
+	after := m.Stats()
+	res.elapsed = elapsed
+	res.dropped = after.Dropped - before.Dropped
+	res.lost = after.Lost - before.Lost + (after.LossReports - before.LossReports)
+	return res
+}
+
+// stormAsync is storm that reports the loops' pids as soon as they start.
+func stormAsync(tb testing.TB, n int, tag string, started func([]int)) time.Duration {
+	tb.Helper()
+	const loops = 2
+	var cmds []*exec.Cmd
+	for l := 0; l < loops; l++ {
+		from, to := l*n/loops, (l+1)*n/loops
+		script := fmt.Sprintf("i=%d; while [ $i -lt %d ]; do /bin/true %s-$i; i=$((i+1)); done", from, to, tag)
+		cmds = append(cmds, exec.Command("/bin/sh", "-c", script))
+	}
+	begin := time.Now()
+	var pids []int
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		pids = append(pids, c.Process.Pid)
+	}
+	started(pids)
+	for _, c := range cmds {
+		if err := c.Wait(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return time.Since(begin)
+}
+
+// baselineRate measures the storm without a monitor, in processes per second.
+func baselineRate(tb testing.TB, n int) float64 {
+	d := storm(tb, n, "baseline")
+	return float64(n) / d.Seconds()
+}
+
+func (r stormResult) String() string {
+	return fmt.Sprintf("%d processes in %v (%.0f/s): %d forks, %d execs (%.1f%%), %d named with path and args (%.1f%%), %.1f µs CPU per exec, %d dropped, %d lost",
+		r.n, r.elapsed.Round(time.Millisecond), float64(r.n)/r.elapsed.Seconds(), r.forks, r.execs, 100*float64(r.execs)/float64(r.n),
+		r.named, 100*float64(r.named)/float64(r.n), float64(r.cpu.Microseconds())/float64(r.n), r.dropped, r.lost)
+}
+
+// TestExecStormProc: the proc method misses short-lived processes by
+// design; what it reports must be right.
+func TestExecStormProc(t *testing.T) {
+	m, err := New(Config{Method: MethodProc, ProcInterval: 10 * time.Millisecond, EventBuffer: 1 << 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	r := stormWith(t, m, 500)
+	t.Logf("proc: %s", r)
+	if len(r.badNamed) > 0 {
+		t.Errorf("wrongly named: %v", r.badNamed[:min(5, len(r.badNamed))])
+	}
+}
+
+// startOnly starts a monitor running exactly method, or skips.
+func startOnly(tb testing.TB, method string, cfg Config) *Monitor {
+	tb.Helper()
+	cfg.Method = method
+	if cfg.EventBuffer == 0 {
+		cfg.EventBuffer = 1 << 16
+	}
+	m, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	if m.Method() != method {
+		st := m.Status()
+		m.Close()
+		tb.Skipf("%s does not run here: %+v", method, st.Methods)
+	}
+	return m
+}
+
+// TestExecStorm: netlink reports every exec of a 5,000-process storm, audit
+// every exec with the right path and arguments.
+func TestExecStorm(t *testing.T) {
+	for _, method := range []string{MethodNetlink, MethodAudit} {
+		t.Run(method, func(t *testing.T) {
+			m := startOnly(t, method, Config{})
+			defer m.Close()
+			r := stormWith(t, m, 5000)
+			t.Logf("%s: %s", method, r)
+			if len(r.badNamed) > 0 {
+				t.Errorf("%d wrongly named, e.g. %v", len(r.badNamed), r.badNamed[:min(5, len(r.badNamed))])
+			}
+			switch method {
+			case MethodNetlink:
+				if r.execs != r.n {
+					t.Errorf("netlink reported %d of %d execs", r.execs, r.n)
+				}
+			case MethodAudit:
+				if r.named != r.n {
+					t.Errorf("audit named %d of %d execs with path and arguments", r.named, r.n)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkExecStorm reports, per method, what the README quotes: the
+// storm's rate with the monitor against without, the monitor's CPU per exec,
+// the share of execs reported and the share named with path and arguments.
+func BenchmarkExecStorm(b *testing.B) {
+	const n = 3000
+	for _, method := range []string{MethodNetlink, MethodAudit, MethodProc} {
+		b.Run(method, func(b *testing.B) {
+			base := baselineRate(b, n)
+			m := startOnly(b, method, Config{ProcInterval: 100 * time.Millisecond})
+			defer m.Close()
+			var r stormResult
+			for b.Loop() {
+				r = stormWith(b, m, n)
+			}
+			rate := float64(n) / r.elapsed.Seconds()
+			b.ReportMetric(rate, "execs/s")
+			b.ReportMetric(rate/base, "x-unmonitored")
+			b.ReportMetric(float64(r.cpu.Nanoseconds())/1e3/float64(n), "cpu-µs/exec")
+			b.ReportMetric(100*float64(r.execs)/float64(n), "%reported")
+			b.ReportMetric(100*float64(r.named)/float64(n), "%named")
+		})
+	}
+}
