@@ -35,6 +35,6 @@ tools:
 generate:
 	$(GO) generate $(PKGS)
 
-## run: the main example: the machine's process tree with credentials
+## run: the main example: stream process events with the best method available
 run:
-	$(GO) run ./examples/ptree
+	$(GO) run ./examples/tail
