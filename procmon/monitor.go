@@ -12,6 +12,7 @@ import (
 
 	"github.com/proctrack/proctrack/cache"
 	"github.com/proctrack/proctrack/methods"
+	"github.com/proctrack/proctrack/methods/audit"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
@@ -51,6 +52,8 @@ type Config struct {
 	DetailDelay time.Duration
 	// ProcInterval is the scan interval of the proc method.
 	ProcInterval time.Duration
+	// Audit configures the audit method.
+	Audit audit.Config
 	// Logger receives the monitor's logs; nil means slog.Default().
 	Logger *slog.Logger
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/proctrack/proctrack/methods"
+	"github.com/proctrack/proctrack/methods/audit"
 	methodproc "github.com/proctrack/proctrack/methods/proc"
 )
 
@@ -15,8 +16,12 @@ var sources = map[string]func(Config) (methods.Source, error){
 	MethodNetlink: func(Config) (methods.Source, error) {
 		return nil, fmt.Errorf("%w: netlink: not built yet", methods.ErrUnavailable)
 	},
-	MethodAudit: func(Config) (methods.Source, error) {
-		return nil, fmt.Errorf("%w: audit: not built yet", methods.ErrUnavailable)
+	MethodAudit: func(cfg Config) (methods.Source, error) {
+		a := cfg.Audit
+		if a.Logger == nil {
+			a.Logger = cfg.Logger
+		}
+		return audit.New(a), nil
 	},
 	MethodProc: func(cfg Config) (methods.Source, error) {
 		return methodproc.New(methodproc.Config{Interval: cfg.ProcInterval}), nil

@@ -1,0 +1,229 @@
+package audit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	libaudit "github.com/elastic/go-libaudit/v2"
+	"golang.org/x/sys/unix"
+)
+
+// nlConn is a NETLINK_AUDIT socket driven by the Go runtime's poller, so
+// that a blocked receive wakes up on a read deadline or when the socket is
+// closed (libaudit's NetlinkClient blocks in recvfrom and cannot be woken).
+// It implements libaudit.NetlinkSendReceiver, so libaudit.AuditClient can
+// run its requests (SetPID) over it.
+type nlConn struct {
+	f      *os.File
+	rc     syscall.RawConn
+	portID uint32
+	seq    atomic.Uint32
+	buf    []byte
+}
+
+var _ libaudit.NetlinkSendReceiver = (*nlConn)(nil)
+
+// dialAudit opens a NETLINK_AUDIT socket bound to groups (0 for the unicast
+// socket, libaudit.NetlinkGroupReadLog for the read-only multicast group,
+// which needs CAP_AUDIT_READ) with a receive buffer of rcvbuf bytes.
+func dialAudit(groups uint32, rcvbuf int) (*nlConn, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_AUDIT)
+	if err != nil {
+		return nil, fmt.Errorf("audit netlink socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("bind audit netlink socket (groups %#x): %w", groups, err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("audit netlink getsockname: %w", err)
+	}
+	nl, ok := sa.(*unix.SockaddrNetlink)
+	if !ok {
+		_ = unix.Close(fd)
+		return nil, errors.New("audit netlink: unexpected socket address type")
+	}
+	if rcvbuf > 0 {
+		// SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN; otherwise
+		// the kernel caps SO_RCVBUF at rmem_max.
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
+		}
+	}
+	// Missing ENOBUFS reports would hide multicast losses: keep them on.
+	f := os.NewFile(uintptr(fd), "audit-netlink")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("audit netlink: %w", err)
+	}
+	return &nlConn{f: f, rc: rc, portID: nl.Pid, buf: make([]byte, 64<<10)}, nil
+}
+
+// Send sends msg to the kernel with the next sequence number and returns it.
+func (c *nlConn) Send(msg syscall.NetlinkMessage) (uint32, error) {
+	return c.send(msg, false)
+}
+
+// SendNoWait is Send without waiting for buffer space.
+func (c *nlConn) SendNoWait(msg syscall.NetlinkMessage) (uint32, error) {
+	return c.send(msg, true)
+}
+
+func (c *nlConn) send(msg syscall.NetlinkMessage, noWait bool) (uint32, error) {
+	seq := c.seq.Add(1)
+	b := make([]byte, unix.SizeofNlMsghdr+len(msg.Data))
+	binary.NativeEndian.PutUint32(b[0:], uint32(len(b)))
+	binary.NativeEndian.PutUint16(b[4:], msg.Header.Type)
+	binary.NativeEndian.PutUint16(b[6:], msg.Header.Flags)
+	binary.NativeEndian.PutUint32(b[8:], seq)
+	binary.NativeEndian.PutUint32(b[12:], c.portID)
+	copy(b[unix.SizeofNlMsghdr:], msg.Data)
+	to := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
+	var serr error
+	op := func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), b, 0, to)
+		return noWait || !errors.Is(serr, unix.EAGAIN)
+	}
+	var err error
+	if noWait {
+		err = c.rc.Control(func(fd uintptr) { op(fd) })
+	} else {
+		err = c.rc.Write(op)
+	}
+	if err != nil {
+		return seq, err
+	}
+	return seq, serr
+}
+
+// Receive reads one datagram and hands it to p; with nonBlocking it
+// returns EAGAIN when nothing is queued. Used by libaudit's request code.
+func (c *nlConn) Receive(nonBlocking bool, p libaudit.NetlinkParser) ([]syscall.NetlinkMessage, error) {
+	b, err := c.recv(nonBlocking)
+	if err != nil {
+		return nil, err
+	}
+	return p(b)
+}
+
+// recv reads one datagram from the kernel into the connection's buffer
+// (valid until the next call). A blocking recv returns
+// os.ErrDeadlineExceeded at the read deadline and os.ErrClosed once the
+// connection is closed.
+func (c *nlConn) recv(nonBlocking bool) ([]byte, error) {
+	for {
+		var (
+			n    int
+			from unix.Sockaddr
+			rerr error
+		)
+		op := func(fd uintptr) bool {
+			n, from, rerr = unix.Recvfrom(int(fd), c.buf, unix.MSG_DONTWAIT)
+			return nonBlocking || !errors.Is(rerr, unix.EAGAIN)
+		}
+		var err error
+		if nonBlocking {
+			err = c.rc.Control(func(fd uintptr) { op(fd) })
+		} else {
+			err = c.rc.Read(op)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if errors.Is(rerr, unix.EINTR) {
+			continue
+		}
+		if rerr != nil {
+			return nil, rerr
+		}
+		if nl, ok := from.(*unix.SockaddrNetlink); !ok || nl.Pid != 0 {
+			continue // not from the kernel: ignore
+		}
+		if n < unix.SizeofNlMsghdr {
+			return nil, fmt.Errorf("audit netlink: short message (%d bytes)", n)
+		}
+		return c.buf[:n], nil
+	}
+}
+
+// setReadDeadline sets the deadline of blocking receives.
+func (c *nlConn) setReadDeadline(t time.Time) error { return c.f.SetReadDeadline(t) }
+
+// Close closes the socket, waking a blocked receive.
+func (c *nlConn) Close() error { return c.f.Close() }
+
+// splitMessage returns the type and payload of a datagram from the kernel.
+// An audit datagram carries one message, whose header length is not
+// reliable (older kernels leave out the header): the payload is the rest
+// of the datagram, as in libaudit.
+func splitMessage(b []byte) (typ uint16, data []byte) {
+	return binary.NativeEndian.Uint16(b[4:]), b[unix.SizeofNlMsghdr:]
+}
+
+// encodeStatus is the wire format of struct audit_status.
+func encodeStatus(s libaudit.AuditStatus) []byte {
+	v := [...]uint32{uint32(s.Mask), s.Enabled, s.Failure, s.PID, s.RateLimit, s.BacklogLimit,
+		s.Lost, s.Backlog, s.FeatureBitmap, s.BacklogWaitTime, s.BacklogWaitTimeActual}
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.NativeEndian.PutUint32(b[4*i:], x)
+	}
+	return b
+}
+
+// setStatus sends AUDIT_SET with st and waits for the kernel's answer. It
+// covers what libaudit has no call for: setting the audit pid to 0, which
+// only the process that owns it may do.
+func setStatus(nl libaudit.NetlinkSendReceiver, st libaudit.AuditStatus) error {
+	seq, err := nl.Send(syscall.NetlinkMessage{
+		Header: syscall.NlMsghdr{Type: libaudit.AuditSet, Flags: syscall.NLM_F_REQUEST | syscall.NLM_F_ACK},
+		Data:   encodeStatus(st),
+	})
+	if err != nil {
+		return fmt.Errorf("send AUDIT_SET: %w", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		msgs, err := nl.Receive(true, parseOne)
+		switch {
+		case errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR):
+			if time.Now().After(deadline) {
+				return errors.New("AUDIT_SET: no answer from the kernel")
+			}
+			time.Sleep(2 * time.Millisecond)
+			continue
+		case err != nil:
+			return fmt.Errorf("AUDIT_SET answer: %w", err)
+		}
+		m := msgs[0]
+		if m.Header.Seq != seq || m.Header.Type != syscall.NLMSG_ERROR {
+			continue // a record or a stale answer
+		}
+		return libaudit.ParseNetlinkError(m.Data)
+	}
+}
+
+// parseOne is a libaudit.NetlinkParser for one audit datagram.
+func parseOne(b []byte) ([]syscall.NetlinkMessage, error) {
+	if len(b) < unix.SizeofNlMsghdr {
+		return nil, syscall.EINVAL
+	}
+	return []syscall.NetlinkMessage{{
+		Header: syscall.NlMsghdr{
+			Len:   binary.NativeEndian.Uint32(b[0:]),
+			Type:  binary.NativeEndian.Uint16(b[4:]),
+			Flags: binary.NativeEndian.Uint16(b[6:]),
+			Seq:   binary.NativeEndian.Uint32(b[8:]),
+			Pid:   binary.NativeEndian.Uint32(b[12:]),
+		},
+		Data: b[unix.SizeofNlMsghdr:],
+	}}, nil
+}
