@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
-.PHONY: all build test race bench lint generate run tools
+.PHONY: all build test race bench lint generate run tools vmtest
 
 all: build lint test
 
@@ -38,3 +38,7 @@ generate:
 ## run: the main example: stream process events with the best method available
 run:
 	$(GO) run ./examples/tail
+
+## vmtest: boot Debian's 6.12 and 6.1 kernels under qemu and run the VM tests (internal/vmtest)
+vmtest:
+	bash .ci/vmtest.sh $(VMTEST_ARGS)
