@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"reflect"
 	"slices"
 
 	"github.com/proctrack/proctrack/internal/intern"
@@ -82,7 +83,7 @@ func (s *EventsStore) insert(p *process.Process, parent *entry) *entry {
 		return e
 	}
 	e := &entry{proc: p}
-	s.share(e, p)
+	s.share(e, p, parent)
 	if parent != nil && parent.proc != p {
 		p.Parent = parent.proc
 		p.Tree = make([]*process.TreeItem, 0, len(parent.proc.Tree)+1)
@@ -146,7 +147,7 @@ func (s *EventsStore) applyImage(e *entry, n *process.Process) {
 	} else {
 		e.sums = nil
 	}
-	s.share(e, p)
+	s.share(e, p, e)
 	if e.self.Key != treeName(p) {
 		e.self = treeItem(p) // children forked before the exec keep the old item
 	}
@@ -156,26 +157,49 @@ func (s *EventsStore) applyImage(e *entry, n *process.Process) {
 }
 
 // share replaces p's strings, argument list, environment and checksum map
-// with shared copies.
-func (s *EventsStore) share(e *entry, p *process.Process) {
+// with shared copies. Values p holds from another entry (a forked child
+// holds its parent's) are recognised by identity and not hashed again.
+func (s *EventsStore) share(e *entry, p *process.Process, from *entry) {
 	p.Path, p.RealPath, p.CWD = intern.String(p.Path), intern.String(p.RealPath), intern.String(p.CWD)
 	p.Comm, p.Root, p.Cgroup = intern.String(p.Comm), intern.String(p.Root), intern.String(p.Cgroup)
 	p.ContainerID, p.ContainerRuntime = intern.String(p.ContainerID), intern.String(p.ContainerRuntime)
 	e.args, e.env = nil, nil
-	if p.Args != nil {
+	switch {
+	case p.Args == nil:
+	case from != nil && from.args != nil && sameSlice(p.Args, from.args.V):
+		e.args = from.args
+	default:
 		e.args = s.argsTab.Share(p.Args)
 		p.Args = e.args.V
 	}
-	if p.Env != nil {
+	switch {
+	case p.Env == nil:
+	case from != nil && from.env != nil && sameMap(p.Env, from.env.V):
+		e.env = from.env
+	default:
 		e.env = s.mapTab.Share(p.Env)
 		p.Env = e.env.V
 	}
-	if len(p.Checksums) > 0 {
+	switch {
+	case len(p.Checksums) == 0:
+		p.Checksums = nil
+		e.sums = nil
+	case from != nil && from.sums != nil && sameMap(p.Checksums, from.sums.V):
+		e.sums = from.sums
+	default:
 		e.sums = s.mapTab.Share(p.Checksums)
 		p.Checksums = e.sums.V
-	} else {
-		p.Checksums = nil
 	}
+}
+
+// sameSlice reports whether a and b are the same slice (not merely equal).
+func sameSlice(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// sameMap reports whether a and b are the same map (not merely equal).
+func sameMap(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 func treeName(p *process.Process) string {

@@ -3,6 +3,7 @@ package process
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/proctrack/proctrack/internal/procfs"
 )
@@ -44,12 +45,8 @@ func (r *Reader) Exec(pid int) (*Process, error) {
 	if p.KernelThread {
 		return p, nil
 	}
+	// What names the process first: a short-lived one may be gone soon.
 	var errs []error
-	if s, err := r.r.Status(pid); err == nil {
-		p.applyStatus(s)
-	} else {
-		errs = append(errs, err)
-	}
 	if link, err := r.r.Exe(pid); err == nil {
 		p.setExeFast(link)
 	} else {
@@ -61,8 +58,45 @@ func (r *Reader) Exec(pid int) (*Process, error) {
 	} else {
 		errs = append(errs, err)
 	}
+	if s, err := r.r.Status(pid); err == nil {
+		p.applyStatus(s)
+	} else {
+		errs = append(errs, err)
+	}
 	err = errors.Join(errs...)
 	if err != nil && errors.Is(err, ErrGone) {
+		p.Incomplete = true
+		return p, err
+	}
+	return p, nil
+}
+
+// ExecOf is Exec for a process whose identity the caller knows already (it
+// saw the fork): it skips the stat read and takes the name and parent from
+// /proc/<pid>/status. A process that is gone is returned with Incomplete set
+// and the error matching ErrGone.
+func (r *Reader) ExecOf(k Key, startedAt time.Time) (*Process, error) {
+	p := NewProcessEmpty(k.PID, "")
+	p.Starttime, p.StartedAt = int64(k.StartTicks), startedAt
+	var errs []error
+	if link, err := r.r.Exe(k.PID); err == nil {
+		p.setExeFast(link)
+	} else {
+		errs = append(errs, err)
+	}
+	if args, err := r.r.Cmdline(k.PID); err == nil {
+		p.Args = args
+		p.CleanArgs()
+	} else {
+		errs = append(errs, err)
+	}
+	if s, err := r.r.Status(k.PID); err == nil {
+		p.applyStatus(s)
+		p.Comm, p.PPID = s.Name, s.PPID
+	} else {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil && errors.Is(err, ErrGone) {
 		p.Incomplete = true
 		return p, err
 	}
