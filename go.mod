@@ -8,7 +8,7 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
-require github.com/cilium/ebpf v0.22.0 // indirect
+require github.com/cilium/ebpf v0.22.0
 
 require (
 	github.com/elastic/go-libaudit/v2 v2.6.2

@@ -1,15 +1,17 @@
 package procmon
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/internal/proctest"
 )
@@ -67,22 +69,33 @@ func monitorChild() int {
 func TestFallbackWithoutPrivileges(t *testing.T) {
 	proctest.RequireRoot(t, "drops capabilities from a child with setpriv")
 	setpriv := proctest.RequireTool(t, "setpriv")
+	unshare := proctest.RequireTool(t, "unshare")
+	// Since Linux 6.6 the proc connector needs no privilege: without any
+	// capability, netlink still runs.
+	noCaps := MethodNetlink
+	if !kernelAtLeast(t, 6, 6) {
+		noCaps = MethodProc
+	}
+	const noBPF = "-bpf,-sys_admin,-perfmon"
 	cases := []struct {
-		name string
-		drop string // capabilities removed from the bounding set
-		want string // the method that must run
-		skip []string
+		name  string
+		netns bool   // run in a new network namespace: the proc connector exists only in the initial one
+		drop  string // capabilities removed from the bounding set
+		want  string // the method that must run
+		skips []string
 	}{
-		{"no CAP_NET_ADMIN", "-net_admin", MethodAudit, []string{MethodEbpf, MethodNetlink}},
-		{"no CAP_NET_ADMIN nor audit", "-net_admin,-audit_control,-audit_read,-audit_write", MethodProc, []string{MethodEbpf, MethodNetlink, MethodAudit}},
-		{"no capabilities", "-all", MethodProc, []string{MethodEbpf, MethodNetlink, MethodAudit}},
+		{"no eBPF capabilities", false, noBPF, MethodNetlink, []string{MethodEbpf}},
+		{"no capabilities", false, "-all", noCaps, []string{MethodEbpf}},
+		{"no eBPF capabilities, other network namespace", true, noBPF, MethodAudit, []string{MethodEbpf, MethodNetlink}},
+		{"no eBPF nor audit capabilities, other network namespace", true, noBPF + ",-audit_control,-audit_read,-audit_write", MethodProc, []string{MethodEbpf, MethodNetlink, MethodAudit}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.want == MethodAudit && !auditBuilt() {
-				t.Skip("the audit method is not in this build")
+			args := []string{setpriv, "--inh-caps=-all", "--bounding-set=" + tc.drop, "--", os.Args[0], "-test.run=^$"}
+			if tc.netns {
+				args = append([]string{unshare, "--net"}, args...)
 			}
-			cmd := exec.Command(setpriv, "--inh-caps=-all", "--bounding-set="+tc.drop, "--", os.Args[0], "-test.run=^$")
+			cmd := exec.Command(args[0], args[1:]...)
 			cmd.Env = append(os.Environ(), "PROCTRACK_MONITOR_CHILD=1")
 			out, err := cmd.Output()
 			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
@@ -97,25 +110,27 @@ func TestFallbackWithoutPrivileges(t *testing.T) {
 				t.Errorf("running %q, want %q: %+v", st.Running, tc.want, st.Methods)
 			}
 			for _, s := range st.Methods {
-				for _, name := range tc.skip {
-					if s.Method == name && (s.State != "skipped" || s.Reason == "") {
-						t.Errorf("%s: %s %q, want skipped with a reason", name, s.State, s.Reason)
-					}
+				if slices.Contains(tc.skips, s.Method) && (s.State != "skipped" || s.Reason == "") {
+					t.Errorf("%s: %s %q, want skipped with a reason", s.Method, s.State, s.Reason)
 				}
 			}
 			if !strings.HasPrefix(lines[len(lines)-1], "saw /") {
 				t.Errorf("child did not report its process: %q", lines[len(lines)-1])
 			}
-			sc := bufio.NewScanner(strings.NewReader(string(out)))
-			for sc.Scan() {
-				t.Log(sc.Text())
-			}
+			t.Log(lines[0])
 		})
 	}
 }
 
-// auditBuilt reports whether this build has the audit method.
-func auditBuilt() bool {
-	src, err := sources[MethodAudit](Config{})
-	return err == nil && src != nil
+// kernelAtLeast reports whether the running kernel is at least major.minor.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi); err != nil {
+		t.Fatalf("kernel release %q: %v", u.Release, err)
+	}
+	return ma > major || (ma == major && mi >= minor)
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/proctrack/proctrack/cache"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/methods/audit"
+	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
+	"github.com/proctrack/proctrack/methods/netlink"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
@@ -52,6 +54,10 @@ type Config struct {
 	DetailDelay time.Duration
 	// ProcInterval is the scan interval of the proc method.
 	ProcInterval time.Duration
+	// Ebpf configures the eBPF method (tier, privilege hooks, IMA, gc_period).
+	Ebpf methodebpf.Config
+	// Netlink configures the netlink (proc connector) method.
+	Netlink netlink.Config
 	// Audit configures the audit method.
 	Audit audit.Config
 	// Logger receives the monitor's logs; nil means slog.Default().

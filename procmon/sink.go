@@ -125,7 +125,12 @@ func (m *Monitor) onExec(ev *process.Event) {
 	p := ev.Process
 	if p == nil {
 		var err error
-		p, err = m.reader.Exec(ev.PID)
+		if item, ok := m.cache.Peek(ev.PID); ok && item.Exited == 0 && item.Proc.Starttime != 0 {
+			// The fork was seen: the identity is known, no stat read.
+			p, err = m.reader.ExecOf(item.Proc.Key(), item.Proc.StartedAt)
+		} else {
+			p, err = m.reader.Exec(ev.PID)
+		}
 		if p == nil {
 			// Gone before even its identity could be read: report what
 			// the cache knew of the pid, marked incomplete, never a

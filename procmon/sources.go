@@ -1,20 +1,28 @@
 package procmon
 
 import (
-	"fmt"
-
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/methods/audit"
+	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
+	"github.com/proctrack/proctrack/methods/netlink"
 	methodproc "github.com/proctrack/proctrack/methods/proc"
 )
 
 // sources builds each method's Source from the monitor's Config.
 var sources = map[string]func(Config) (methods.Source, error){
-	MethodEbpf: func(Config) (methods.Source, error) {
-		return nil, fmt.Errorf("%w: ebpf: this build has no eBPF method yet", methods.ErrUnavailable)
+	MethodEbpf: func(cfg Config) (methods.Source, error) {
+		e := cfg.Ebpf
+		if e.Logger == nil {
+			e.Logger = cfg.Logger
+		}
+		return methodebpf.New(e), nil
 	},
-	MethodNetlink: func(Config) (methods.Source, error) {
-		return nil, fmt.Errorf("%w: netlink: not built yet", methods.ErrUnavailable)
+	MethodNetlink: func(cfg Config) (methods.Source, error) {
+		n := cfg.Netlink
+		if n.Logger == nil {
+			n.Logger = cfg.Logger
+		}
+		return netlink.New(n), nil
 	},
 	MethodAudit: func(cfg Config) (methods.Source, error) {
 		a := cfg.Audit

@@ -223,10 +223,10 @@ func startOnly(tb testing.TB, method string, cfg Config) *Monitor {
 	return m
 }
 
-// TestExecStorm: netlink reports every exec of a 5,000-process storm, audit
-// every exec with the right path and arguments.
+// TestExecStorm: netlink reports every exec of a 5,000-process storm; ebpf
+// and audit every exec with the right path and arguments.
 func TestExecStorm(t *testing.T) {
-	for _, method := range []string{MethodNetlink, MethodAudit} {
+	for _, method := range []string{MethodEbpf, MethodNetlink, MethodAudit} {
 		t.Run(method, func(t *testing.T) {
 			m := startOnly(t, method, Config{})
 			defer m.Close()
@@ -240,9 +240,9 @@ func TestExecStorm(t *testing.T) {
 				if r.execs != r.n {
 					t.Errorf("netlink reported %d of %d execs", r.execs, r.n)
 				}
-			case MethodAudit:
+			case MethodAudit, MethodEbpf:
 				if r.named != r.n {
-					t.Errorf("audit named %d of %d execs with path and arguments", r.named, r.n)
+					t.Errorf("%s named %d of %d execs with path and arguments", method, r.named, r.n)
 				}
 			}
 		})
@@ -254,7 +254,7 @@ func TestExecStorm(t *testing.T) {
 // the share of execs reported and the share named with path and arguments.
 func BenchmarkExecStorm(b *testing.B) {
 	const n = 3000
-	for _, method := range []string{MethodNetlink, MethodAudit, MethodProc} {
+	for _, method := range []string{MethodEbpf, MethodNetlink, MethodAudit, MethodProc} {
 		b.Run(method, func(b *testing.B) {
 			base := baselineRate(b, n)
 			m := startOnly(b, method, Config{ProcInterval: 100 * time.Millisecond})

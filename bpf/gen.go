@@ -1,0 +1,10 @@
+// Package bpf holds proctrack's eBPF programs: the CO-RE C sources
+// (procmon.c, procmon.h), the vmlinux.h they are compiled against, and the
+// bpf2go output (procmon_bpfel.go and procmon_bpfel.o), committed so that
+// users build with CGO_ENABLED=0 and no clang. methods/ebpf loads them.
+//
+// Rebuild with `go generate ./bpf/...` (make generate); it needs clang,
+// llvm-strip and the libbpf headers (see README.md).
+package bpf
+
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go@v0.22.0 -go-package bpf -target bpfel -cflags "-O2 -g -Wall" -type rec_hdr -type creds_rec -type proc_rec -type exit_rec -type sys_rec -type lsm_rec -type proc_info -type ima_val Procmon procmon.c -- -D__TARGET_ARCH_x86

@@ -1,0 +1,787 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0)
+//go:build ignore
+
+/*
+ * proctrack's eBPF programs (CO-RE).
+ *
+ *  - Process lifecycle, both tiers: tp_btf sched_process_exec, _fork and
+ *    _exit. Exec and fork records carry the whole process: identity,
+ *    executable path (walked in the kernel), arguments, working directory,
+ *    credentials, namespaces and cgroup id.
+ *  - Tracepoint tier: tp_btf sys_exit, filtered by system call number
+ *    through two arrays userspace fills (native and ia32 numbers), reports
+ *    successful privilege-changing calls.
+ *  - LSM tier: the seven hooks of seed 000. Each passes the decision it was
+ *    given through unchanged; bprm_check stashes the IMA digest of the
+ *    binary for the exec record that follows.
+ *
+ * Userspace loads only the programs its tier uses. Records go to one ring
+ * buffer; a record that finds it full is counted in lost[kind].
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "procmon.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define PF_KTHREAD 0x00200000
+#define PFA_NO_NEW_PRIVS_MASK 1UL
+#define TS_COMPAT 0x0002
+#define X32_SYSCALL_BIT 0x40000000
+#define CLONE_NEWUSER 0x10000000
+
+#define PTRACE_TRACEME 0
+#define PTRACE_ATTACH 16
+#define PTRACE_DETACH 17
+#define PTRACE_SEIZE 0x4206
+#define PTRACE_MODE_ATTACH 0x02
+
+/* Set by userspace before loading. */
+const volatile bool exit_has_group_dead = false; /* sched_process_exit(p, group_dead) */
+const volatile bool ima_hash = false;            /* bprm_check stashes IMA digests */
+const volatile bool want_cwd = true;             /* walk the working directory */
+/* Wake the reader only once this many bytes wait in the ring buffer; 0
+ * wakes it for every record it has caught up with (the kernel's default).
+ * A wakeup is an irq_work, a self-IPI: costly in a VM. */
+const volatile __u64 wakeup_bytes = 0;
+
+/* Scratch space of the variable-length records. */
+#define SCRATCH_BYTES 16384
+struct scratch {
+	__u8 buf[SCRATCH_BYTES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* userspace may change it */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, REC_KINDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+/* The name pointers of one path walk. */
+struct walk_slots {
+	__u64 name[MAX_COMPONENTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct walk_slots);
+} slots_map SEC(".maps");
+
+/* Live processes, keyed by tgid; userspace garbage-collects it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct proc_info);
+} procs SEC(".maps");
+
+/* System call filters: number -> enum sys_code (0: not watched). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SYSCALL_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} sys_native SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SYSCALL_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} sys_compat SEC(".maps");
+
+/* IMA digests from bprm_check, keyed by the exec'ing thread id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct ima_val);
+} ima_stash SEC(".maps");
+
+/* Make the record types part of the object's BTF for bpf2go. */
+const struct proc_rec *unused_proc_rec __attribute__((unused));
+const struct exit_rec *unused_exit_rec __attribute__((unused));
+const struct sys_rec *unused_sys_rec __attribute__((unused));
+const struct lsm_rec *unused_lsm_rec __attribute__((unused));
+
+/* rb_flags returns the flags of a ring buffer submit (see wakeup_bytes). */
+static __always_inline __u64 rb_flags(void)
+{
+	if (!wakeup_bytes)
+		return 0;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void count_lost(__u32 kind)
+{
+	__u64 *n = bpf_map_lookup_elem(&lost, &kind);
+	if (n)
+		*n += 1;
+}
+
+static __always_inline void fill_hdr(struct rec_hdr *h, __u16 kind, struct task_struct *task)
+{
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+
+	h->kind = kind;
+	h->ktime = bpf_ktime_get_boot_ns();
+	h->pid = BPF_CORE_READ(task, tgid);
+	h->tid = BPF_CORE_READ(task, pid);
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->cpu = bpf_get_smp_processor_id();
+	h->start_ns = BPF_CORE_READ(leader, start_boottime);
+	BPF_CORE_READ_STR_INTO(&h->comm, leader, comm);
+}
+
+static __always_inline void read_creds(struct creds_rec *c, const struct cred *cred)
+{
+	struct group_info *gi;
+	int n;
+
+	c->uid = BPF_CORE_READ(cred, uid.val);
+	c->euid = BPF_CORE_READ(cred, euid.val);
+	c->suid = BPF_CORE_READ(cred, suid.val);
+	c->fsuid = BPF_CORE_READ(cred, fsuid.val);
+	c->gid = BPF_CORE_READ(cred, gid.val);
+	c->egid = BPF_CORE_READ(cred, egid.val);
+	c->sgid = BPF_CORE_READ(cred, sgid.val);
+	c->fsgid = BPF_CORE_READ(cred, fsgid.val);
+	/* kernel_cap_t is one u64 (6.3+) or two u32 (before): 8 bytes either way. */
+	bpf_core_read(&c->cap_inh, sizeof(c->cap_inh), &cred->cap_inheritable);
+	bpf_core_read(&c->cap_prm, sizeof(c->cap_prm), &cred->cap_permitted);
+	bpf_core_read(&c->cap_eff, sizeof(c->cap_eff), &cred->cap_effective);
+	bpf_core_read(&c->cap_bnd, sizeof(c->cap_bnd), &cred->cap_bset);
+	if (bpf_core_field_exists(cred->cap_ambient))
+		bpf_core_read(&c->cap_amb, sizeof(c->cap_amb), &cred->cap_ambient);
+	c->user_ns = BPF_CORE_READ(cred, user_ns, ns.inum);
+	gi = BPF_CORE_READ(cred, group_info);
+	n = BPF_CORE_READ(gi, ngroups);
+	c->ngroups = n;
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < MAX_GROUPS; i++) {
+		if (i >= n)
+			break;
+		bpf_core_read(&c->groups[i], sizeof(__u32), &gi->gid[i]);
+	}
+}
+
+static __always_inline void read_task_flags(struct creds_rec *c, struct task_struct *task)
+{
+	c->no_new_privs = (BPF_CORE_READ(task, atomic_flags) & PFA_NO_NEW_PRIVS_MASK) != 0;
+	c->seccomp = BPF_CORE_READ(task, seccomp.mode);
+}
+
+/* Results of walk_path, above the length in its return value. */
+#define WALK_TRUNC (1 << 16)
+#define WALK_ERR (1 << 17)
+#define WALK_LEN_MASK 0xffff
+/* The highest offset a walk may start at in the scratch buffer. */
+#define WALK_MAX_BASE (SCRATCH_BYTES - PATH_BYTES)
+
+/*
+ * walk_path writes the names of the components of the struct path at
+ * path_ptr into the scratch buffer from offset base, leaf first, each
+ * ending in NUL. It returns the number of bytes written (at most
+ * PATH_BYTES) ORed with WALK_TRUNC when it hit MAX_COMPONENTS or
+ * PATH_BYTES before the root, or WALK_ERR when a name could not be read.
+ * Mount points are crossed; the walk ends at the root of the mount tree
+ * (the mount namespace's root, or a detached mount's root, as d_path ends).
+ *
+ * It is a global function, so the verifier checks it once, on its own. It
+ * works in two passes to keep the verifier's work linear: the first walks
+ * the dentries and notes each component's name pointer in slot i (0 for a
+ * mount crossing), so no state but the loop index varies between paths;
+ * the second copies the names.
+ */
+__noinline int walk_path(__u64 path_ptr, __u64 base)
+{
+	const struct path *p = (const struct path *)path_ptr;
+	__u64 mnt_off = bpf_core_field_offset(struct mount, mnt);
+	struct dentry *d = BPF_CORE_READ(p, dentry);
+	struct vfsmount *vmnt = BPF_CORE_READ(p, mnt);
+	struct mount *mnt = (void *)vmnt - mnt_off;
+	__u32 zero = 0, off = 0;
+	int ret = WALK_TRUNC;
+	struct walk_slots *w;
+	struct scratch *s;
+	__u8 *dst;
+
+	s = bpf_map_lookup_elem(&scratch_map, &zero);
+	w = bpf_map_lookup_elem(&slots_map, &zero);
+	if (!s || !w || base > WALK_MAX_BASE)
+		return WALK_ERR;
+	dst = s->buf + base;
+	if (!d || !vmnt)
+		return WALK_ERR;
+	__builtin_memset(w, 0, sizeof(*w));
+
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < MAX_COMPONENTS; i++) {
+		struct dentry *root = BPF_CORE_READ(vmnt, mnt_root);
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+
+		if (d == root) {
+			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+			if (up == mnt) {
+				ret = 0;
+				break;
+			}
+			d = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = up;
+			vmnt = (void *)up + mnt_off;
+			continue;
+		}
+		if (d == parent) { /* the root of a tree not mounted anywhere */
+			ret = 0;
+			break;
+		}
+		w->name[i] = (__u64)BPF_CORE_READ(d, d_name.name);
+		d = parent;
+	}
+
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < MAX_COMPONENTS; i++) {
+		const void *name = (const void *)w->name[i];
+		long n;
+
+		if (!name)
+			continue;
+		if (off > PATH_BYTES - NAME_LEN)
+			return off | WALK_TRUNC;
+		n = bpf_probe_read_kernel_str(dst + off, NAME_LEN, name);
+		if (n <= 0)
+			return off | WALK_ERR;
+		/* The mask changes nothing (off <= PATH_BYTES here) but gives off
+		 * one range whatever the path taken, so states can be pruned. */
+		off = (off + n) & (2 * PATH_BYTES - 1);
+	}
+	return off | ret;
+}
+
+/* read_args copies the argument area of mm (read through the current
+ * task's address space, which holds the same bytes) into dst. */
+static __always_inline __u32 read_args(__u8 *dst, struct mm_struct *mm, __u16 *flags)
+{
+	unsigned long start = BPF_CORE_READ(mm, arg_start);
+	unsigned long end = BPF_CORE_READ(mm, arg_end);
+	__u64 len;
+
+	if (end <= start)
+		return 0;
+	len = end - start;
+	if (len > ARGS_BYTES) {
+		len = ARGS_BYTES;
+		*flags |= F_ARGS_TRUNC;
+	}
+	barrier_var(len);
+	if (len == 0 || len > ARGS_BYTES)
+		return 0;
+	if (bpf_probe_read_user(dst, len, (void *)start)) {
+		*flags |= F_ARGS_ERR;
+		return 0;
+	}
+	return len;
+}
+
+static __always_inline __u32 pid_ns_inum(struct task_struct *task)
+{
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid *up = &pid->numbers[0];
+
+	/* bounded for the verifier; pid namespaces nest at most 32 deep */
+	up += level & 31;
+	return BPF_CORE_READ(up, ns, ns.inum);
+}
+
+static __always_inline __u64 cgroup_id(struct task_struct *task)
+{
+	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+
+	return BPF_CORE_READ(kn, id);
+}
+
+static __always_inline void read_namespaces(struct proc_rec *r, struct task_struct *task)
+{
+	struct nsproxy *ns = BPF_CORE_READ(task, nsproxy);
+
+	if (!ns)
+		return;
+	r->ns_mnt = BPF_CORE_READ(ns, mnt_ns, ns.inum);
+	r->ns_net = BPF_CORE_READ(ns, net_ns, ns.inum);
+	r->ns_uts = BPF_CORE_READ(ns, uts_ns, ns.inum);
+	r->ns_ipc = BPF_CORE_READ(ns, ipc_ns, ns.inum);
+	r->ns_cgroup = BPF_CORE_READ(ns, cgroup_ns, ns.inum);
+	if (bpf_core_field_exists(ns->time_ns))
+		r->ns_time = BPF_CORE_READ(ns, time_ns, ns.inum);
+	r->ns_pid = pid_ns_inum(task);
+}
+
+/*
+ * emit_proc fills the scratch record of task (the process after exec, or a
+ * new child) with exe as its executable and sends it. The arguments are
+ * read through the current task's address space: task itself at exec, the
+ * parent (an identical copy) at fork.
+ */
+static __always_inline int emit_proc(__u16 kind, struct task_struct *task, struct file *exe,
+				     __u32 old_tid)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	struct proc_rec *r;
+	struct mm_struct *mm;
+	struct inode *ino;
+	__u32 plen = 0, alen = 0, clen = 0;
+	__u64 size;
+	__u16 flags = 0;
+
+	if (!s)
+		return 0;
+	r = (void *)s->buf;
+	__builtin_memset(r, 0, sizeof(*r));
+	fill_hdr(&r->h, kind, task);
+	read_creds(&r->c, BPF_CORE_READ(task, cred));
+	read_task_flags(&r->c, task);
+	read_namespaces(r, task);
+	r->cgroup_id = cgroup_id(task);
+
+	if (BPF_CORE_READ(task, flags) & PF_KTHREAD)
+		flags |= F_KTHREAD;
+	mm = BPF_CORE_READ(task, mm);
+	if (!mm) {
+		flags |= F_NO_MM;
+		exe = NULL;
+	} else if (!exe) {
+		exe = BPF_CORE_READ(mm, exe_file);
+	}
+	if (exe) {
+		ino = BPF_CORE_READ(exe, f_inode);
+		r->exe_ino = BPF_CORE_READ(ino, i_ino);
+		r->exe_dev = BPF_CORE_READ(ino, i_sb, s_dev);
+		if (BPF_CORE_READ(ino, i_nlink) == 0)
+			flags |= F_EXE_UNLINKED;
+		int w = walk_path((__u64)&exe->f_path, sizeof(*r));
+
+		if (w & WALK_TRUNC)
+			flags |= F_PATH_TRUNC;
+		if (w & WALK_ERR)
+			flags |= F_PATH_ERR;
+		plen = w & WALK_LEN_MASK;
+		if (plen > PATH_BYTES)
+			plen = PATH_BYTES;
+	}
+	if (mm) {
+		alen = read_args(r->data + plen, mm, &flags);
+		if (alen > ARGS_BYTES)
+			alen = ARGS_BYTES;
+	}
+	if (mm && want_cwd) {
+		struct fs_struct *fs = BPF_CORE_READ(task, fs);
+
+		if (fs) {
+			int w = walk_path((__u64)&fs->pwd, sizeof(*r) + plen + alen);
+
+			if (w & WALK_TRUNC)
+				flags |= F_CWD_TRUNC;
+			if (w & WALK_ERR)
+				flags |= F_CWD_ERR;
+			clen = w & WALK_LEN_MASK;
+			if (clen > PATH_BYTES)
+				clen = PATH_BYTES;
+		}
+	} else if (!want_cwd) {
+		flags |= F_NO_CWD;
+	}
+	if (kind == REC_EXEC && ima_hash) {
+		struct ima_val *v = bpf_map_lookup_elem(&ima_stash, &old_tid);
+
+		if (v) {
+			r->ima_algo = v->algo;
+			__builtin_memcpy(r->ima, v->digest, IMA_BYTES);
+			flags |= F_IMA;
+			bpf_map_delete_elem(&ima_stash, &old_tid);
+		}
+	}
+	if (r->c.ngroups > MAX_GROUPS)
+		flags |= F_GROUPS_TRUNC;
+	r->h.flags = flags;
+	r->path_len = plen;
+	r->args_len = alen;
+	r->cwd_len = clen;
+	size = sizeof(*r) + plen + alen + clen;
+	r->h.size = size;
+	if (size > SCRATCH_BYTES - 1)
+		return 0;
+	barrier_var(size);
+	if (size > SCRATCH_BYTES - 1)
+		return 0;
+	if (bpf_ringbuf_output(&events, r, size, rb_flags()))
+		count_lost(kind);
+	return 0;
+}
+
+static __always_inline void remember(struct task_struct *task)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	struct proc_info *old = bpf_map_lookup_elem(&procs, &tgid);
+	struct proc_info v = {};
+
+	v.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	v.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	if (old && old->start_ns == v.start_ns)
+		v.execs = old->execs + 1;
+	bpf_map_update_elem(&procs, &tgid, &v, BPF_ANY);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	remember(task);
+	return emit_proc(REC_EXEC, task, BPF_CORE_READ(bprm, file), old_pid);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
+{
+	/* Threads are not processes: only a new thread group leader counts. */
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
+	remember(child);
+	return emit_proc(REC_FORK, child, NULL, 0);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit, struct task_struct *task)
+{
+	struct exit_rec *r;
+	bool last;
+	__u32 tgid;
+
+	/* The process ends with its last thread: the kernel says so where the
+	 * tracepoint passes group_dead; elsewhere signal->live has dropped to
+	 * zero by the time the tracepoint runs. */
+	if (exit_has_group_dead)
+		last = ctx[1] != 0;
+	else
+		last = BPF_CORE_READ(task, signal, live.counter) == 0;
+	if (!last)
+		return 0;
+	tgid = BPF_CORE_READ(task, tgid);
+	bpf_map_delete_elem(&procs, &tgid);
+	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count_lost(REC_EXIT);
+		return 0;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	fill_hdr(&r->h, REC_EXIT, task);
+	r->h.size = sizeof(*r);
+	r->exit_code = BPF_CORE_READ(task, exit_code);
+	bpf_ringbuf_submit(r, rb_flags());
+	return 0;
+}
+
+/* ---- tracepoint tier: privilege-changing system calls ---- */
+
+static __always_inline bool in_compat_syscall(struct task_struct *task)
+{
+	if (!bpf_core_field_exists(task->thread_info.status))
+		return false;
+	return (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT) != 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
+{
+	struct task_struct *task;
+	struct sys_rec *r;
+	const struct cred *cred;
+	__u64 args[6];
+	__u64 clone_flags = 0;
+	__u32 *native, *ia32, nr, c;
+	bool compat;
+
+	/* Every system call of the host comes here: the cheap tests first (a
+	 * direct load and two inlined array lookups), the task's state only
+	 * for the watched numbers. */
+	if (ret < 0)
+		return 0;
+	nr = regs->orig_ax & ~X32_SYSCALL_BIT;
+	if (nr >= SYSCALL_SLOTS)
+		return 0;
+	native = bpf_map_lookup_elem(&sys_native, &nr);
+	ia32 = bpf_map_lookup_elem(&sys_compat, &nr);
+	if (!native || !ia32 || (*native == SYS_NONE && *ia32 == SYS_NONE))
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	compat = in_compat_syscall(task);
+	c = compat ? *ia32 : *native;
+	if (c == SYS_NONE)
+		return 0;
+
+	if (compat) {
+		args[0] = BPF_CORE_READ(regs, bx);
+		args[1] = BPF_CORE_READ(regs, cx);
+		args[2] = BPF_CORE_READ(regs, dx);
+		args[3] = BPF_CORE_READ(regs, si);
+		args[4] = BPF_CORE_READ(regs, di);
+		args[5] = BPF_CORE_READ(regs, bp);
+	} else {
+		args[0] = BPF_CORE_READ(regs, di);
+		args[1] = BPF_CORE_READ(regs, si);
+		args[2] = BPF_CORE_READ(regs, dx);
+		args[3] = BPF_CORE_READ(regs, r10);
+		args[4] = BPF_CORE_READ(regs, r8);
+		args[5] = BPF_CORE_READ(regs, r9);
+	}
+	cred = BPF_CORE_READ(task, cred);
+
+	switch (c) {
+	case SYS_SETFSUID:
+		/* returns the previous fsuid whatever happened: report a change */
+		if (BPF_CORE_READ(cred, fsuid.val) == (__u32)ret)
+			return 0;
+		break;
+	case SYS_SETFSGID:
+		if (BPF_CORE_READ(cred, fsgid.val) == (__u32)ret)
+			return 0;
+		break;
+	case SYS_UNSHARE:
+		if (!(args[0] & CLONE_NEWUSER))
+			return 0;
+		break;
+	case SYS_CLONE:
+		/* reported by the child (ret 0), whose credentials are in the
+		 * new namespace */
+		if (ret != 0 || !(args[0] & CLONE_NEWUSER))
+			return 0;
+		break;
+	case SYS_CLONE3:
+		if (ret != 0)
+			return 0;
+		if (bpf_probe_read_user(&clone_flags, sizeof(clone_flags), (void *)args[0]))
+			return 0;
+		if (!(clone_flags & CLONE_NEWUSER))
+			return 0;
+		break;
+	case SYS_PTRACE:
+		if (args[0] != PTRACE_TRACEME && args[0] != PTRACE_ATTACH &&
+		    args[0] != PTRACE_SEIZE && args[0] != PTRACE_DETACH)
+			return 0;
+		break;
+	}
+
+	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count_lost(REC_SYSCALL);
+		return 0;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	fill_hdr(&r->h, REC_SYSCALL, task);
+	r->h.size = sizeof(*r);
+	if (compat)
+		r->h.flags |= F_COMPAT;
+	r->nr = nr;
+	r->code = c;
+	r->ret = ret;
+	__builtin_memcpy(r->args, args, sizeof(args));
+	r->clone_flags = clone_flags;
+	read_creds(&r->c, cred);
+	read_task_flags(&r->c, task);
+	bpf_ringbuf_submit(r, rb_flags());
+	return 0;
+}
+
+/* ---- LSM tier: the seven hooks of seed 000, report-only ---- */
+
+/*
+ * pass returns the decision a hook was given. LSM programs may only return
+ * 0 or a negative errno (the verifier checks it since 6.10), and the
+ * decision so far is one already: the clamp only tells the verifier.
+ */
+static __always_inline int pass(int ret)
+{
+	if (ret > 0)
+		return 0;
+	if (ret < -4095)
+		return -4095;
+	return ret;
+}
+
+static __always_inline struct lsm_rec *lsm_begin(__u32 hook, int ret)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct lsm_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+
+	if (!r) {
+		count_lost(REC_LSM);
+		return NULL;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	fill_hdr(&r->h, REC_LSM, task);
+	r->h.size = sizeof(*r);
+	r->hook = hook;
+	r->ret = ret;
+	return r;
+}
+
+static __always_inline void lsm_current_creds(struct lsm_rec *r)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	read_creds(&r->old_c, BPF_CORE_READ(task, cred));
+	read_task_flags(&r->old_c, task);
+	r->new_c = r->old_c;
+}
+
+static __always_inline int lsm_cred_change(__u32 hook, struct cred *new, const struct cred *old,
+					   int flags, int ret)
+{
+	struct task_struct *task;
+	struct lsm_rec *r;
+
+	if (ret)
+		return pass(ret);
+	r = lsm_begin(hook, ret);
+	if (!r)
+		return pass(ret);
+	task = (struct task_struct *)bpf_get_current_task();
+	r->args[0] = flags;
+	read_creds(&r->old_c, old);
+	read_task_flags(&r->old_c, task);
+	read_creds(&r->new_c, new);
+	read_task_flags(&r->new_c, task);
+	bpf_ringbuf_submit(r, rb_flags());
+	return pass(ret);
+}
+
+SEC("lsm/task_fix_setuid")
+int BPF_PROG(lsm_setuid, struct cred *new, const struct cred *old, int flags, int ret)
+{
+	return lsm_cred_change(HOOK_SETUID, new, old, flags, ret);
+}
+
+SEC("lsm/task_fix_setgid")
+int BPF_PROG(lsm_setgid, struct cred *new, const struct cred *old, int flags, int ret)
+{
+	return lsm_cred_change(HOOK_SETGID, new, old, flags, ret);
+}
+
+SEC("lsm/capset")
+int BPF_PROG(lsm_capset, struct cred *new, const struct cred *old, const kernel_cap_t *effective,
+	     const kernel_cap_t *inheritable, const kernel_cap_t *permitted, int ret)
+{
+	struct task_struct *task;
+	struct lsm_rec *r;
+
+	if (ret)
+		return pass(ret);
+	r = lsm_begin(HOOK_CAPSET, ret);
+	if (!r)
+		return pass(ret);
+	task = (struct task_struct *)bpf_get_current_task();
+	read_creds(&r->old_c, old);
+	read_task_flags(&r->old_c, task);
+	read_creds(&r->new_c, new);
+	read_task_flags(&r->new_c, task);
+	/* the sets being installed, whatever new holds yet */
+	bpf_probe_read_kernel(&r->new_c.cap_eff, sizeof(__u64), effective);
+	bpf_probe_read_kernel(&r->new_c.cap_inh, sizeof(__u64), inheritable);
+	bpf_probe_read_kernel(&r->new_c.cap_prm, sizeof(__u64), permitted);
+	bpf_ringbuf_submit(r, rb_flags());
+	return pass(ret);
+}
+
+SEC("lsm/task_prctl")
+int BPF_PROG(lsm_prctl, int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,
+	     unsigned long arg5, int ret)
+{
+	struct lsm_rec *r;
+
+	/* task_prctl hooks return > 0 for "handled"; pass anything through */
+	if (ret < 0)
+		return pass(ret);
+	r = lsm_begin(HOOK_PRCTL, ret);
+	if (!r)
+		return pass(ret);
+	r->args[0] = option;
+	r->args[1] = arg2;
+	r->args[2] = arg3;
+	r->args[3] = arg4;
+	r->args[4] = arg5;
+	lsm_current_creds(r);
+	bpf_ringbuf_submit(r, rb_flags());
+	return pass(ret);
+}
+
+SEC("lsm/userns_create")
+int BPF_PROG(lsm_userns_create, const struct cred *cred, int ret)
+{
+	struct lsm_rec *r;
+
+	if (ret)
+		return pass(ret);
+	r = lsm_begin(HOOK_USERNS, ret);
+	if (!r)
+		return pass(ret);
+	lsm_current_creds(r);
+	bpf_ringbuf_submit(r, rb_flags());
+	return pass(ret);
+}
+
+SEC("lsm/ptrace_access_check")
+int BPF_PROG(lsm_ptrace_access_check, struct task_struct *child, unsigned int mode, int ret)
+{
+	struct lsm_rec *r;
+
+	/* PTRACE_MODE_READ checks guard /proc reads; only attaching is ptrace */
+	if (ret || !(mode & PTRACE_MODE_ATTACH))
+		return pass(ret);
+	r = lsm_begin(HOOK_PTRACE, ret);
+	if (!r)
+		return pass(ret);
+	r->args[0] = mode;
+	r->target_pid = BPF_CORE_READ(child, tgid);
+	r->target_start_ns = BPF_CORE_READ(child, group_leader, start_boottime);
+	lsm_current_creds(r);
+	bpf_ringbuf_submit(r, rb_flags());
+	return pass(ret);
+}
+
+SEC("lsm.s/bprm_check_security")
+int BPF_PROG(lsm_bprm_check, struct linux_binprm *bprm, int ret)
+{
+	struct ima_val v = {};
+	__u32 tid;
+	long algo;
+
+	if (ret || !ima_hash)
+		return pass(ret);
+	algo = bpf_ima_file_hash(bprm->file, v.digest, sizeof(v.digest));
+	if (algo < 0)
+		return pass(ret);
+	v.algo = algo;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&ima_stash, &tid, &v, BPF_ANY);
+	return pass(ret);
+}

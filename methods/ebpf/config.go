@@ -1,0 +1,141 @@
+package ebpf
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Hook names, as seed 000 names them: the keys of Config.Hooks.
+const (
+	HookSetuid            = "setuid"              // security_task_fix_setuid; setuid family of system calls
+	HookSetgid            = "setgid"              // security_task_fix_setgid; setgid family and setgroups
+	HookCapset            = "capset"              // security_capset; capset
+	HookPrctl             = "prctl"               // security_task_prctl; prctl
+	HookCreateUserNS      = "create_user_ns"      // security_create_user_ns; unshare/clone/clone3 with CLONE_NEWUSER
+	HookPtraceAccessCheck = "ptrace_access_check" // security_ptrace_access_check; ptrace attach, seize, traceme, detach
+	HookBprmCheck         = "bprm_check"          // security_bprm_check; carries the IMA digest into the exec event
+)
+
+// HookNames lists every hook name, in seed 000's order.
+var HookNames = []string{HookSetuid, HookSetgid, HookCapset, HookPrctl, HookCreateUserNS,
+	HookPtraceAccessCheck, HookBprmCheck}
+
+// AllHooks returns a Hooks map with every hook enabled.
+func AllHooks() map[string]bool {
+	m := make(map[string]bool, len(HookNames))
+	for _, h := range HookNames {
+		m[h] = true
+	}
+	return m
+}
+
+// Tier names (Config.Tier, Source.Tier).
+const (
+	// TierLSM: process events from BTF tracepoints, privilege events from
+	// BPF LSM hooks, IMA digests. Kernel >= 6.2 with bpf in the LSM list.
+	TierLSM = "lsm"
+	// TierTracepoint: process events from BTF tracepoints, privilege events
+	// from the sys_exit tracepoint. Any kernel with BTF and ring buffers.
+	TierTracepoint = "tracepoint"
+)
+
+// Defaults of Config.
+const (
+	DefaultGCPeriod       = 30 * time.Second
+	DefaultRingBufferSize = 8 << 20
+)
+
+// Config configures a Source. The zero value runs the best tier with every
+// hook, a garbage collection every 30 s and an 8 MiB ring buffer.
+type Config struct {
+	// Hooks enables privilege hooks by seed 000 name (HookSetuid, ...).
+	// On the LSM tier each enabled hook is one LSM program; on the
+	// tracepoint tier a hook enables the system calls behind it (see
+	// HookSetuid...). nil enables every hook; a non-nil map enables only
+	// those set to true, so an empty map reports process events only. A
+	// name that is not a hook is an error.
+	Hooks map[string]bool
+	// IMAHash adds the kernel's IMA digest of the binary to exec events
+	// (Process.Checksums[process.HashIMA]) on the LSM tier; it attaches the
+	// bprm_check program even if that hook is not enabled. The tracepoint
+	// tier has no IMA digests.
+	IMAHash bool
+	// GCPeriod is how often the in-kernel map of live processes is
+	// garbage-collected against /proc; 0 means DefaultGCPeriod.
+	GCPeriod time.Duration
+	// Logger receives the source's logs; nil means slog.Default().
+	Logger *slog.Logger
+
+	// Tier forces a tier: "" picks the best that works here, TierLSM
+	// fails (with an error matching methods.ErrUnavailable) unless the LSM
+	// tier runs, TierTracepoint does not try the LSM tier.
+	Tier string
+	// RingBufferSize is the ring buffer's size in bytes, rounded up to a
+	// power of two of at least one page; 0 means DefaultRingBufferSize.
+	RingBufferSize int
+	// BatchDelay trades latency for CPU. 0 (the default) has the kernel
+	// wake the reader for every record it has caught up with: events reach
+	// the sink at once, but each wakeup is an inter-processor interrupt,
+	// which costs several microseconds in a virtual machine. With
+	// BatchDelay > 0 the kernel wakes the reader only when 64 KiB (a
+	// quarter of a smaller ring buffer) wait, and the reader otherwise
+	// polls every BatchDelay: events reach the sink up to BatchDelay late.
+	BatchDelay time.Duration
+	// NoCWD leaves the working directory out of exec and fork events (one
+	// path walk less in the kernel per event); the monitor reads it later.
+	NoCWD bool
+	// NoProcCompletion keeps the source from reading /proc to complete a
+	// record the kernel had to cut (arguments over 4 KiB, a path over 64
+	// components or 4 KiB, more than 32 groups): such events are then
+	// delivered with Process.Incomplete set.
+	NoProcCompletion bool
+}
+
+// wakeupBytes returns the ring buffer fill that wakes the reader (0: every
+// record).
+func (c *Config) wakeupBytes(ringSize uint32) uint64 {
+	if c.BatchDelay <= 0 {
+		return 0
+	}
+	return uint64(min(64<<10, ringSize/4))
+}
+
+// poll returns how often the reader wakes by itself.
+func (c *Config) poll() time.Duration {
+	if c.BatchDelay > 0 {
+		return min(c.BatchDelay, pollInterval)
+	}
+	return pollInterval
+}
+
+// hooks returns the enabled hooks, or an error naming an unknown one.
+func (c *Config) hooks() (map[string]bool, error) {
+	if c.Hooks == nil {
+		return AllHooks(), nil
+	}
+	on := make(map[string]bool)
+	for name, enabled := range c.Hooks {
+		if !slices.Contains(HookNames, name) {
+			return nil, fmt.Errorf("ebpf: unknown hook %q (want one of %v)", name, HookNames)
+		}
+		if enabled {
+			on[name] = true
+		}
+	}
+	return on, nil
+}
+
+// ringSize returns the ring buffer size to use.
+func (c *Config) ringSize(pageSize int) uint32 {
+	n := c.RingBufferSize
+	if n <= 0 {
+		n = DefaultRingBufferSize
+	}
+	size := pageSize
+	for size < n && size < 1<<30 {
+		size <<= 1
+	}
+	return uint32(size)
+}

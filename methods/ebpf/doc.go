@@ -1,0 +1,149 @@
+// Package ebpf is the eBPF monitoring method: BPF programs (package bpf,
+// CO-RE, loaded with cilium/ebpf) report process events and privilege
+// changes through one ring buffer. It is the best method of the fallback
+// ladder; see methods.Source.
+//
+// # Tiers
+//
+// Start probes the host and runs the best tier that works (Config.Tier can
+// force one); Tier and Status say which runs and why the other was skipped,
+// ProbeTier says it without starting anything.
+//
+//   - LSM tier: Linux >= 6.2 (by version, even where an LSM program would
+//     load on an older kernel), "bpf" in the active LSM list
+//     (/sys/kernel/security/lsm; securityfs is mounted for the read if it is
+//     not, and unmounted again), and a test LSM program that loads and
+//     attaches. Process events come from the BTF tracepoints below;
+//     privilege events from BPF LSM programs on the seven hooks of seed 000
+//     (task_fix_setuid, task_fix_setgid, capset, task_prctl, userns_create,
+//     ptrace_access_check, bprm_check_security), each attached only when its
+//     Config.Hooks entry is on. The programs pass the kernel's decision
+//     through unchanged (report-only). With Config.IMAHash, bprm_check
+//     stashes bpf_ima_file_hash's digest of the binary and the exec event
+//     carries it as Process.Checksums[process.HashIMA] ("sha256:<hex>").
+//   - Tracepoint tier: any kernel with BTF and BPF ring buffers (5.8+).
+//     Process events from the same tracepoints; privilege events from the
+//     tp_btf sys_exit tracepoint (the raw syscall tracepoint, which exists
+//     whether or not the per-syscall ones do, and needs no tracefs), with a
+//     system call number filter in an array map so that only watched calls
+//     cost more than a lookup. Report-only by nature. x86_64 only (other
+//     architectures get the process events); 32-bit (ia32) calls are
+//     reported with their own numbers and Arch "i386".
+//
+// Both tiers keep an in-kernel hash map of live processes (tgid -> start
+// time, parent, exec count), as seed 000's PROCMON_PROC_MAP: the fork and
+// exec programs add to it, the exit program removes from it, Start seeds it
+// from /proc, and a goroutine removes every Config.GCPeriod (default 30 s)
+// the entries whose (pid, start time) /proc no longer has.
+//
+// # What each event carries
+//
+// EventExec (tp_btf sched_process_exec, which fires only for an execve that
+// succeeded) and EventFork (sched_process_fork, only when the child leads a
+// new thread group: threads are not processes) carry the whole process, so
+// the monitor caches it without reading /proc: ID (tgid), PPID
+// (real_parent's tgid), Starttime (task->start_boottime in USER_HZ ticks,
+// exactly /proc/<pid>/stat field 22) and StartedAt, Comm, Path (the real
+// path of the executable, built in the kernel by walking dentries and
+// mounts: up to 64 components and 4 KiB), Args (the new image's argument
+// area, NUL-separated so arguments with spaces stay whole, up to 4 KiB), CWD
+// (the same walk; Config.NoCWD leaves it out), Creds (all uids and gids, up
+// to 32 supplementary groups, the five capability sets, no_new_privs,
+// seccomp mode, the user namespace's inode), NS (every namespace inode),
+// ExeDev and ExeInode, ExeDeleted, KernelThread (Path is then
+// process.KernelConnection). Path is the path in the process's mount
+// namespace, as /proc/<pid>/exe names it; RealPath is Path, or
+// /proc/<pid>/root + Path for a process in another mount namespace. Cgroup is filled on hosts with the unified
+// cgroup hierarchy only (from the v2 cgroup id, resolved once per cgroup);
+// elsewhere the monitor reads it. A fork carries the parent's image as the
+// child has it (its arguments are read through the parent's identical
+// memory).
+//
+// When the kernel had to cut something (arguments over 4 KiB, a path over
+// its bounds, more than 32 groups) or could not read it, the source reads
+// the rest from /proc at once, checking that the pid still has the same
+// start time and that /proc's copy extends what the kernel saw; when that
+// fails (the process is gone, or Config.NoProcCompletion) the event has
+// Process.Incomplete set and what was read: a cut argument list is its
+// first 4 KiB (the last argument may be cut), a cut path is left empty.
+// Counters.ArgsCut and PathCut count such records.
+//
+// EventExit (sched_process_exit, for the last thread of the group: the
+// tracepoint's group_dead where the kernel passes it (newer kernels such
+// as 6.18; checked in the kernel's BTF at load), else
+// signal->live having dropped to zero) carries a Process with the identity
+// (ID, PPID, Starttime, StartedAt, Comm), and ExitCode, the wait(2) status.
+//
+// Privilege events (report-only on both tiers):
+//
+//	hook                 kind         tracepoint tier (successful calls)         LSM tier
+//	setuid               EventUID     setuid setreuid setresuid setfsuid[32]     task_fix_setuid
+//	setgid               EventGID     setgid setregid setresgid setfsgid         task_fix_setgid
+//	                                  setgroups[32]
+//	capset               EventCapset  capset                                     capset
+//	prctl                EventPrctl   prctl (every option)                       task_prctl
+//	create_user_ns       EventUserNS  unshare, clone, clone3 with CLONE_NEWUSER  userns_create
+//	ptrace_access_check  EventPtrace  ptrace TRACEME ATTACH SEIZE DETACH         ptrace_access_check (attach modes)
+//	bprm_check           -            -                                          bprm_check_security (IMA digest)
+//
+// On the tracepoint tier Creds.New holds the caller's credentials after the
+// call and Creds.Old is left zero (the monitor fills it from its cache);
+// Syscall has the name, number, architecture, the six raw arguments and
+// the result. setfsuid/setfsgid, which return the old id whatever happens,
+// are reported when the id changed. A clone with CLONE_NEWUSER is reported
+// by the child (PID is the child, its credentials those of the new
+// namespace); ptrace ATTACH and SEIZE name the tracee as PID (the pid as
+// the tracer's pid namespace sees it) and the caller as Tracer, DETACH has
+// Tracer 0, TRACEME names the caller and its parent. On the LSM tier
+// Creds.Old and New are both exact (the hook sees both); ptrace names the
+// tracee and Tracer; prctl carries its five arguments in Syscall.
+//
+// # Losses
+//
+// One BPF ring buffer (Config.RingBufferSize, default 8 MiB) carries every
+// record. A record that finds it full is dropped and counted in a per-CPU
+// array in the kernel, per record kind. The reader adds the counts up every
+// 200 ms (and at Close) and reports what is new with sink.Lost(n, "ring
+// buffer full"), which makes the monitor repair its cache from /proc;
+// Stats().Lost and LostTimes follow, and Counters has the losses by kind.
+//
+// # Cost and latency
+//
+// By default the kernel wakes the reader for each record it has caught up
+// with, so events reach the sink at once. A wakeup is an irq_work (a
+// self-IPI), which in a virtual machine costs about 10 µs per record (the
+// exec program itself takes about 5 µs, the exit program 1 µs, the
+// sys_exit filter about 75 ns per system call on the development VM).
+// Config.BatchDelay > 0 wakes the reader only once 64 KiB wait and lets it
+// poll every BatchDelay instead. Under load the reader lags and the kernel
+// skips the wakeups by itself.
+//
+// # Privileges
+//
+// Loading needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN (root has them);
+// the LSM test program and the LSM tier need the same. Without them, or
+// without kernel BTF (/sys/kernel/btf/vmlinux) or ring buffers, or when the
+// verifier rejects a program (its last lines are in the error), Start
+// returns an error matching methods.ErrUnavailable that says why, and the
+// monitor takes the next method. The memlock rlimit is removed (cilium/ebpf
+// rlimit) where the kernel still charges BPF memory to it. Reading
+// /proc/<pid>/{exe,cmdline,cwd} to complete cut records needs the usual
+// ptrace-read access, which root has.
+//
+// # Testing other kernels
+//
+// The tests run on the host's tier. TestVMEbpf runs them (those that need
+// no tool beyond busybox) inside the qemu guests of internal/vmtest, and
+// skips elsewhere:
+//
+//	go run ./internal/vmtest/cmd/vmtest -pkg ./methods/ebpf -run '^TestVM'
+//
+// On Debian's 6.12 with lsm=...,bpf it checks that the LSM tier is chosen
+// and runs it with every hook and IMAHash (TestLSMTier: LSM records for
+// setuid, capset, prctl, userns_create and ptrace, and an IMA digest equal
+// to the binary's sha256); on Debian's 6.1, whose LSM list has bpf, that the
+// tracepoint tier is chosen by version ("kernel 6.1 < 6.2") and that the
+// CO-RE programs load and report there. PROCTRACK_EBPF_EXPECT_TIER=lsm or
+// =tracepoint makes TestTierProbe and TestVMEbpf fail unless the probe
+// chose that tier.
+package ebpf

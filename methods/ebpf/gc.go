@@ -1,0 +1,77 @@
+package ebpf
+
+import (
+	"errors"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/proctrack/proctrack/bpf"
+	"github.com/proctrack/proctrack/internal/procfs"
+)
+
+// seedProcs adds the processes /proc lists to the in-kernel map of live
+// processes, without replacing what the programs wrote meanwhile. It
+// returns how many it added.
+func seedProcs(m *ebpf.Map, procRoot string) (int, error) {
+	pids, err := procfs.PIDs(procRoot)
+	if err != nil {
+		return 0, err
+	}
+	r := procfs.NewReader(procRoot)
+	n := 0
+	for _, pid := range pids {
+		s, err := r.Stat(pid)
+		if err != nil || s.State == 'Z' || s.State == 'X' {
+			continue
+		}
+		v := bpf.ProcmonProcInfo{StartNs: s.StartTicks * nsPerTick, Ppid: uint32(s.PPID)}
+		switch err := m.Update(uint32(pid), &v, ebpf.UpdateNoExist); {
+		case err == nil:
+			n++
+		case errors.Is(err, ebpf.ErrKeyExist):
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// gcProcs removes the entries of the map of live processes whose process is
+// gone: the pid is unused, a zombie, or another process (other start
+// ticks). It returns how many it removed. The exit program removes entries
+// as processes exit; this catches what it could not (a full ring buffer
+// does not matter here, but a process that exited before the programs were
+// attached while /proc was read does).
+func gcProcs(m *ebpf.Map, procRoot string) (int, error) {
+	r := procfs.NewReader(procRoot)
+	var (
+		k     uint32
+		v     bpf.ProcmonProcInfo
+		stale []uint32
+		ns    []uint64
+	)
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		s, err := r.Stat(int(k))
+		if err != nil || s.State == 'Z' || s.State == 'X' || s.StartTicks != v.StartNs/nsPerTick {
+			stale = append(stale, k)
+			ns = append(ns, v.StartNs)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return 0, err
+	}
+	removed := 0
+	for i, k := range stale {
+		// The kernel may have reused the pid since: remove only the
+		// entry that was judged.
+		var now bpf.ProcmonProcInfo
+		if m.Lookup(k, &now) != nil || now.StartNs != ns[i] {
+			continue
+		}
+		if err := m.Delete(k); err == nil {
+			removed++
+		}
+	}
+	return removed, nil
+}

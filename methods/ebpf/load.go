@@ -1,0 +1,213 @@
+package ebpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/proctrack/proctrack/bpf"
+)
+
+// Programs of the process events, loaded on both tiers.
+var processPrograms = []string{bpf.ProcmonProgHandleExit, bpf.ProcmonProgHandleFork, bpf.ProcmonProgHandleExec}
+
+// lsmPrograms maps each hook to its LSM program.
+var lsmPrograms = map[string]string{
+	HookSetuid:            bpf.ProcmonProgLsmSetuid,
+	HookSetgid:            bpf.ProcmonProgLsmSetgid,
+	HookCapset:            bpf.ProcmonProgLsmCapset,
+	HookPrctl:             bpf.ProcmonProgLsmPrctl,
+	HookCreateUserNS:      bpf.ProcmonProgLsmUsernsCreate,
+	HookPtraceAccessCheck: bpf.ProcmonProgLsmPtraceAccessCheck,
+	HookBprmCheck:         bpf.ProcmonProgLsmBprmCheck,
+}
+
+// objects are the loaded collection and its links.
+type objects struct {
+	coll     *ebpf.Collection
+	links    []link.Link
+	attached []string // program names, in attach order
+}
+
+// close detaches every program and frees the maps.
+func (o *objects) close() error {
+	var errs []error
+	for i := len(o.links) - 1; i >= 0; i-- {
+		if err := o.links[i].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach %s: %w", o.attached[i], err))
+		}
+	}
+	o.links = nil
+	if o.coll != nil {
+		o.coll.Close()
+		o.coll = nil
+	}
+	return errors.Join(errs...)
+}
+
+// describedError is an error with its own text (a description of err, such
+// as the verifier's last lines) that still matches err.
+type describedError struct {
+	text string
+	err  error
+}
+
+func (e *describedError) Error() string { return e.text }
+func (e *describedError) Unwrap() error { return e.err }
+
+// programsFor returns the programs a tier loads for the enabled hooks.
+func programsFor(tier string, hooks map[string]bool, imaHash bool) []string {
+	progs := append([]string(nil), processPrograms...)
+	switch tier {
+	case TierLSM:
+		for _, h := range HookNames {
+			if hooks[h] || (h == HookBprmCheck && imaHash) {
+				progs = append(progs, lsmPrograms[h])
+			}
+		}
+	case TierTracepoint:
+		// The sys_exit program reads x86 registers; other architectures
+		// get the process events only.
+		if runtime.GOARCH != "amd64" {
+			break
+		}
+		for _, h := range HookNames {
+			if hooks[h] && h != HookBprmCheck {
+				progs = append(progs, bpf.ProcmonProgHandleSysExit)
+				break
+			}
+		}
+	}
+	return progs
+}
+
+// load loads and attaches the programs of tier.
+func load(tier string, hooks map[string]bool, cfg *Config) (*objects, error) {
+	spec, err := bpf.LoadProcmon()
+	if err != nil {
+		return nil, fmt.Errorf("read the embedded BPF object: %w", err)
+	}
+	ring := cfg.ringSize(os.Getpagesize())
+	spec.Maps[bpf.ProcmonMapEvents].MaxEntries = ring
+	for name, v := range map[string]any{
+		bpf.ProcmonVarExitHasGroupDead: exitHasGroupDead(),
+		bpf.ProcmonVarImaHash:          cfg.IMAHash && tier == TierLSM,
+		bpf.ProcmonVarWantCwd:          !cfg.NoCWD,
+		bpf.ProcmonVarWakeupBytes:      cfg.wakeupBytes(ring),
+	} {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return nil, fmt.Errorf("BPF object has no variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	progs := programsFor(tier, hooks, cfg.IMAHash)
+	keep := make(map[string]bool, len(progs))
+	for _, p := range progs {
+		keep[p] = true
+	}
+	for name := range spec.Programs {
+		if !keep[name] {
+			delete(spec.Programs, name)
+		}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
+	if err != nil {
+		return nil, &describedError{"load the " + tier + " tier's programs: " + describeLoadError(err), err}
+	}
+	o := &objects{coll: coll}
+	if keep[bpf.ProcmonProgHandleSysExit] {
+		if err := fillFilters(coll, hooks); err != nil {
+			o.close()
+			return nil, err
+		}
+	}
+	for _, name := range progs {
+		prog := coll.Programs[name]
+		var l link.Link
+		if prog.Type() == ebpf.LSM {
+			l, err = link.AttachLSM(link.LSMOptions{Program: prog})
+		} else {
+			l, err = link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+		}
+		if err != nil {
+			o.close()
+			return nil, fmt.Errorf("attach %s: %w", name, err)
+		}
+		o.links = append(o.links, l)
+		o.attached = append(o.attached, name)
+	}
+	return o, nil
+}
+
+// fillFilters writes the system call filters for the enabled hooks.
+func fillFilters(coll *ebpf.Collection, hooks map[string]bool) error {
+	for mapName, defs := range map[string][]syscallDef{
+		bpf.ProcmonMapSysNative: syscallsX8664,
+		bpf.ProcmonMapSysCompat: syscallsI386,
+	} {
+		m := coll.Maps[mapName]
+		for nr, code := range filterTable(defs, hooks) {
+			if nr >= syscallSlots {
+				return fmt.Errorf("system call %d over the filter's %d slots", nr, syscallSlots)
+			}
+			if err := m.Put(nr, code); err != nil {
+				return fmt.Errorf("fill %s[%d]: %w", mapName, nr, err)
+			}
+		}
+	}
+	return nil
+}
+
+// exitHasGroupDead reports whether the kernel's sched_process_exit
+// tracepoint passes group_dead (newer kernels, such as 6.18): the exit
+// program then uses it instead of reading signal->live.
+func exitHasGroupDead() bool {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return false
+	}
+	var td *btf.Typedef
+	if err := spec.TypeByName("btf_trace_sched_process_exit", &td); err != nil {
+		return false
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return false
+	}
+	fp, ok := ptr.Target.(*btf.FuncProto)
+	// (void *__data, struct task_struct *p, bool group_dead)
+	return ok && len(fp.Params) >= 3
+}
+
+// checkPrivileges returns why this process cannot load tracing programs,
+// or nil: it needs CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON.
+func checkPrivileges() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil // let the load say what is wrong
+	}
+	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
+		return nil
+	}
+	var missing []string
+	if !has(unix.CAP_BPF) {
+		missing = append(missing, "CAP_BPF")
+	}
+	if !has(unix.CAP_PERFMON) {
+		missing = append(missing, "CAP_PERFMON")
+	}
+	return fmt.Errorf("no privilege to load BPF tracing programs: needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN (missing %s and CAP_SYS_ADMIN)",
+		strings.Join(missing, ", "))
+}

@@ -1,0 +1,257 @@
+package ebpf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/proctrack/proctrack/internal/proctest"
+	"github.com/proctrack/proctrack/methods"
+	"github.com/proctrack/proctrack/procmon/process"
+)
+
+// helperEnv selects a helper mode of the test binary (see runHelper).
+const helperEnv = "PROCTRACK_EBPF_HELPER"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode))
+	}
+	os.Exit(m.Run())
+}
+
+// runHelper runs one helper mode and returns the exit status:
+//
+//	start    start a Source; print "unavailable: <err>", "error: <err>" or
+//	         "started <tier>"
+//	setuid   setresuid(1000, 1000, 1000)
+//	capset   drop CAP_NET_RAW from the effective set
+//	prctl    prctl(PR_SET_NO_NEW_PRIVS, 1)
+//	ptrace   start `sleep 5`, PTRACE_ATTACH it, wait, PTRACE_DETACH, kill it;
+//	         print its pid
+//	threads  start 4 more OS threads, print the thread ids, exit 0
+//	noop     exit 0
+func runHelper(mode string) int {
+	switch mode {
+	case "start":
+		src := New(Config{})
+		err := src.Start(context.Background(), nopSink{})
+		switch {
+		case errors.Is(err, methods.ErrUnavailable):
+			fmt.Println("unavailable: " + err.Error())
+		case err != nil:
+			fmt.Println("error: " + err.Error())
+		default:
+			fmt.Println("started " + src.Tier())
+			_ = src.Close()
+		}
+		return 0
+	case "setuid":
+		return check(syscall.Setresuid(1000, 1000, 1000))
+	case "capset":
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			return check(err)
+		}
+		data[0].Effective &^= 1 << unix.CAP_NET_RAW
+		return check(unix.Capset(&hdr, &data[0]))
+	case "prctl":
+		return check(unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+	case "ptrace":
+		return ptraceHelper()
+	case "threads":
+		var wg sync.WaitGroup
+		ready := make(chan struct{})
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				runtime.LockOSThread() // a thread of its own, kept to the end
+				wg.Done()
+				<-ready
+			}()
+		}
+		wg.Wait()
+		tasks, _ := os.ReadDir("/proc/self/task")
+		var ids []string
+		for _, t := range tasks {
+			ids = append(ids, t.Name())
+		}
+		fmt.Println(strings.Join(ids, " "))
+		return 0
+	case "noop":
+		return 0
+	}
+	fmt.Println("unknown helper mode " + mode)
+	return 2
+}
+
+func check(err error) int {
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	return 0
+}
+
+// ptraceHelper attaches to a sleeping child and detaches again.
+func ptraceHelper() int {
+	runtime.LockOSThread() // ptrace requests must come from the attaching thread
+	cmd := exec.Command("sleep", "5")
+	if err := cmd.Start(); err != nil {
+		return check(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+	fmt.Println(pid)
+	if err := syscall.PtraceAttach(pid); err != nil {
+		return check(err)
+	}
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pid, &ws, syscall.WALL, nil); err != nil {
+		return check(err)
+	}
+	return check(syscall.PtraceDetach(pid))
+}
+
+// helper returns a command that runs the test binary in a helper mode.
+func helper(mode string, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$"}, args...)...)
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// recorder is a methods.Sink that keeps every event.
+type recorder struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	events []*process.Event
+	losses []string
+	lost   uint64
+	block  chan struct{} // when non-nil, Event waits for it to close
+}
+
+func newRecorder() *recorder {
+	r := &recorder{}
+	r.cond = sync.NewCond(&r.mu)
+	return r
+}
+
+func (r *recorder) Event(ev *process.Event) {
+	if r.block != nil {
+		<-r.block
+	}
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+	r.cond.Broadcast()
+}
+
+func (r *recorder) Lost(n uint64, reason string) {
+	r.mu.Lock()
+	r.losses = append(r.losses, fmt.Sprintf("%d: %s", n, reason))
+	r.lost += n
+	r.mu.Unlock()
+	r.cond.Broadcast()
+}
+
+// snapshot returns the events and loss reports so far.
+func (r *recorder) snapshot() ([]*process.Event, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*process.Event(nil), r.events...), append([]string(nil), r.losses...)
+}
+
+// waitUntil waits until cond, called under the lock with the events so
+// far, is true; false after timeout.
+func (r *recorder) waitUntil(timeout time.Duration, cond func([]*process.Event) bool) bool {
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, r.cond.Broadcast)
+	defer t.Stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for !cond(r.events) {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		r.cond.Wait()
+	}
+	return true
+}
+
+// waitFor waits for an event of kind about pid that match accepts (nil:
+// any) and returns it, or nil after timeout.
+func (r *recorder) waitFor(kind process.EventKind, pid int, match func(*process.Event) bool, timeout time.Duration) *process.Event {
+	var found *process.Event
+	r.waitUntil(timeout, func(evs []*process.Event) bool {
+		for _, ev := range evs {
+			if ev.Kind == kind && ev.PID == pid && (match == nil || match(ev)) {
+				found = ev
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// all returns the events of kind about pid (any pid when pid is 0).
+func (r *recorder) all(kind process.EventKind, pid int) []*process.Event {
+	evs, _ := r.snapshot()
+	var out []*process.Event
+	for _, ev := range evs {
+		if ev.Kind == kind && (pid == 0 || ev.PID == pid) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// nopSink discards everything.
+type nopSink struct{}
+
+func (nopSink) Event(*process.Event) {}
+func (nopSink) Lost(uint64, string)  {}
+
+// startSource starts a Source with cfg and a recorder, and closes it at the
+// end of the test.
+func startSource(t testing.TB, cfg Config) (*Source, *recorder) {
+	t.Helper()
+	proctest.RequireRoot(t, "loading BPF programs")
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	src := New(cfg)
+	rec := newRecorder()
+	if err := src.Start(context.Background(), rec); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := src.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return src, rec
+}
+
+// startTicks reads /proc/<pid>/stat's start ticks.
+func startTicks(t testing.TB, pid int) uint64 {
+	t.Helper()
+	k, err := process.CurrentKey(pid)
+	if err != nil {
+		t.Fatalf("pid %d: %v", pid, err)
+	}
+	return k.StartTicks
+}

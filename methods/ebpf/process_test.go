@@ -1,0 +1,474 @@
+package ebpf
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proctrack/proctrack/internal/proctest"
+	"github.com/proctrack/proctrack/procmon/process"
+)
+
+// trueReal is where /bin/true really is (merged /usr: /usr/bin/true).
+func trueReal(t testing.TB) string {
+	t.Helper()
+	p, err := filepath.EvalSymlinks("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestExecStorm runs 5000 fork+exec+wait of /bin/true from a shell loop and
+// checks that every one is reported: fork, exec (path, exact arguments,
+// identity) and exit, with one identity throughout.
+func TestExecStorm(t *testing.T) { testExecStorm(t, 5000) }
+
+func testExecStorm(t *testing.T, n int) {
+	src, rec := startSource(t, Config{})
+	truePath := trueReal(t)
+
+	script := `i=0; while [ $i -lt ` + strconv.Itoa(n) + ` ]; do /bin/true tag-$i; i=$((i+1)); done`
+	cmd := exec.Command("sh", "-c", script)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	shell := cmd.Process.Pid
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Since(start)
+	if rec.waitFor(process.EventExit, shell, nil, 30*time.Second) == nil {
+		t.Fatalf("no exit event of the shell %d", shell)
+	}
+
+	type seen struct {
+		fork, exec, exit *process.Event
+	}
+	byPID := map[int]*seen{}
+	tags := map[string]int{} // tag -> pid
+	rec.waitUntil(30*time.Second, func(evs []*process.Event) bool {
+		clear(byPID)
+		clear(tags)
+		for _, ev := range evs {
+			switch ev.Kind {
+			case process.EventFork:
+				if ev.PPID == shell {
+					s := byPID[ev.PID]
+					if s == nil {
+						s = &seen{}
+						byPID[ev.PID] = s
+					}
+					s.fork = ev
+				}
+			case process.EventExec:
+				if ev.PPID == shell && len(ev.Process.Args) == 2 && strings.HasPrefix(ev.Process.Args[1], "tag-") {
+					tags[ev.Process.Args[1]] = ev.PID
+					if s := byPID[ev.PID]; s != nil {
+						s.exec = ev
+					}
+				}
+			case process.EventExit:
+				if s := byPID[ev.PID]; s != nil {
+					s.exit = ev
+				}
+			}
+		}
+		for _, s := range byPID {
+			if s.exit == nil {
+				return false
+			}
+		}
+		return len(tags) == n
+	})
+
+	missing := 0
+	for i := range n {
+		pid, ok := tags["tag-"+strconv.Itoa(i)]
+		if !ok {
+			if missing++; missing <= 5 {
+				t.Errorf("no exec event of tag-%d", i)
+			}
+			continue
+		}
+		s := byPID[pid]
+		if s == nil || s.fork == nil || s.exit == nil {
+			t.Errorf("tag-%d (pid %d): fork or exit event missing", i, pid)
+			continue
+		}
+		p := s.exec.Process
+		if p.Path != truePath || !slices.Equal(p.Args, []string{"/bin/true", "tag-" + strconv.Itoa(i)}) {
+			t.Errorf("tag-%d: path %q args %q", i, p.Path, p.Args)
+		}
+		if p.ID != pid || p.PPID != shell || p.Comm != "true" || p.Incomplete || p.Starttime == 0 {
+			t.Errorf("tag-%d: process %+v", i, p)
+		}
+		if k := p.Key(); k != s.fork.Process.Key() || k != s.exit.Process.Key() {
+			t.Errorf("tag-%d: keys fork %v exec %v exit %v", i, s.fork.Process.Key(), k, s.exit.Process.Key())
+		}
+		if s.exit.ExitCode != 0 {
+			t.Errorf("tag-%d: exit code %d", i, s.exit.ExitCode)
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d execs not reported", missing, n)
+	}
+	st, c := src.Stats(), src.Counters()
+	t.Logf("%d execs in %v (%.0f/s); source: %+v; counters: %+v", n, wall.Round(time.Millisecond),
+		float64(n)/wall.Seconds(), st, c)
+	if st.Lost != 0 {
+		t.Errorf("lost %d records", st.Lost)
+	}
+}
+
+// TestIdentityMatchesProc checks the start ticks, Key and StartedAt of a
+// long-lived process against /proc.
+func TestIdentityMatchesProc(t *testing.T) {
+	_, rec := startSource(t, Config{})
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	ev := rec.waitFor(process.EventExec, pid, nil, 10*time.Second)
+	if ev == nil {
+		t.Fatal("no exec event")
+	}
+	fork := rec.waitFor(process.EventFork, pid, nil, 10*time.Second)
+	if fork == nil {
+		t.Fatal("no fork event")
+	}
+	want := process.NewProcess(pid, "")
+	if ev.Process.Starttime != want.Starttime || ev.Process.Key() != want.Key() || fork.Process.Key() != want.Key() {
+		t.Errorf("start ticks %d (fork %d), /proc says %d", ev.Process.Starttime, fork.Process.Starttime, want.Starttime)
+	}
+	if !ev.Process.StartedAt.Equal(want.StartedAt) {
+		t.Errorf("StartedAt %v, /proc gives %v", ev.Process.StartedAt, want.StartedAt)
+	}
+	if ev.Process.PPID != os.Getpid() || ev.PPID != os.Getpid() || fork.PPID != os.Getpid() {
+		t.Errorf("ppid %d/%d/%d, want %d", ev.Process.PPID, ev.PPID, fork.PPID, os.Getpid())
+	}
+	if d := time.Since(ev.Time); d < 0 || d > 10*time.Second {
+		t.Errorf("event time %v is %v from now", ev.Time, d)
+	}
+	full := process.FindProcess(pid, false)
+	if full == nil {
+		t.Fatal("FindProcess failed")
+	}
+	p := ev.Process
+	if p.Path != full.Path || !slices.Equal(p.Args, full.Args) || p.CWD != full.CWD || p.Comm != full.Comm {
+		t.Errorf("image %q %q %q %q, /proc: %q %q %q %q", p.Path, p.Args, p.CWD, p.Comm, full.Path, full.Args, full.CWD, full.Comm)
+	}
+	if p.NS != full.NS {
+		t.Errorf("namespaces %+v, /proc: %+v", p.NS, full.NS)
+	}
+	if !sameCreds(p.Creds, full.Creds) {
+		t.Errorf("creds\n got %+v\nwant %+v", p.Creds, full.Creds)
+	}
+	if p.ExeDev != full.ExeDev || p.ExeInode != full.ExeInode {
+		t.Errorf("exe dev/inode %d/%d, stat: %d/%d", p.ExeDev, p.ExeInode, full.ExeDev, full.ExeInode)
+	}
+	if full.Cgroup != "" && p.Cgroup != "" && p.Cgroup != full.Cgroup {
+		t.Errorf("cgroup %q, /proc: %q", p.Cgroup, full.Cgroup)
+	}
+}
+
+// TestSetprivCreds checks the credentials of a process started with other
+// ids against /proc/<pid>/status.
+func TestSetprivCreds(t *testing.T) {
+	setpriv := proctest.RequireTool(t, "setpriv")
+	_, rec := startSource(t, Config{})
+	cmd := exec.Command(setpriv, "--reuid=1000", "--regid=1000", "--groups=1000,1001", "--inh-caps=-all", "sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	ev := rec.waitFor(process.EventExec, pid, func(ev *process.Event) bool { return ev.Process.Comm == "sleep" }, 10*time.Second)
+	if ev == nil {
+		t.Fatal("no exec event of sleep")
+	}
+	got := ev.Process.Creds
+	if got.UID != 1000 || got.EUID != 1000 || got.SUID != 1000 || got.FSUID != 1000 || got.GID != 1000 ||
+		got.EGID != 1000 || !slices.Equal(got.Groups, []uint32{1000, 1001}) || ev.Process.UID != 1000 {
+		t.Errorf("creds %+v", got)
+	}
+	full := process.FindProcess(pid, false)
+	if full == nil {
+		t.Fatal("FindProcess failed")
+	}
+	if want := full.Creds; !sameCreds(got, want) {
+		t.Errorf("creds\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// sameCreds compares credentials field by field.
+func sameCreds(got, want process.Credentials) bool {
+	return got.UID == want.UID && got.EUID == want.EUID && got.SUID == want.SUID && got.FSUID == want.FSUID &&
+		got.GID == want.GID && got.EGID == want.EGID && got.SGID == want.SGID && got.FSGID == want.FSGID &&
+		slices.Equal(got.Groups, want.Groups) && got.CapInheritable == want.CapInheritable &&
+		got.CapPermitted == want.CapPermitted && got.CapEffective == want.CapEffective &&
+		got.CapBounding == want.CapBounding && got.CapAmbient == want.CapAmbient &&
+		got.NoNewPrivs == want.NoNewPrivs && got.Seccomp == want.Seccomp && got.UserNS == want.UserNS
+}
+
+// TestFailedExec checks that an execve that fails makes no exec event.
+func TestFailedExec(t *testing.T) {
+	_, rec := startSource(t, Config{})
+	dir := t.TempDir()
+	file := filepath.Join(dir, "not-executable")
+	if err := os.WriteFile(file, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// dash execs the last command of -c without a fork: end with a builtin.
+	cmd := exec.Command("sh", "-c", file+"; /bin/true after-failed-exec; exit 0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sh: %v %s", err, out)
+	}
+	shell := cmd.Process.Pid
+	// The exec after the failed one marks the point the events are in.
+	if !rec.waitUntil(10*time.Second, func(evs []*process.Event) bool {
+		for _, ev := range evs {
+			if ev.Kind == process.EventExec && ev.PPID == shell && slices.Contains(ev.Process.Args, "after-failed-exec") {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatal("no exec event of the marker")
+	}
+	forks := 0
+	for _, ev := range rec.all(process.EventFork, 0) {
+		if ev.PPID == shell {
+			forks++
+		}
+	}
+	for _, ev := range rec.all(process.EventExec, 0) {
+		if ev.PPID == shell && !slices.Contains(ev.Process.Args, "after-failed-exec") || strings.HasPrefix(ev.Process.Path, dir) {
+			t.Errorf("exec event for a failed execve: %+v", ev.Process)
+		}
+	}
+	if forks != 2 {
+		t.Errorf("%d forks of the shell, want 2 (the failed exec's child and the marker's)", forks)
+	}
+}
+
+// TestArgsTruncated checks an argument list over the kernel's 4 KiB copy:
+// cut and flagged Incomplete without /proc completion, whole with it.
+func TestArgsTruncated(t *testing.T) {
+	long := strings.Repeat("x", 1500)
+	// Not just "sleep 5": a shell may exec its last command, and the
+	// completion must find the shell's arguments in /proc.
+	args := []string{"-c", "sleep 5; exit 0", "sh", long + "1", long + "2", long + "3", "last"}
+	want := append([]string{"sh"}, args...)
+
+	t.Run("cut", func(t *testing.T) {
+		src, rec := startSource(t, Config{NoProcCompletion: true})
+		cmd := exec.Command("sh", args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		ev := rec.waitFor(process.EventExec, cmd.Process.Pid, nil, 10*time.Second)
+		if ev == nil {
+			t.Fatal("no exec event")
+		}
+		p := ev.Process
+		joined := strings.Join(p.Args, "\x00")
+		if !p.Incomplete || len(joined) != 4096 || !strings.HasPrefix(strings.Join(want, "\x00"), joined) {
+			t.Errorf("incomplete %v, %d bytes of args %.60q...", p.Incomplete, len(joined), joined)
+		}
+		if p.Path == "" || p.Starttime == 0 {
+			t.Errorf("the rest was lost: %+v", p)
+		}
+		if c := src.Counters(); c.ArgsCut == 0 || c.Incomplete == 0 {
+			t.Errorf("counters %+v", c)
+		}
+	})
+	t.Run("completed", func(t *testing.T) {
+		src, rec := startSource(t, Config{})
+		cmd := exec.Command("sh", args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		ev := rec.waitFor(process.EventExec, cmd.Process.Pid, nil, 10*time.Second)
+		if ev == nil {
+			t.Fatal("no exec event")
+		}
+		if p := ev.Process; p.Incomplete || !slices.Equal(p.Args, want) {
+			t.Errorf("incomplete %v, %d args", p.Incomplete, len(p.Args))
+		}
+		if c := src.Counters(); c.ArgsCut == 0 || c.Completed == 0 {
+			t.Errorf("counters %+v", c)
+		}
+	})
+}
+
+// TestDeepPath checks a path deeper than the kernel walk's 64 components:
+// completed from /proc, or cut and Incomplete without it.
+func TestDeepPath(t *testing.T) {
+	dir := t.TempDir()
+	deep := dir
+	for range 70 {
+		deep = filepath.Join(deep, "d")
+	}
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(deep, "sleep")
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, complete := range []bool{true, false} {
+		t.Run("complete="+strconv.FormatBool(complete), func(t *testing.T) {
+			src, rec := startSource(t, Config{NoProcCompletion: !complete})
+			cmd := exec.Command(bin, "5")
+			cmd.Dir = deep
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			ev := rec.waitFor(process.EventExec, cmd.Process.Pid, nil, 10*time.Second)
+			if ev == nil {
+				t.Fatal("no exec event")
+			}
+			p := ev.Process
+			if complete && (p.Path != bin || p.Incomplete || p.CWD != deep) {
+				t.Errorf("path %q cwd %q incomplete %v", p.Path, p.CWD, p.Incomplete)
+			}
+			if !complete && (p.Path != "" || !p.Incomplete) {
+				t.Errorf("path %q incomplete %v", p.Path, p.Incomplete)
+			}
+			if src.Counters().PathCut == 0 {
+				t.Errorf("counters %+v", src.Counters())
+			}
+		})
+	}
+}
+
+// TestExitCodeAndThreads checks the exit status, and that a multi-threaded
+// process makes one fork and one exit event and none for its threads.
+func TestExitCodeAndThreads(t *testing.T) {
+	_, rec := startSource(t, Config{})
+	cmd := exec.Command("sh", "-c", "exit 3")
+	_ = cmd.Run()
+	ev := rec.waitFor(process.EventExit, cmd.Process.Pid, nil, 10*time.Second)
+	if ev == nil || ev.ExitCode != 3<<8 || ev.Process.Starttime == 0 {
+		t.Errorf("exit event %+v", ev)
+	}
+
+	h := helper("threads")
+	out, err := h.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := h.Process.Pid
+	tids := strings.Fields(string(out))
+	if len(tids) < 5 {
+		t.Fatalf("threads: %q", out)
+	}
+	if rec.waitFor(process.EventExit, pid, nil, 10*time.Second) == nil {
+		t.Fatal("no exit event")
+	}
+	time.Sleep(100 * time.Millisecond) // a second exit would be late by less
+	if n := len(rec.all(process.EventExit, pid)); n != 1 {
+		t.Errorf("%d exit events for one process", n)
+	}
+	for _, tid := range tids {
+		id, _ := strconv.Atoi(tid)
+		if id == pid {
+			continue
+		}
+		if evs := append(rec.all(process.EventFork, id), rec.all(process.EventExit, id)...); len(evs) != 0 {
+			t.Errorf("thread %d reported as a process: %v", id, evs[0].Kind)
+		}
+	}
+	if n := len(rec.all(process.EventFork, pid)); n != 1 {
+		t.Errorf("%d fork events for one process", n)
+	}
+}
+
+// TestKernelThread checks that a kernel thread's fork is reported as one.
+func TestKernelThread(t *testing.T) {
+	_, rec := startSource(t, Config{})
+	// Writing to drop_caches does not fork kthreads; a kworker appears by
+	// itself now and then. Wait a little for any fork of kthreadd (pid 2).
+	ev := func() *process.Event {
+		var found *process.Event
+		rec.waitUntil(2*time.Second, func(evs []*process.Event) bool {
+			for _, ev := range evs {
+				if ev.Kind == process.EventFork && ev.PPID == 2 {
+					found = ev
+					return true
+				}
+			}
+			return false
+		})
+		return found
+	}()
+	if ev == nil {
+		t.Skip("no kernel thread was created meanwhile")
+	}
+	if p := ev.Process; !p.KernelThread || p.Path != process.KernelConnection || p.Args != nil {
+		t.Errorf("kernel thread %+v", p)
+	}
+}
+
+// TestOtherMountNamespace checks RealPath for a process in another mount
+// namespace: its Path reached through /proc/<pid>/root.
+func TestOtherMountNamespace(t *testing.T) {
+	unshare := proctest.RequireTool(t, "unshare")
+	_, rec := startSource(t, Config{})
+	cmd := exec.Command(unshare, "--mount", "sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	ev := rec.waitFor(process.EventExec, pid, func(ev *process.Event) bool { return ev.Process.Comm == "sleep" }, 10*time.Second)
+	if ev == nil {
+		t.Fatal("no exec event of sleep")
+	}
+	p := ev.Process
+	if want := "/proc/" + strconv.Itoa(pid) + "/root" + p.Path; p.RealPath != want {
+		t.Errorf("path %q real path %q, want %q", p.Path, p.RealPath, want)
+	}
+	if _, err := os.Stat(p.RealPath); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestBatchDelay checks that events still arrive when the kernel does not
+// wake the reader for each record.
+func TestBatchDelay(t *testing.T) {
+	_, rec := startSource(t, Config{BatchDelay: 20 * time.Millisecond})
+	cmd := exec.Command("/bin/true", "batched")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if rec.waitFor(process.EventExit, cmd.Process.Pid, nil, 5*time.Second) == nil {
+		t.Fatal("no exit event")
+	}
+	if ev := rec.waitFor(process.EventExec, cmd.Process.Pid, nil, 0); ev == nil || ev.Process.Args[1] != "batched" {
+		t.Errorf("exec event %+v", ev)
+	}
+	t.Logf("exit event %v after the process ended", time.Since(start).Round(time.Millisecond))
+}

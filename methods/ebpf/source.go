@@ -1,0 +1,384 @@
+package ebpf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/proctrack/proctrack/bpf"
+	"github.com/proctrack/proctrack/internal/procfs"
+	"github.com/proctrack/proctrack/methods"
+	"github.com/proctrack/proctrack/procmon/process"
+)
+
+// pollInterval is how often the reader wakes without records, to check the
+// kernel's loss counter and the context.
+const pollInterval = 200 * time.Millisecond
+
+// kernelBTF is where the kernel's BTF is; CO-RE needs it.
+const kernelBTF = "/sys/kernel/btf/vmlinux"
+
+// Source is the eBPF monitoring method (methods.Source). Create it with New.
+type Source struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	state   int // stateNew, stateRunning, stateClosed
+	report  TierReport
+	obj     *objects
+	rd      *ringbuf.Reader
+	stop    chan struct{}
+	stopCtx func() bool // unregisters the context watch
+	wg      sync.WaitGroup
+
+	c counters
+}
+
+const (
+	stateNew = iota
+	stateRunning
+	stateClosed
+)
+
+// counters are updated by the source's goroutines and read by Stats and
+// Counters.
+type counters struct {
+	events, lost, lostTimes, errors         atomic.Uint64
+	records, lostKinds                      [recKinds]atomic.Uint64
+	pathCut, argsCut, completed, incomplete atomic.Uint64
+	seeded, gcRuns, gcRemoved               atomic.Uint64
+}
+
+// Counters are the source's detailed counters (Stats has the summary).
+type Counters struct {
+	// Records received from the kernel, by kind.
+	Exec, Fork, Exit, Syscall, LSM uint64
+	// Lost records by kind (the kernel's counter of full ring buffer).
+	LostExec, LostFork, LostExit, LostSyscall, LostLSM uint64
+	// PathCut and ArgsCut count records whose executable path or argument
+	// list the kernel had to cut (or could not read); Completed counts
+	// fields then read from /proc, Incomplete the events delivered with
+	// Process.Incomplete set.
+	PathCut, ArgsCut, Completed, Incomplete uint64
+	// Seeded is how many /proc processes were added to the in-kernel map of
+	// live processes at start; GCRuns and GCRemoved count its garbage
+	// collections and the stale entries they removed.
+	Seeded, GCRuns, GCRemoved uint64
+}
+
+// New returns a Source configured by cfg. It loads nothing until Start.
+func New(cfg Config) *Source {
+	if cfg.GCPeriod <= 0 {
+		cfg.GCPeriod = DefaultGCPeriod
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Source{cfg: cfg, log: log}
+}
+
+// Name returns process.MethodEbpf.
+func (s *Source) Name() string { return process.MethodEbpf }
+
+// unavailable returns an error matching methods.ErrUnavailable.
+func unavailable(format string, args ...any) error {
+	return fmt.Errorf("%w: ebpf: "+format, append([]any{methods.ErrUnavailable}, args...)...)
+}
+
+// Start probes the tier, loads and attaches the programs and starts
+// delivering events to sink. It returns an error matching
+// methods.ErrUnavailable, with the reason, when BPF cannot run here: no
+// privilege (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN), no kernel BTF, no
+// ring buffer, a verifier rejection (its last lines included), or, with
+// Config.Tier TierLSM, no LSM tier. A bad Config is another error.
+func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case stateRunning:
+		return errors.New("ebpf: source already started")
+	case stateClosed:
+		return errors.New("ebpf: source closed")
+	}
+	hooks, err := s.cfg.hooks()
+	if err != nil {
+		return err
+	}
+	if s.cfg.Tier != "" && s.cfg.Tier != TierLSM && s.cfg.Tier != TierTracepoint {
+		return fmt.Errorf("ebpf: unknown tier %q (want %q, %q or \"\")", s.cfg.Tier, TierLSM, TierTracepoint)
+	}
+	if err := checkPrivileges(); err != nil {
+		return unavailable("%w", err)
+	}
+	if _, err := os.Stat(kernelBTF); err != nil {
+		return unavailable("no kernel BTF, which CO-RE programs need: %w", err)
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return unavailable("remove the memlock limit: %w", err)
+	}
+	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
+		return unavailable("no BPF ring buffer (Linux 5.8 or later): %w", err)
+	}
+	obj, report, err := s.open(hooks)
+	s.report = report
+	if err != nil {
+		return err
+	}
+	rd, err := ringbuf.NewReader(obj.coll.Maps[bpf.ProcmonMapEvents])
+	if err != nil {
+		obj.close()
+		return unavailable("open the ring buffer: %w", err)
+	}
+	procs := obj.coll.Maps[bpf.ProcmonMapProcs]
+	if n, err := seedProcs(procs, procfs.DefaultRoot); err != nil {
+		s.log.Warn("ebpf: seed the map of live processes", "err", err)
+	} else {
+		s.c.seeded.Store(uint64(n))
+	}
+	dec := &decoder{
+		boot:     processBoot(),
+		complete: !s.cfg.NoProcCompletion,
+		proc:     procfs.NewReader(procfs.DefaultRoot),
+		cgroups:  newCgroupCache(procfs.DefaultRoot),
+		hostMnt:  procfs.ReadNamespaces(procfs.DefaultRoot, os.Getpid())[1],
+		c:        &s.c,
+	}
+	s.obj, s.rd, s.stop = obj, rd, make(chan struct{})
+	s.stopCtx = context.AfterFunc(ctx, func() { _ = rd.Close() })
+	s.state = stateRunning
+	s.wg.Add(2)
+	go s.readLoop(rd, dec, sink, obj.coll.Maps[bpf.ProcmonMapLost])
+	go s.gcLoop(procs, s.stop)
+	s.log.Info("ebpf: started", "tier", report.Tier, "status", report.String(), "programs", obj.attached)
+	return nil
+}
+
+// open chooses the tier and loads it, falling back to the tracepoint tier
+// when the LSM tier's programs do not load (unless Config.Tier asks for it).
+func (s *Source) open(hooks map[string]bool) (*objects, TierReport, error) {
+	var rep TierReport
+	if s.cfg.Tier == TierTracepoint {
+		rep = TierReport{Tier: TierTracepoint, Reason: "lsm tier not tried: Config.Tier is tracepoint"}
+		rep.Kernel, _ = kernelRelease()
+	} else {
+		rep = hostProber.run()
+	}
+	if s.cfg.Tier == TierLSM && rep.Tier != TierLSM {
+		return nil, rep, unavailable("lsm tier requested, but %s", rep.Reason)
+	}
+	if rep.Tier == TierLSM {
+		obj, err := load(TierLSM, hooks, &s.cfg)
+		if err == nil {
+			return obj, rep, nil
+		}
+		if s.cfg.Tier == TierLSM {
+			return nil, rep, unavailable("lsm tier: %w", err)
+		}
+		rep.Tier, rep.Reason = TierTracepoint, "lsm tier skipped: "+err.Error()
+	}
+	obj, err := load(TierTracepoint, hooks, &s.cfg)
+	if err != nil {
+		return nil, rep, unavailable("%w", err)
+	}
+	return obj, rep, nil
+}
+
+// readLoop delivers the ring buffer's records until the reader is closed.
+func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, lostMap *ebpf.Map) {
+	defer s.wg.Done()
+	var (
+		rec       ringbuf.Record
+		lastLost  uint64
+		poll      = s.cfg.poll()
+		nextCheck = time.Now().Add(pollInterval)
+	)
+	for {
+		rd.SetDeadline(time.Now().Add(poll))
+		err := rd.ReadInto(&rec)
+		switch {
+		case err == nil:
+			if k := kindOf(rec.RawSample); int(k) < recKinds {
+				s.c.records[k].Add(1)
+			}
+			ev, err := dec.decode(rec.RawSample)
+			if err != nil {
+				s.c.errors.Add(1)
+				s.log.Debug("ebpf: skipped a record", "err", err)
+			} else if ev != nil {
+				sink.Event(ev)
+				s.c.events.Add(1)
+			}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+		case errors.Is(err, ringbuf.ErrClosed):
+			s.checkLost(lostMap, sink, &lastLost)
+			return
+		default:
+			s.c.errors.Add(1)
+			s.log.Warn("ebpf: read the ring buffer", "err", err)
+			time.Sleep(pollInterval)
+		}
+		if now := time.Now(); !now.Before(nextCheck) {
+			nextCheck = now.Add(pollInterval)
+			s.checkLost(lostMap, sink, &lastLost)
+		}
+	}
+}
+
+// checkLost reads the kernel's per-CPU loss counters and reports what was
+// lost since the last check.
+func (s *Source) checkLost(m *ebpf.Map, sink methods.Sink, last *uint64) {
+	var total uint64
+	for k := range uint32(recKinds) {
+		var perCPU []uint64
+		if err := m.Lookup(k, &perCPU); err != nil {
+			continue
+		}
+		var n uint64
+		for _, v := range perCPU {
+			n += v
+		}
+		s.c.lostKinds[k].Store(n)
+		total += n
+	}
+	if total <= *last {
+		return
+	}
+	d := total - *last
+	*last = total
+	s.c.lost.Add(d)
+	s.c.lostTimes.Add(1)
+	sink.Lost(d, "ring buffer full")
+}
+
+// gcLoop garbage-collects the map of live processes every GCPeriod.
+func (s *Source) gcLoop(m *ebpf.Map, stop <-chan struct{}) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.GCPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			n, err := gcProcs(m, procfs.DefaultRoot)
+			s.c.gcRuns.Add(1)
+			s.c.gcRemoved.Add(uint64(n))
+			if err != nil {
+				s.log.Warn("ebpf: garbage-collect the map of live processes", "err", err)
+			}
+		}
+	}
+}
+
+// Close detaches the programs, stops the reader and waits for the
+// source's goroutines. It may be called more than once.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateRunning {
+		s.state = stateClosed
+		return nil
+	}
+	s.state = stateClosed
+	close(s.stop)
+	s.stopCtx()
+	errRd := s.rd.Close()
+	s.wg.Wait()
+	errObj := s.obj.close()
+	s.obj, s.rd = nil, nil
+	return errors.Join(errRd, errObj)
+}
+
+// Stats returns the source's counters: events delivered, records the kernel
+// lost (ring buffer full) and the times a loss was reported, records that
+// could not be decoded.
+func (s *Source) Stats() methods.Stats {
+	return methods.Stats{
+		Events:    s.c.events.Load(),
+		Lost:      s.c.lost.Load(),
+		LostTimes: s.c.lostTimes.Load(),
+		Errors:    s.c.errors.Load(),
+	}
+}
+
+// Counters returns the source's detailed counters.
+func (s *Source) Counters() Counters {
+	return Counters{
+		Exec: s.c.records[recExec].Load(), Fork: s.c.records[recFork].Load(),
+		Exit: s.c.records[recExit].Load(), Syscall: s.c.records[recSyscall].Load(),
+		LSM:      s.c.records[recLSM].Load(),
+		LostExec: s.c.lostKinds[recExec].Load(), LostFork: s.c.lostKinds[recFork].Load(),
+		LostExit: s.c.lostKinds[recExit].Load(), LostSyscall: s.c.lostKinds[recSyscall].Load(),
+		LostLSM: s.c.lostKinds[recLSM].Load(),
+		PathCut: s.c.pathCut.Load(), ArgsCut: s.c.argsCut.Load(),
+		Completed: s.c.completed.Load(), Incomplete: s.c.incomplete.Load(),
+		Seeded: s.c.seeded.Load(), GCRuns: s.c.gcRuns.Load(), GCRemoved: s.c.gcRemoved.Load(),
+	}
+}
+
+// Tier returns the tier running (TierLSM or TierTracepoint), or "" before
+// Start or after a failed Start.
+func (s *Source) Tier() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.obj == nil {
+		return ""
+	}
+	return s.report.Tier
+}
+
+// Report returns the tier probe's outcome of the last Start (the zero value
+// before Start).
+func (s *Source) Report() TierReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.report
+}
+
+// Status returns one line saying which tier runs and why the other was
+// skipped, e.g. "tracepoint tier: lsm tier skipped: kernel 6.1 < 6.2".
+func (s *Source) Status() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.obj != nil:
+		return s.report.String()
+	case s.report.Tier != "":
+		return "not running; probe said: " + s.report.String()
+	}
+	return "not started"
+}
+
+// Programs returns the names of the attached BPF programs, in attach order.
+func (s *Source) Programs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.obj == nil {
+		return nil
+	}
+	return slices.Clone(s.obj.attached)
+}
+
+// processBoot returns the boot instant exactly as package process computes
+// it (so StartedAt matches the other methods'), derived from this process's
+// own entry; procfs.BootTime when that fails.
+func processBoot() time.Time {
+	p := process.NewProcess(os.Getpid(), "")
+	if p.Starttime != 0 && !p.StartedAt.IsZero() {
+		return p.StartedAt.Add(-time.Duration(p.Starttime) * (time.Second / procfs.UserHZ))
+	}
+	return procfs.BootTime()
+}

@@ -1,0 +1,348 @@
+package ebpf
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+
+	"github.com/proctrack/proctrack/bpf"
+	"github.com/proctrack/proctrack/internal/proctest"
+	"github.com/proctrack/proctrack/methods"
+	"github.com/proctrack/proctrack/procmon/process"
+)
+
+// Source implements methods.Source.
+var _ methods.Source = (*Source)(nil)
+
+// expectTierEnv makes TestTierProbe require a tier (for the VM runs).
+const expectTierEnv = "PROCTRACK_EBPF_EXPECT_TIER"
+
+// TestTierProbe checks the host's probe: on the development machines (6.18,
+// bpf in the LSM list, LSM programs do not load) the tracepoint tier, with
+// the reason.
+func TestTierProbe(t *testing.T) {
+	proctest.RequireRoot(t, "the LSM test program")
+	r := ProbeTier()
+	t.Logf("probe: %s (%+v)", r, r)
+	if r.Kernel == "" || (r.Tier != TierLSM && r.Tier != TierTracepoint) {
+		t.Fatalf("report %+v", r)
+	}
+	if r.Tier == TierTracepoint && !strings.HasPrefix(r.Reason, "lsm tier skipped: ") {
+		t.Errorf("reason %q", r.Reason)
+	}
+	if r.Tier == TierLSM && (r.Reason != "" || r.LSMProbe != "attached" || !lsmListHas(r.LSMs, "bpf")) {
+		t.Errorf("lsm tier with %+v", r)
+	}
+	if want := os.Getenv(expectTierEnv); want != "" && r.Tier != want {
+		t.Fatalf("tier %s, %s=%s", r.Tier, expectTierEnv, want)
+	}
+	if !strings.HasPrefix(r.String(), r.Tier+" tier") {
+		t.Errorf("String() = %q", r.String())
+	}
+
+	// A started source says the same.
+	src, _ := startSource(t, Config{})
+	if src.Tier() != r.Tier || src.Status() != src.Report().String() || src.Report().Tier != r.Tier {
+		t.Errorf("source: tier %q status %q; probe %q", src.Tier(), src.Status(), r)
+	}
+}
+
+// TestTierProbeLogic checks the probe's decisions on other hosts' inputs.
+func TestTierProbeLogic(t *testing.T) {
+	attachOK := func() error { return nil }
+	attachFails := func() error { return errors.New("an LSM program loads but does not attach: not supported") }
+	list := func(l string, mounted bool) func() (string, bool, error) {
+		return func() (string, bool, error) { return l, mounted, nil }
+	}
+	rel := func(r string) func() (string, error) { return func() (string, error) { return r, nil } }
+	for _, c := range []struct {
+		name   string
+		p      prober
+		tier   string
+		reason string
+	}{
+		{"debian 6.1 with bpf", prober{rel("6.1.0-18-amd64"), list("lockdown,capability,landlock,yama,apparmor,bpf", false), attachOK},
+			TierTracepoint, "lsm tier skipped: kernel 6.1 < 6.2"},
+		{"5.15", prober{rel("5.15.0-100-generic"), list("capability,bpf", false), attachOK},
+			TierTracepoint, "lsm tier skipped: kernel 5.15 < 6.2"},
+		{"no bpf lsm", prober{rel("6.12.9-amd64"), list("lockdown,capability,landlock", false), attachOK},
+			TierTracepoint, "lsm tier skipped: bpf not in the active LSM list (lockdown,capability,landlock)"},
+		{"attach fails", prober{rel("6.18.44-fc"), list("lockdown,capability,landlock,bpf", false), attachFails},
+			TierTracepoint, "lsm tier skipped: an LSM program loads but does not attach: not supported"},
+		{"6.12 with bpf", prober{rel("6.12.9-amd64"), list("lockdown,capability,landlock,yama,bpf", true), attachOK},
+			TierLSM, ""},
+		{"6.2 exactly", prober{rel("6.2.0"), list("bpf", false), attachOK}, TierLSM, ""},
+		{"odd release", prober{rel("linux"), list("bpf", false), attachOK},
+			TierTracepoint, `lsm tier skipped: kernel release "linux" not understood`},
+		{"no securityfs", prober{rel("6.12.1"), func() (string, bool, error) {
+			return "", false, errors.New("securityfs not mounted, and mounting it failed: operation not permitted")
+		}, attachOK}, TierTracepoint, "lsm tier skipped: active LSM list unreadable: securityfs not mounted, and mounting it failed: operation not permitted"},
+	} {
+		r := c.p.run()
+		if r.Tier != c.tier || r.Reason != c.reason {
+			t.Errorf("%s: tier %q reason %q, want %q %q", c.name, r.Tier, r.Reason, c.tier, c.reason)
+		}
+		if c.name == "6.12 with bpf" && !strings.Contains(r.String(), "securityfs was not mounted") {
+			t.Errorf("%s: %q does not say securityfs was mounted", c.name, r)
+		}
+	}
+	if got := (TierReport{Tier: TierTracepoint, Reason: "lsm tier skipped: kernel 6.1 < 6.2"}).String(); got != "tracepoint tier: lsm tier skipped: kernel 6.1 < 6.2" {
+		t.Errorf("String() = %q", got)
+	}
+}
+
+// TestForcedTiers checks Config.Tier.
+func TestForcedTiers(t *testing.T) {
+	proctest.RequireRoot(t, "loading BPF programs")
+	src, _ := startSource(t, Config{Tier: TierTracepoint})
+	if src.Tier() != TierTracepoint || !strings.Contains(src.Status(), "Config.Tier is tracepoint") {
+		t.Errorf("tier %q status %q", src.Tier(), src.Status())
+	}
+	if ProbeTier().Tier == TierLSM {
+		return
+	}
+	lsm := New(Config{Tier: TierLSM})
+	err := lsm.Start(t.Context(), nopSink{})
+	if !errors.Is(err, methods.ErrUnavailable) || !strings.Contains(err.Error(), "lsm tier requested") {
+		lsm.Close()
+		t.Fatalf("Start with Tier lsm on a host without it: %v", err)
+	}
+	if lsm.Tier() != "" || !strings.HasPrefix(lsm.Status(), "not running") {
+		t.Errorf("tier %q status %q", lsm.Tier(), lsm.Status())
+	}
+	if err := New(Config{Tier: "best"}).Start(t.Context(), nopSink{}); err == nil || errors.Is(err, methods.ErrUnavailable) {
+		t.Errorf("unknown tier: %v", err)
+	}
+}
+
+// TestUnavailableWithoutCapabilities runs a Source in a child without
+// CAP_BPF, CAP_SYS_ADMIN and CAP_PERFMON.
+func TestUnavailableWithoutCapabilities(t *testing.T) {
+	proctest.RequireRoot(t, "dropping capabilities")
+	setpriv := proctest.RequireTool(t, "setpriv")
+	cmd := exec.Command(setpriv, "--inh-caps=-all", "--bounding-set=-bpf,-sys_admin,-perfmon", "--",
+		os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=start")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v %s", err, out)
+	}
+	got := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(got, "unavailable: ") || !strings.Contains(got, "CAP_BPF") || !strings.Contains(got, "CAP_SYS_ADMIN") {
+		t.Errorf("child without capabilities: %q", got)
+	}
+	t.Log(got)
+}
+
+// TestLossReported floods a one-page ring buffer while the sink is stuck
+// and checks that the kernel's loss counter reaches Stats and the sink.
+func TestLossReported(t *testing.T) {
+	rec := newRecorder()
+	rec.block = make(chan struct{})
+	src := New(Config{RingBufferSize: 1, Hooks: map[string]bool{}})
+	proctest.RequireRoot(t, "loading BPF programs")
+	if err := src.Start(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if out, err := exec.Command("sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do /bin/true; done").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	close(rec.block)
+	if !rec.waitUntil(10*time.Second, func([]*process.Event) bool { return rec.lost > 0 }) {
+		t.Fatalf("no loss reported; stats %+v counters %+v", src.Stats(), src.Counters())
+	}
+	st, c := src.Stats(), src.Counters()
+	_, losses := rec.snapshot()
+	if st.Lost == 0 || st.LostTimes == 0 || st.Lost != rec.lost || !strings.HasSuffix(losses[0], ": ring buffer full") {
+		t.Errorf("stats %+v, sink saw %d in %q", st, rec.lost, losses)
+	}
+	if c.LostExec+c.LostFork+c.LostExit+c.LostSyscall+c.LostLSM != st.Lost {
+		t.Errorf("losses by kind %+v do not add up to %d", c, st.Lost)
+	}
+	t.Logf("stats %+v, losses %q", st, losses)
+}
+
+// TestCloseNoLeak checks that Close stops every goroutine, and that Close
+// twice and Start after Close behave.
+func TestCloseNoLeak(t *testing.T) {
+	proctest.RequireRoot(t, "loading BPF programs")
+	before := runtime.NumGoroutine()
+	for range 3 {
+		src := New(Config{GCPeriod: 10 * time.Millisecond})
+		if err := src.Start(t.Context(), nopSink{}); err != nil {
+			t.Fatal(err)
+		}
+		_ = exec.Command("/bin/true").Run()
+		time.Sleep(30 * time.Millisecond)
+		if err := src.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+		if err := src.Start(t.Context(), nopSink{}); err == nil {
+			t.Error("Start after Close succeeded")
+		}
+		if src.Tier() != "" || src.Programs() != nil {
+			t.Errorf("after Close: tier %q programs %v", src.Tier(), src.Programs())
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestContextEndsReading checks that the source stops delivering when the
+// Start context ends, and Close still works.
+func TestContextEndsReading(t *testing.T) {
+	proctest.RequireRoot(t, "loading BPF programs")
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := newRecorder()
+	src := New(Config{})
+	if err := src.Start(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	evs, _ := rec.snapshot()
+	n := len(evs)
+	_ = exec.Command("/bin/true").Run()
+	time.Sleep(300 * time.Millisecond)
+	if evs, _ := rec.snapshot(); len(evs) != n {
+		t.Errorf("%d events after the context ended", len(evs)-n)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGarbageCollection plants stale entries in the map of live processes
+// and checks that the collector removes them and keeps live ones.
+func TestGarbageCollection(t *testing.T) {
+	src, _ := startSource(t, Config{GCPeriod: 50 * time.Millisecond})
+	procs := src.obj.coll.Maps[bpf.ProcmonMapProcs]
+	self := uint32(os.Getpid())
+	var v bpf.ProcmonProcInfo
+	if err := procs.Lookup(self, &v); err != nil {
+		t.Fatalf("this process is not in the map (seeded %d): %v", src.Counters().Seeded, err)
+	}
+	if want := startTicks(t, os.Getpid()); v.StartNs/nsPerTick != want {
+		t.Errorf("map start %d ticks, /proc %d", v.StartNs/nsPerTick, want)
+	}
+	// A pid nobody uses (pid_max is at most 4194304) and a live pid with the
+	// wrong start time.
+	stale := []uint32{4194400, 1}
+	_ = procs.Put(uint32(4194400), bpf.ProcmonProcInfo{StartNs: 12345 * nsPerTick})
+	if err := procs.Put(uint32(1), bpf.ProcmonProcInfo{StartNs: 1 << 62}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		gone := 0
+		for _, k := range stale {
+			if procs.Lookup(k, &v) != nil {
+				gone++
+			}
+		}
+		if gone == len(stale) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, k := range stale {
+		if procs.Lookup(k, &v) == nil {
+			t.Errorf("stale entry %d kept", k)
+		}
+	}
+	if err := procs.Lookup(self, &v); err != nil {
+		t.Errorf("live entry removed: %v", err)
+	}
+	if c := src.Counters(); c.GCRuns == 0 || c.GCRemoved < 2 {
+		t.Errorf("counters %+v", c)
+	}
+
+	// Exec, fork and exit keep the map current.
+	cmd := exec.Command("sleep", "5")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	time.Sleep(50 * time.Millisecond)
+	if err := procs.Lookup(pid, &v); err != nil || v.StartNs/nsPerTick != startTicks(t, int(pid)) || v.Execs != 1 || v.Ppid != self {
+		t.Errorf("child entry %+v: %v", v, err)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	time.Sleep(50 * time.Millisecond)
+	if err := procs.Lookup(pid, &v); err == nil {
+		t.Errorf("exited child still in the map: %+v", v)
+	}
+}
+
+// TestSyscallTables checks the system call numbers against the kernel
+// headers, when installed.
+func TestSyscallTables(t *testing.T) {
+	for _, c := range []struct {
+		header string
+		defs   []syscallDef
+	}{
+		{"/usr/include/x86_64-linux-gnu/asm/unistd_64.h", syscallsX8664},
+		{"/usr/include/x86_64-linux-gnu/asm/unistd_32.h", syscallsI386},
+	} {
+		b, err := os.ReadFile(c.header)
+		if err != nil {
+			t.Skipf("no kernel headers: %v", err)
+		}
+		re := regexp.MustCompile(`(?m)^#define __NR_(\w+) (\d+)$`)
+		nr := map[string]uint32{}
+		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+			n, _ := strconv.Atoi(m[2])
+			nr[m[1]] = uint32(n)
+		}
+		for _, d := range c.defs {
+			if d.nr == 521 {
+				continue // x32's ptrace, not in this header
+			}
+			if got, ok := nr[d.name]; !ok || got != d.nr {
+				t.Errorf("%s: %s is %d, header says %d", c.header, d.name, d.nr, got)
+			}
+			if d.nr >= syscallSlots || d.code.kind() == process.EventUnknown {
+				t.Errorf("%s: %+v", c.header, d)
+			}
+		}
+	}
+}
+
+// TestVerifierErrorText checks that a verifier rejection is described with
+// the verifier's last lines.
+func TestVerifierErrorText(t *testing.T) {
+	proctest.RequireRoot(t, "loading a BPF program")
+	_, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.SocketFilter,
+		License:      "Dual MIT/GPL",
+		Instructions: asm.Instructions{asm.Return()}, // R0 never set
+	})
+	if err == nil {
+		t.Fatal("the verifier accepted a program that returns nothing")
+	}
+	got := describeLoadError(err)
+	if !strings.Contains(got, "verifier: ") || !strings.Contains(got, "R0 !read_ok") {
+		t.Errorf("description %q", got)
+	}
+}

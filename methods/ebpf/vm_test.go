@@ -1,0 +1,71 @@
+package ebpf
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// inVMEnv is set to "1" by internal/vmtest in the tests it runs in a VM.
+const inVMEnv = "PROCTRACK_IN_VM"
+
+// TestVMEbpf runs this package's kernel tests inside the qemu guests of
+// internal/vmtest (it skips elsewhere): the tier the probe must choose for
+// the guest's kernel, the process events (CO-RE on another kernel), the
+// privilege events on the tier that runs, and the LSM tier with every hook
+// and IMA where it is available.
+//
+//	go run ./internal/vmtest/cmd/vmtest -pkg ./methods/ebpf -run '^TestVM'
+//
+// The guest is an initramfs of busybox and this static test binary, so
+// only tests that need nothing else run here.
+func TestVMEbpf(t *testing.T) {
+	if os.Getenv(inVMEnv) != "1" {
+		t.Skip("runs in the test VM: go run ./internal/vmtest/cmd/vmtest -pkg ./methods/ebpf -run '^TestVM'")
+	}
+	t.Run("Tier", testVMTier)
+	t.Run("Identity", TestIdentityMatchesProc)
+	t.Run("FailedExec", TestFailedExec)
+	t.Run("ExitCodeAndThreads", TestExitCodeAndThreads)
+	t.Run("ArgsTruncated", TestArgsTruncated)
+	t.Run("Loss", TestLossReported)
+	t.Run("GC", TestGarbageCollection)
+	t.Run("CloseNoLeak", TestCloseNoLeak)
+	t.Run("Setuid", TestPrivilegeSetuid)
+	t.Run("Capset", TestPrivilegeCapset)
+	t.Run("Prctl", TestPrivilegePrctl)
+	t.Run("UserNS", TestPrivilegeUserNS)
+	t.Run("Ptrace", TestPrivilegePtrace)
+	t.Run("LSMTier", TestLSMTier)
+	t.Run("Storm", func(t *testing.T) { testExecStorm(t, 300) })
+}
+
+// testVMTier checks the probe's choice against the guest's kernel: below
+// 6.2 the tracepoint tier by version (Debian's 6.1 lists bpf, and an LSM
+// program loads there), from 6.2 with bpf listed the LSM tier.
+func testVMTier(t *testing.T) {
+	r := ProbeTier()
+	t.Logf("probe: %s", r)
+	major, minor, ok := parseRelease(r.Kernel)
+	if !ok {
+		t.Fatalf("release %q", r.Kernel)
+	}
+	switch {
+	case major < 6 || (major == 6 && minor < 2):
+		if r.Tier != TierTracepoint || !strings.Contains(r.Reason, "< 6.2") {
+			t.Errorf("kernel %s: %s", r.Kernel, r)
+		}
+	case lsmListHas(r.LSMs, "bpf"):
+		if r.Tier != TierLSM {
+			t.Errorf("kernel %s with bpf in %q: %s", r.Kernel, r.LSMs, r)
+		}
+	}
+	if want := os.Getenv(expectTierEnv); want != "" && r.Tier != want {
+		t.Errorf("tier %s, %s=%s", r.Tier, expectTierEnv, want)
+	}
+	src, _ := startSource(t, Config{})
+	if src.Tier() != r.Tier {
+		t.Errorf("source runs %q, probe said %q (%s)", src.Tier(), r.Tier, src.Status())
+	}
+	t.Logf("source: %s; programs %v", src.Status(), src.Programs())
+}

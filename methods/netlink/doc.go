@@ -1,0 +1,87 @@
+// Package netlink is the proc connector method: a methods.Source that
+// subscribes to the kernel's process events over a NETLINK_CONNECTOR socket
+// (drivers/connector/cn_proc.c) and hands them to the monitor.
+//
+// # What the kernel reports
+//
+// One message per event, sent as it happens, with the thread and thread
+// group ids and a CLOCK_MONOTONIC timestamp (turned into wall-clock time
+// with an offset measured at Start):
+//
+//   - fork: parent and child ids. Only the creation of a process (child pid
+//     equal to child tgid) becomes a process.EventFork (PID = child tgid,
+//     TID = child pid, PPID = parent tgid); thread creation is skipped and
+//     counted (Counters.ThreadForks).
+//   - exec: process.EventExec (PID = tgid, TID = the thread that called
+//     execve).
+//   - exit: process.EventExit with ExitCode the wait(2) status, for the
+//     thread-group leader only (pid == tgid); other threads' exits are
+//     skipped and counted (Counters.ThreadExits). A leader that exits
+//     before its other threads is reported when it exits, while the
+//     process lives on until its last thread.
+//   - uid, gid: process.EventUID / EventGID with Creds.New holding the real
+//     and effective ids after the change (UID and EUID, or GID and EGID,
+//     as seen from the initial user namespace). The kernel sends no old
+//     values and no saved or filesystem ids: Creds.Old and the other
+//     fields are zero here, and the monitor fills them from its cache
+//     and /proc.
+//   - sid (setsid), ptrace (Tracer = the tracer's tgid on attach, 0 on
+//     detach), comm (Comm = the new 15-byte name, from prctl(PR_SET_NAME)
+//     or a write to /proc/<pid>/comm) and coredump (sent when a dump
+//     starts, even when RLIMIT_CORE stops it from being written).
+//
+// It does not report the binary's path, the arguments, the environment or
+// the working directory: the monitor reads them from /proc when the event
+// arrives, and may be too late for a short-lived process. Event.Process is
+// always nil.
+//
+// # Privilege and namespaces
+//
+// The kernel keeps one process-wide count of listeners: Start sends
+// PROC_CN_MCAST_LISTEN and waits for the kernel's acknowledgement (a
+// PROC_EVENT_NONE message carrying an errno, matched by the cn_msg ack
+// number), and Close sends PROC_CN_MCAST_IGNORE before closing the socket
+// (a socket closed without it would keep the kernel generating events).
+//
+// Since Linux 6.6 any process may listen; before, joining the multicast
+// group needs CAP_NET_ADMIN and fails with EPERM without it. The kernel
+// ignores, without an answer, listeners outside the initial user and pid
+// namespaces, and the connector exists only in the initial network
+// namespace. Start checks the namespaces (from /proc/self only: no other
+// process's namespace files are opened) and returns an error matching
+// methods.ErrUnavailable that names the reason in all these cases, or
+// when the kernel lacks the connector. The socket is created in the
+// network namespace of the caller.
+//
+// The socket receive buffer is 32 MiB by default (Config.RcvBuf), set with
+// SO_RCVBUFFORCE, which needs CAP_NET_ADMIN; without it the kernel caps the
+// buffer at net.core.rmem_max and a warning is logged.
+//
+// # Loss
+//
+// When the receive buffer overflows, the kernel drops messages and the next
+// receive fails with ENOBUFS: the source reports Sink.Lost(0,
+// ReasonOverflow) and reads on. The kernel numbers each CPU's messages
+// (cn_msg.seq, with proc_event.cpu naming the CPU) from a per-CPU counter
+// taken under a CPU-local lock, so the source also tracks each CPU's
+// sequence: a jump of n is reported as Sink.Lost(n, ReasonSeqGap) and
+// counted in Stats.Lost, which gives the exact number of messages lost
+// after an overflow. Start gives every CPU the process may run on a
+// baseline (it makes the kernel acknowledge a request from each of them),
+// so that losses are counted from the first message on. A gap is seen when
+// the CPU's next message arrives, so its report may come after the ENOBUFS
+// one. Without overflow there are no gaps (acknowledgements are numbered
+// too and keep the sequences whole). Malformed,
+// truncated and forged messages (not sent by the kernel) are skipped and
+// counted in Stats.Errors.
+//
+// # Cost
+//
+// One goroutine reads, with recvmmsg into reused buffers, and calls the
+// sink synchronously; the only allocation per event is the *process.Event
+// (and its CredChange for uid and gid events). Decoding a message takes
+// about 10 ns; the rest of the cost, about 10 µs of CPU per message on an
+// otherwise idle 2-CPU VM, is the kernel and the Go runtime waking the
+// reader goroutine, once per message at low rates and once per batch
+// under load: see BenchmarkSourceCPU and BenchmarkExecStorm.
+package netlink

@@ -1,0 +1,299 @@
+package netlink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/proctrack/proctrack/internal/proctest"
+	"github.com/proctrack/proctrack/methods"
+	"github.com/proctrack/proctrack/procmon/process"
+)
+
+// testBinary returns the path of the running test binary.
+func testBinary(t testing.TB) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// helper runs the test binary in helper mode (see runHelper) with cmd's
+// settings and returns the line it printed.
+func helper(t *testing.T, mode string, wrap []string, attr *syscall.SysProcAttr) string {
+	t.Helper()
+	args := append(append([]string(nil), wrap...), testBinary(t))
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	cmd.SysProcAttr = attr
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper %v: %v\nstdout: %s\nstderr: %s", args, err, out, stderr.Bytes())
+	}
+	line := strings.TrimSpace(string(out))
+	t.Logf("helper %v: %s", wrap, line)
+	return line
+}
+
+// kernelAtLeast reports whether the running kernel is at least major.minor.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	var maj, mnr int
+	if _, err := fmt.Sscanf(rel, "%d.%d", &maj, &mnr); err != nil {
+		t.Fatalf("kernel release %q: %v", rel, err)
+	}
+	return maj > major || maj == major && mnr >= minor
+}
+
+// TestWithoutNetAdmin runs the source without CAP_NET_ADMIN. Before Linux
+// 6.6 the kernel refuses (EPERM on joining the group): Start must fail with
+// ErrUnavailable naming CAP_NET_ADMIN. Since 6.6 ("connector/cn_proc: Allow
+// non-root users access") the kernel accepts any listener in the initial
+// namespaces: Start must work and see events.
+func TestWithoutNetAdmin(t *testing.T) {
+	proctest.RequireRoot(t, "dropping CAP_NET_ADMIN from a root child")
+	setpriv := proctest.RequireTool(t, "setpriv")
+	for _, wrap := range [][]string{
+		{setpriv, "--inh-caps=-all", "--bounding-set=-net_admin", "--"},
+		{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"},
+	} {
+		line := helper(t, "start", wrap, nil)
+		if kernelAtLeast(t, 6, 6) {
+			if line != "started events=1" {
+				t.Errorf("without CAP_NET_ADMIN on Linux >= 6.6: %q, want the source to work", line)
+			}
+			continue
+		}
+		if !strings.HasPrefix(line, "unavailable: ") || !strings.Contains(line, "CAP_NET_ADMIN") {
+			t.Errorf("without CAP_NET_ADMIN on Linux < 6.6: %q, want unavailable naming CAP_NET_ADMIN", line)
+		}
+	}
+}
+
+// TestUnavailableNamespaces runs the source where the proc connector does not
+// report: in a new user namespace, a new pid namespace (both caught before
+// the kernel is asked, and, with that check disabled, by the missing
+// acknowledgement) and a new network namespace.
+func TestUnavailableNamespaces(t *testing.T) {
+	proctest.RequireRoot(t, "creating namespaces")
+	userNS := &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+	}
+	for _, tt := range []struct {
+		name, mode string
+		attr       *syscall.SysProcAttr
+		reason     string
+	}{
+		{"user", "start", userNS, "initial user and pid namespaces; this process is in user namespace"},
+		{"pid", "start", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}, "initial user and pid namespaces; this process is in pid namespace"},
+		{"user no check", "skip-ns-check", userNS, "no acknowledgement of PROC_CN_MCAST_LISTEN"},
+		{"pid no check", "skip-ns-check", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}, "no acknowledgement of PROC_CN_MCAST_LISTEN"},
+		{"net", "start", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}, "only in the initial network namespace"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			line := helper(t, tt.mode, nil, tt.attr)
+			if !strings.HasPrefix(line, "unavailable: ") || !strings.Contains(line, tt.reason) {
+				t.Errorf("got %q, want unavailable: ...%s...", line, tt.reason)
+			}
+		})
+	}
+}
+
+// settle waits until the number of goroutines is at most n.
+func settle(n int) int {
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return runtime.NumGoroutine()
+}
+
+func TestClose(t *testing.T) {
+	proctest.RequireRoot(t, "the proc connector")
+	before := runtime.NumGoroutine()
+
+	src := New(Config{})
+	if err := src.Close(); err != nil { // before Start: nothing to do
+		t.Errorf("Close before Start: %v", err)
+	}
+	if err := src.Start(context.Background(), newRecorder()); err == nil || errors.Is(err, methods.ErrUnavailable) {
+		t.Errorf("Start after Close: %v, want an error that is not ErrUnavailable", err)
+	}
+
+	sink := newRecorder()
+	src = New(Config{})
+	if err := src.Start(context.Background(), sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background(), sink); err == nil {
+		t.Error("second Start: no error")
+	}
+	pid := run(t, "/bin/true")
+	want(t, sink, process.EventExit, pid)
+	if err := src.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-src.Done():
+	default:
+		t.Error("Done not closed after Close")
+	}
+	if err := src.Err(); err != nil {
+		t.Errorf("Err after Close: %v", err)
+	}
+	evs, _ := sink.snapshot()
+	run(t, "/bin/true")
+	time.Sleep(50 * time.Millisecond)
+	if now, _ := sink.snapshot(); len(now) != len(evs) {
+		t.Errorf("events delivered after Close")
+	}
+	if err := src.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := src.Start(context.Background(), sink); err == nil {
+		t.Error("Start after Close: no error")
+	}
+	if after := settle(before); after > before {
+		t.Errorf("%d goroutines before, %d after Close", before, after)
+	}
+}
+
+func TestContextCancel(t *testing.T) {
+	proctest.RequireRoot(t, "the proc connector")
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	src := New(Config{})
+	if err := src.Start(ctx, newRecorder()); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case <-src.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader did not stop when the context ended")
+	}
+	if err := src.Err(); err != nil {
+		t.Errorf("Err: %v", err)
+	}
+	if err := src.Close(); err != nil {
+		t.Errorf("Close after cancel: %v", err)
+	}
+	if after := settle(before); after > before {
+		t.Errorf("%d goroutines before, %d after", before, after)
+	}
+
+	// A context that has already ended: Start fails.
+	if err := New(Config{}).Start(ctx, newRecorder()); !errors.Is(err, context.Canceled) {
+		t.Errorf("Start with an ended context: %v", err)
+	}
+}
+
+// TestConcurrentClose closes from several goroutines while events flow.
+func TestConcurrentClose(t *testing.T) {
+	proctest.RequireRoot(t, "the proc connector")
+	sink := newRecorder()
+	src := New(Config{})
+	if err := src.Start(context.Background(), sink); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			pid, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{})
+			if err == nil {
+				var ws syscall.WaitStatus
+				_, _ = syscall.Wait4(pid, &ws, 0, nil)
+			}
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- src.Close() }()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	close(stop)
+	<-stopped
+	t.Logf("stats at close: %+v", src.Stats())
+}
+
+// fakeRawConn is a syscall.RawConn over a datagram socket pair whose Read
+// fails like the poller after an error-only readiness event.
+type fakeRawConn struct {
+	fd       int
+	failures int
+	stop     func()
+	reads    int
+}
+
+func (c *fakeRawConn) Control(f func(fd uintptr)) error  { f(uintptr(c.fd)); return nil }
+func (c *fakeRawConn) Write(func(fd uintptr) bool) error { return errors.New("not used") }
+func (c *fakeRawConn) Read(f func(fd uintptr) bool) error {
+	c.reads++
+	if c.reads <= c.failures {
+		return errors.New("not pollable")
+	}
+	c.stop()
+	if !f(uintptr(c.fd)) {
+		return errors.New("unexpected wait")
+	}
+	return nil
+}
+
+// TestReaderSurvivesPollerError checks that the reader goroutine drains and
+// retries when the poller refuses to wait, instead of stopping.
+func TestReaderSurvivesPollerError(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	s := New(Config{})
+	sink := newRecorder()
+	s.rd = newReader(s, sink, 1)
+	rc := &fakeRawConn{fd: fds[0], failures: 3, stop: func() { s.stopping.Store(true) }}
+	done := make(chan struct{})
+	start := time.Now()
+	s.run(rc, done)
+	<-done
+	if err := s.Err(); err != nil {
+		t.Errorf("reader stopped with %v", err)
+	}
+	if rc.reads != 4 {
+		t.Errorf("%d reads, want 4 (3 failures, then the stop)", rc.reads)
+	}
+	t.Logf("recovered from %d poller errors in %v", rc.failures, time.Since(start))
+}
