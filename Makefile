@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
-.PHONY: all build test race bench lint generate run tools vmtest
+.PHONY: all build test race bench lint generate generate-check run tools vmtest
 
 all: build lint test
 
@@ -32,14 +32,21 @@ lint:
 tools:
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-## generate: rebuild generated files (tables, later the BPF objects)
+## generate: rebuild the generated files: the BPF objects and their Go
+## bindings (bpf2go; needs clang, llvm-strip and libbpf headers)
 generate:
 	$(GO) generate $(PKGS)
+
+## generate-check: fail if the committed generated files are not what generate makes
+generate-check: generate
+	git diff --exit-code -- bpf/ || { echo "generated files are stale: run make generate and commit"; exit 1; }
 
 ## run: the main example: stream process events with the best method available
 run:
 	$(GO) run ./examples/tail
 
-## vmtest: boot Debian's 6.12 and 6.1 kernels under qemu and run the VM tests (internal/vmtest)
+## vmtest: boot Debian's 6.12 (bpf LSM, IMA) and 6.1 kernels under qemu and run the
+## VM tests: the runner's probe and the eBPF method's tiers, hooks and IMA
+VMTEST_ARGS ?= -pkg ./internal/vmtest,./methods/ebpf -run '^TestVM'
 vmtest:
 	bash .ci/vmtest.sh $(VMTEST_ARGS)
