@@ -13,42 +13,59 @@ type detailReq struct {
 	due time.Time
 }
 
-// scheduleDetails queues a full /proc read of the process after DetailDelay;
-// when the queue is full the process keeps its exec-time details.
+// scheduleDetails queues a full /proc read of the process after
+// DetailDelay. The queue is a slice the detailer polls, so an exec costs no
+// goroutine wakeup; when it is full the process keeps its exec-time details.
 func (m *Monitor) scheduleDetails(k process.Key) {
-	select {
-	case m.detailC <- detailReq{key: k, due: time.Now().Add(m.cfg.DetailDelay)}:
-	default:
+	m.detailMu.Lock()
+	if len(m.details) < maxDetails {
+		m.details = append(m.details, detailReq{key: k, due: time.Now().Add(m.cfg.DetailDelay)})
 	}
+	m.detailMu.Unlock()
 }
 
-// detailer reads the full details of processes that still run DetailDelay
-// after their exec. Requests come in due order.
+// maxDetails bounds the detail queue.
+const maxDetails = 1 << 16
+
+// detailer reads, every half DetailDelay, the full details of the processes
+// that still run DetailDelay after their exec. Requests are queued in due
+// order.
 func (m *Monitor) detailer() {
 	defer m.wg.Done()
 	ctx := m.ctx
+	t := time.NewTicker(m.cfg.DetailDelay / 2)
+	defer t.Stop()
+	var due []detailReq
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case r := <-m.detailC:
-			if d := time.Until(r.due); d > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(d):
-				}
+		case now := <-t.C:
+			m.detailMu.Lock()
+			n := 0
+			for n < len(m.details) && !m.details[n].due.After(now) {
+				n++
 			}
-			item, ok := m.cache.Get(r.key)
-			if !ok || item.Exited != 0 {
-				continue // exited meanwhile: nothing to read, no system call spent
-			}
-			p := process.NewProcessEmpty(r.key.PID, "")
-			p.Starttime = int64(r.key.StartTicks)
-			if p.GetDetails() == nil {
-				m.cache.Put(p)
+			due = append(due[:0], m.details[:n]...)
+			m.details = append(m.details[:0], m.details[n:]...)
+			m.detailMu.Unlock()
+			for _, r := range due {
+				m.readDetails(r.key)
 			}
 		}
+	}
+}
+
+// readDetails reads a process's full details into the cache, if it runs.
+func (m *Monitor) readDetails(k process.Key) {
+	item, ok := m.cache.Get(k)
+	if !ok || item.Exited != 0 {
+		return // exited meanwhile: nothing to read, no system call spent
+	}
+	p := process.NewProcessEmpty(k.PID, "")
+	p.Starttime = int64(k.StartTicks)
+	if p.GetDetails() == nil {
+		m.cache.Put(p)
 	}
 }
 

@@ -116,7 +116,9 @@ type Monitor struct {
 	prevStats  methods.Stats // counters of sources that ran before the current one
 	reader     *process.Reader
 	reconcileC chan struct{}
-	detailC    chan detailReq
+
+	detailMu sync.Mutex
+	details  []detailReq
 
 	received, delivered, dropped, lost, lossReports atomic.Uint64
 	reconciliations, incomplete                     atomic.Uint64
@@ -149,7 +151,6 @@ func New(cfg Config) (*Monitor, error) {
 		preferred:  cfg.Method,
 		reader:     process.NewReader(),
 		reconcileC: make(chan struct{}, 1),
-		detailC:    make(chan detailReq, 1<<16),
 	}, nil
 }
 
