@@ -10,6 +10,8 @@ require (
 
 require github.com/cilium/ebpf v0.22.0
 
+require github.com/elastic/go-seccomp-bpf v1.6.0 // indirect
+
 require (
 	github.com/elastic/go-libaudit/v2 v2.6.2
 	github.com/elastic/go-licenser v0.4.1 // indirect

@@ -328,6 +328,16 @@ func TestSeedFunctions(t *testing.T) {
 	if GetMonitorMethod() != MethodProc {
 		t.Error("an unknown method changed the running one")
 	}
+	// "ebpf" as a firewall author writes it: the best method this
+	// machine allows, falling back with the reasons in Status.
+	SetMonitorMethod(MethodEbpf)
+	st := Default().Status()
+	if st.Running == "" || st.Preferred != MethodEbpf {
+		t.Fatalf("after SetMonitorMethod(ebpf): %+v", st)
+	}
+	if os.Geteuid() == 0 && !MethodIsEbpf() {
+		t.Errorf("as root on this kernel the eBPF method should run: %+v", st.Methods)
+	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() { MonitorProcEvents(stop); close(done) }()

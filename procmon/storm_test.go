@@ -32,6 +32,7 @@ type stormResult struct {
 	named    int // exec events with the exact path and arguments
 	elapsed  time.Duration
 	cpu      time.Duration // CPU the test process (the monitor) spent during the storm
+	events   uint64 // events the monitor received during the storm
 	dropped  uint64
 	lost     uint64
 	badNamed []string // exec events naming a process wrongly (must stay empty)
@@ -139,6 +140,7 @@ func stormWith(tb testing.TB, m *Monitor, n int) stormResult {
 	<-done
 	after := m.Stats()
 	res.elapsed = elapsed
+	res.events = after.Events - before.Events
 	res.dropped = after.Dropped - before.Dropped
 	res.lost = after.Lost - before.Lost + (after.LossReports - before.LossReports)
 	return res
@@ -265,10 +267,34 @@ func BenchmarkExecStorm(b *testing.B) {
 			}
 			rate := float64(n) / r.elapsed.Seconds()
 			b.ReportMetric(rate, "execs/s")
+			b.ReportMetric(float64(r.events)/r.elapsed.Seconds(), "events/s")
 			b.ReportMetric(rate/base, "x-unmonitored")
 			b.ReportMetric(float64(r.cpu.Nanoseconds())/1e3/float64(n), "cpu-µs/exec")
 			b.ReportMetric(100*float64(r.execs)/float64(n), "%reported")
 			b.ReportMetric(100*float64(r.named)/float64(n), "%named")
+		})
+	}
+}
+
+// BenchmarkMonitorCost is BenchmarkExecStorm without a consumer of
+// Events(): the cost of the method and the monitor keeping the cache
+// current, alone.
+func BenchmarkMonitorCost(b *testing.B) {
+	const n = 3000
+	for _, method := range []string{MethodEbpf, MethodNetlink, MethodAudit} {
+		b.Run(method, func(b *testing.B) {
+			base := baselineRate(b, n)
+			m := startOnly(b, method, Config{EventBuffer: 1})
+			defer m.Close()
+			var d, cpu time.Duration
+			for b.Loop() {
+				c0 := cpuTime()
+				d = storm(b, n, "cost")
+				time.Sleep(300 * time.Millisecond) // let the last events in
+				cpu = cpuTime() - c0
+			}
+			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(n), "cpu-µs/exec")
+			b.ReportMetric(float64(n)/d.Seconds()/base, "x-unmonitored")
 		})
 	}
 }
