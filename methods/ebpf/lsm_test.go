@@ -45,7 +45,7 @@ func TestLSMTier(t *testing.T) {
 
 	// setuid: the hook sees both credentials.
 	pid := runHelperPID(t, "setuid")
-	if ev := rec.waitFor(process.EventUID, pid, nil, 10*time.Second); ev == nil {
+	if ev := rec.WaitFor(process.EventUID, pid, nil, 10*time.Second); ev == nil {
 		t.Error("no uid event")
 	} else if ev.Creds.Old.UID != 0 || ev.Creds.New.UID != 1000 || ev.Creds.New.EUID != 1000 || ev.Syscall != nil {
 		t.Errorf("uid event %+v creds %+v", ev, ev.Creds)
@@ -53,7 +53,7 @@ func TestLSMTier(t *testing.T) {
 
 	// capset: new effective set without CAP_NET_RAW, the old one with it.
 	pid = runHelperPID(t, "capset")
-	if ev := rec.waitFor(process.EventCapset, pid, nil, 10*time.Second); ev == nil {
+	if ev := rec.WaitFor(process.EventCapset, pid, nil, 10*time.Second); ev == nil {
 		t.Error("no capset event")
 	} else if ev.Creds.Old.CapEffective&(1<<unix.CAP_NET_RAW) == 0 || ev.Creds.New.CapEffective&(1<<unix.CAP_NET_RAW) != 0 {
 		t.Errorf("capset: old eff %v new eff %v", ev.Creds.Old.CapEffective, ev.Creds.New.CapEffective)
@@ -61,7 +61,7 @@ func TestLSMTier(t *testing.T) {
 
 	// prctl: the option and arguments.
 	pid = runHelperPID(t, "prctl")
-	if rec.waitFor(process.EventPrctl, pid, func(ev *process.Event) bool {
+	if rec.WaitFor(process.EventPrctl, pid, func(ev *process.Event) bool {
 		return ev.Syscall != nil && ev.Syscall.Args[0] == unix.PR_SET_NO_NEW_PRIVS && ev.Syscall.Args[1] == 1
 	}, 10*time.Second) == nil {
 		t.Error("no prctl(PR_SET_NO_NEW_PRIVS) event")
@@ -73,7 +73,7 @@ func TestLSMTier(t *testing.T) {
 	if out, err := cmd.Output(); err != nil {
 		t.Fatalf("clone(CLONE_NEWUSER): %v %s", err, out)
 	}
-	if rec.waitFor(process.EventUserNS, os.Getpid(), nil, 10*time.Second) == nil {
+	if rec.WaitFor(process.EventUserNS, os.Getpid(), nil, 10*time.Second) == nil {
 		t.Error("no userns event")
 	}
 
@@ -89,14 +89,14 @@ func TestLSMTier(t *testing.T) {
 	line, _ := bufio.NewReader(out).ReadString('\n')
 	_ = cmd.Wait()
 	tracee, _ := strconv.Atoi(strings.TrimSpace(line))
-	if ev := rec.waitFor(process.EventPtrace, tracee, nil, 10*time.Second); ev == nil || ev.Tracer != cmd.Process.Pid {
+	if ev := rec.WaitFor(process.EventPtrace, tracee, nil, 10*time.Second); ev == nil || ev.Tracer != cmd.Process.Pid {
 		t.Errorf("ptrace event %+v (tracer %d)", ev, cmd.Process.Pid)
 	}
 
 	// bprm_check: the IMA digest of the binary in the exec event, when the
 	// kernel has IMA.
 	pid = runHelperPID(t, "noop")
-	ev := rec.waitFor(process.EventExec, pid, nil, 10*time.Second)
+	ev := rec.WaitFor(process.EventExec, pid, nil, 10*time.Second)
 	if ev == nil {
 		t.Fatal("no exec event of the helper")
 	}

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -133,91 +132,10 @@ func helper(mode string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// recorder is a methods.Sink that keeps every event.
-type recorder struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	events []*process.Event
-	losses []string
-	lost   uint64
-	block  chan struct{} // when non-nil, Event waits for it to close
-}
+// recorder is the shared test sink.
+type recorder = proctest.Recorder
 
-func newRecorder() *recorder {
-	r := &recorder{}
-	r.cond = sync.NewCond(&r.mu)
-	return r
-}
-
-func (r *recorder) Event(ev *process.Event) {
-	if r.block != nil {
-		<-r.block
-	}
-	r.mu.Lock()
-	r.events = append(r.events, ev)
-	r.mu.Unlock()
-	r.cond.Broadcast()
-}
-
-func (r *recorder) Lost(n uint64, reason string) {
-	r.mu.Lock()
-	r.losses = append(r.losses, fmt.Sprintf("%d: %s", n, reason))
-	r.lost += n
-	r.mu.Unlock()
-	r.cond.Broadcast()
-}
-
-// snapshot returns the events and loss reports so far.
-func (r *recorder) snapshot() ([]*process.Event, []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]*process.Event(nil), r.events...), append([]string(nil), r.losses...)
-}
-
-// waitUntil waits until cond, called under the lock with the events so
-// far, is true; false after timeout.
-func (r *recorder) waitUntil(timeout time.Duration, cond func([]*process.Event) bool) bool {
-	deadline := time.Now().Add(timeout)
-	t := time.AfterFunc(timeout, r.cond.Broadcast)
-	defer t.Stop()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for !cond(r.events) {
-		if !time.Now().Before(deadline) {
-			return false
-		}
-		r.cond.Wait()
-	}
-	return true
-}
-
-// waitFor waits for an event of kind about pid that match accepts (nil:
-// any) and returns it, or nil after timeout.
-func (r *recorder) waitFor(kind process.EventKind, pid int, match func(*process.Event) bool, timeout time.Duration) *process.Event {
-	var found *process.Event
-	r.waitUntil(timeout, func(evs []*process.Event) bool {
-		for _, ev := range evs {
-			if ev.Kind == kind && ev.PID == pid && (match == nil || match(ev)) {
-				found = ev
-				return true
-			}
-		}
-		return false
-	})
-	return found
-}
-
-// all returns the events of kind about pid (any pid when pid is 0).
-func (r *recorder) all(kind process.EventKind, pid int) []*process.Event {
-	evs, _ := r.snapshot()
-	var out []*process.Event
-	for _, ev := range evs {
-		if ev.Kind == kind && (pid == 0 || ev.PID == pid) {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
+func newRecorder() *recorder { return proctest.NewRecorder() }
 
 // nopSink discards everything.
 type nopSink struct{}

@@ -30,7 +30,7 @@ func runHelperPID(t *testing.T, mode string) int {
 func TestPrivilegeSetuid(t *testing.T) {
 	_, rec := startSource(t, Config{Hooks: map[string]bool{HookSetuid: true}})
 	pid := runHelperPID(t, "setuid")
-	ev := rec.waitFor(process.EventUID, pid, nil, 10*time.Second)
+	ev := rec.WaitFor(process.EventUID, pid, nil, 10*time.Second)
 	if ev == nil {
 		t.Fatal("no uid event")
 	}
@@ -43,7 +43,7 @@ func TestPrivilegeSetuid(t *testing.T) {
 	if sc := ev.Syscall; sc != nil && (sc.Name != "setresuid" || sc.Arch != "x86_64" || sc.Result != 0 || sc.Args[0] != 1000) {
 		t.Errorf("syscall %+v", sc)
 	}
-	if rec.waitFor(process.EventGID, pid, nil, 0) != nil {
+	if rec.WaitFor(process.EventGID, pid, nil, 0) != nil {
 		t.Error("a gid event though only the setuid hook is on")
 	}
 }
@@ -56,15 +56,15 @@ func TestPrivilegeSetprivTool(t *testing.T) {
 		t.Fatalf("setpriv: %v %s", err, out)
 	}
 	pid := cmd.Process.Pid
-	uid := rec.waitFor(process.EventUID, pid, func(ev *process.Event) bool { return ev.Creds.New.UID == 1000 }, 10*time.Second)
+	uid := rec.WaitFor(process.EventUID, pid, func(ev *process.Event) bool { return ev.Creds.New.UID == 1000 }, 10*time.Second)
 	if uid == nil {
 		t.Error("no uid event with new uid 1000")
 	}
-	gid := rec.waitFor(process.EventGID, pid, func(ev *process.Event) bool { return ev.Creds.New.GID == 1000 }, 10*time.Second)
+	gid := rec.WaitFor(process.EventGID, pid, func(ev *process.Event) bool { return ev.Creds.New.GID == 1000 }, 10*time.Second)
 	if gid == nil {
 		t.Error("no gid event with new gid 1000")
 	}
-	groups := rec.waitFor(process.EventGID, pid, func(ev *process.Event) bool {
+	groups := rec.WaitFor(process.EventGID, pid, func(ev *process.Event) bool {
 		return ev.Syscall == nil || ev.Syscall.Name == "setgroups"
 	}, 10*time.Second)
 	if groups == nil {
@@ -75,7 +75,7 @@ func TestPrivilegeSetprivTool(t *testing.T) {
 func TestPrivilegeCapset(t *testing.T) {
 	_, rec := startSource(t, Config{Hooks: map[string]bool{HookCapset: true}})
 	pid := runHelperPID(t, "capset")
-	ev := rec.waitFor(process.EventCapset, pid, nil, 10*time.Second)
+	ev := rec.WaitFor(process.EventCapset, pid, nil, 10*time.Second)
 	if ev == nil {
 		t.Fatal("no capset event")
 	}
@@ -87,7 +87,7 @@ func TestPrivilegeCapset(t *testing.T) {
 func TestPrivilegePrctl(t *testing.T) {
 	_, rec := startSource(t, Config{Hooks: map[string]bool{HookPrctl: true}})
 	pid := runHelperPID(t, "prctl")
-	ev := rec.waitFor(process.EventPrctl, pid, func(ev *process.Event) bool {
+	ev := rec.WaitFor(process.EventPrctl, pid, func(ev *process.Event) bool {
 		return ev.Syscall != nil && ev.Syscall.Args[0] == 38 // PR_SET_NO_NEW_PRIVS
 	}, 10*time.Second)
 	if ev == nil {
@@ -109,9 +109,9 @@ func TestPrivilegeUserNS(t *testing.T) {
 	child := cmd.Process.Pid
 	// The tracepoint tier reports the child (its clone returns 0 in the
 	// new namespace); the LSM hook runs in the parent.
-	ev := rec.waitFor(process.EventUserNS, child, nil, 5*time.Second)
+	ev := rec.WaitFor(process.EventUserNS, child, nil, 5*time.Second)
 	if ev == nil {
-		ev = rec.waitFor(process.EventUserNS, os.Getpid(), nil, time.Second)
+		ev = rec.WaitFor(process.EventUserNS, os.Getpid(), nil, time.Second)
 	}
 	if ev == nil {
 		t.Fatal("no userns event for clone(CLONE_NEWUSER)")
@@ -129,7 +129,7 @@ func TestPrivilegeUserNS(t *testing.T) {
 	if out, err := u.CombinedOutput(); err != nil {
 		t.Fatalf("unshare --user: %v %s", err, out)
 	}
-	ev = rec.waitFor(process.EventUserNS, u.Process.Pid, nil, 5*time.Second)
+	ev = rec.WaitFor(process.EventUserNS, u.Process.Pid, nil, 5*time.Second)
 	if ev == nil {
 		t.Fatal("no userns event for unshare --user")
 	}
@@ -157,7 +157,7 @@ func TestPrivilegePtrace(t *testing.T) {
 		t.Fatalf("ptrace helper: %v", err)
 	}
 	tracer := cmd.Process.Pid
-	ev := rec.waitFor(process.EventPtrace, tracee, func(ev *process.Event) bool { return ev.Tracer == tracer }, 10*time.Second)
+	ev := rec.WaitFor(process.EventPtrace, tracee, func(ev *process.Event) bool { return ev.Tracer == tracer }, 10*time.Second)
 	if ev == nil {
 		t.Fatal("no ptrace attach event")
 	}
@@ -174,7 +174,7 @@ func TestPrivilegePtrace(t *testing.T) {
 	if out, err := s.CombinedOutput(); err != nil {
 		t.Fatalf("strace: %v %s", err, out)
 	}
-	if rec.waitUntil(10*time.Second, func(evs []*process.Event) bool {
+	if rec.WaitUntil(10*time.Second, func(evs []*process.Event) bool {
 		for _, ev := range evs {
 			if ev.Kind == process.EventPtrace && ev.Tracer == s.Process.Pid {
 				return true
@@ -195,10 +195,10 @@ func TestNoHooks(t *testing.T) {
 		}
 	}
 	pid := runHelperPID(t, "setuid")
-	if rec.waitFor(process.EventExit, pid, nil, 10*time.Second) == nil {
+	if rec.WaitFor(process.EventExit, pid, nil, 10*time.Second) == nil {
 		t.Fatal("no exit event")
 	}
-	if ev := rec.waitFor(process.EventUID, pid, nil, 0); ev != nil {
+	if ev := rec.WaitFor(process.EventUID, pid, nil, 0); ev != nil {
 		t.Errorf("uid event with no hooks: %+v", ev)
 	}
 }

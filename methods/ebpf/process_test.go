@@ -44,7 +44,7 @@ func testExecStorm(t *testing.T, n int) {
 		t.Fatal(err)
 	}
 	wall := time.Since(start)
-	if rec.waitFor(process.EventExit, shell, nil, 30*time.Second) == nil {
+	if rec.WaitFor(process.EventExit, shell, nil, 30*time.Second) == nil {
 		t.Fatalf("no exit event of the shell %d", shell)
 	}
 
@@ -53,7 +53,7 @@ func testExecStorm(t *testing.T, n int) {
 	}
 	byPID := map[int]*seen{}
 	tags := map[string]int{} // tag -> pid
-	rec.waitUntil(30*time.Second, func(evs []*process.Event) bool {
+	rec.WaitUntil(30*time.Second, func(evs []*process.Event) bool {
 		clear(byPID)
 		clear(tags)
 		for _, ev := range evs {
@@ -137,11 +137,11 @@ func TestIdentityMatchesProc(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	pid := cmd.Process.Pid
-	ev := rec.waitFor(process.EventExec, pid, nil, 10*time.Second)
+	ev := rec.WaitFor(process.EventExec, pid, nil, 10*time.Second)
 	if ev == nil {
 		t.Fatal("no exec event")
 	}
-	fork := rec.waitFor(process.EventFork, pid, nil, 10*time.Second)
+	fork := rec.WaitFor(process.EventFork, pid, nil, 10*time.Second)
 	if fork == nil {
 		t.Fatal("no fork event")
 	}
@@ -191,7 +191,7 @@ func TestSetprivCreds(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	pid := cmd.Process.Pid
-	ev := rec.waitFor(process.EventExec, pid, func(ev *process.Event) bool { return ev.Process.Comm == "sleep" }, 10*time.Second)
+	ev := rec.WaitFor(process.EventExec, pid, func(ev *process.Event) bool { return ev.Process.Comm == "sleep" }, 10*time.Second)
 	if ev == nil {
 		t.Fatal("no exec event of sleep")
 	}
@@ -235,7 +235,7 @@ func TestFailedExec(t *testing.T) {
 	}
 	shell := cmd.Process.Pid
 	// The exec after the failed one marks the point the events are in.
-	if !rec.waitUntil(10*time.Second, func(evs []*process.Event) bool {
+	if !rec.WaitUntil(10*time.Second, func(evs []*process.Event) bool {
 		for _, ev := range evs {
 			if ev.Kind == process.EventExec && ev.PPID == shell && slices.Contains(ev.Process.Args, "after-failed-exec") {
 				return true
@@ -246,12 +246,12 @@ func TestFailedExec(t *testing.T) {
 		t.Fatal("no exec event of the marker")
 	}
 	forks := 0
-	for _, ev := range rec.all(process.EventFork, 0) {
+	for _, ev := range rec.All(process.EventFork, 0) {
 		if ev.PPID == shell {
 			forks++
 		}
 	}
-	for _, ev := range rec.all(process.EventExec, 0) {
+	for _, ev := range rec.All(process.EventExec, 0) {
 		if ev.PPID == shell && !slices.Contains(ev.Process.Args, "after-failed-exec") || strings.HasPrefix(ev.Process.Path, dir) {
 			t.Errorf("exec event for a failed execve: %+v", ev.Process)
 		}
@@ -277,7 +277,7 @@ func TestArgsTruncated(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		ev := rec.waitFor(process.EventExec, cmd.Process.Pid, nil, 10*time.Second)
+		ev := rec.WaitFor(process.EventExec, cmd.Process.Pid, nil, 10*time.Second)
 		if ev == nil {
 			t.Fatal("no exec event")
 		}
@@ -300,7 +300,7 @@ func TestArgsTruncated(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		ev := rec.waitFor(process.EventExec, cmd.Process.Pid, nil, 10*time.Second)
+		ev := rec.WaitFor(process.EventExec, cmd.Process.Pid, nil, 10*time.Second)
 		if ev == nil {
 			t.Fatal("no exec event")
 		}
@@ -345,7 +345,7 @@ func TestDeepPath(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-			ev := rec.waitFor(process.EventExec, cmd.Process.Pid, nil, 10*time.Second)
+			ev := rec.WaitFor(process.EventExec, cmd.Process.Pid, nil, 10*time.Second)
 			if ev == nil {
 				t.Fatal("no exec event")
 			}
@@ -369,7 +369,7 @@ func TestExitCodeAndThreads(t *testing.T) {
 	_, rec := startSource(t, Config{})
 	cmd := exec.Command("sh", "-c", "exit 3")
 	_ = cmd.Run()
-	ev := rec.waitFor(process.EventExit, cmd.Process.Pid, nil, 10*time.Second)
+	ev := rec.WaitFor(process.EventExit, cmd.Process.Pid, nil, 10*time.Second)
 	if ev == nil || ev.ExitCode != 3<<8 || ev.Process.Starttime == 0 {
 		t.Errorf("exit event %+v", ev)
 	}
@@ -384,11 +384,11 @@ func TestExitCodeAndThreads(t *testing.T) {
 	if len(tids) < 5 {
 		t.Fatalf("threads: %q", out)
 	}
-	if rec.waitFor(process.EventExit, pid, nil, 10*time.Second) == nil {
+	if rec.WaitFor(process.EventExit, pid, nil, 10*time.Second) == nil {
 		t.Fatal("no exit event")
 	}
 	time.Sleep(100 * time.Millisecond) // a second exit would be late by less
-	if n := len(rec.all(process.EventExit, pid)); n != 1 {
+	if n := len(rec.All(process.EventExit, pid)); n != 1 {
 		t.Errorf("%d exit events for one process", n)
 	}
 	for _, tid := range tids {
@@ -396,11 +396,11 @@ func TestExitCodeAndThreads(t *testing.T) {
 		if id == pid {
 			continue
 		}
-		if evs := append(rec.all(process.EventFork, id), rec.all(process.EventExit, id)...); len(evs) != 0 {
+		if evs := append(rec.All(process.EventFork, id), rec.All(process.EventExit, id)...); len(evs) != 0 {
 			t.Errorf("thread %d reported as a process: %v", id, evs[0].Kind)
 		}
 	}
-	if n := len(rec.all(process.EventFork, pid)); n != 1 {
+	if n := len(rec.All(process.EventFork, pid)); n != 1 {
 		t.Errorf("%d fork events for one process", n)
 	}
 }
@@ -412,7 +412,7 @@ func TestKernelThread(t *testing.T) {
 	// itself now and then. Wait a little for any fork of kthreadd (pid 2).
 	ev := func() *process.Event {
 		var found *process.Event
-		rec.waitUntil(2*time.Second, func(evs []*process.Event) bool {
+		rec.WaitUntil(2*time.Second, func(evs []*process.Event) bool {
 			for _, ev := range evs {
 				if ev.Kind == process.EventFork && ev.PPID == 2 {
 					found = ev
@@ -442,7 +442,7 @@ func TestOtherMountNamespace(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	pid := cmd.Process.Pid
-	ev := rec.waitFor(process.EventExec, pid, func(ev *process.Event) bool { return ev.Process.Comm == "sleep" }, 10*time.Second)
+	ev := rec.WaitFor(process.EventExec, pid, func(ev *process.Event) bool { return ev.Process.Comm == "sleep" }, 10*time.Second)
 	if ev == nil {
 		t.Fatal("no exec event of sleep")
 	}
@@ -464,10 +464,10 @@ func TestBatchDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if rec.waitFor(process.EventExit, cmd.Process.Pid, nil, 5*time.Second) == nil {
+	if rec.WaitFor(process.EventExit, cmd.Process.Pid, nil, 5*time.Second) == nil {
 		t.Fatal("no exit event")
 	}
-	if ev := rec.waitFor(process.EventExec, cmd.Process.Pid, nil, 0); ev == nil || ev.Process.Args[1] != "batched" {
+	if ev := rec.WaitFor(process.EventExec, cmd.Process.Pid, nil, 0); ev == nil || ev.Process.Args[1] != "batched" {
 		t.Errorf("exec event %+v", ev)
 	}
 	t.Logf("exit event %v after the process ended", time.Since(start).Round(time.Millisecond))

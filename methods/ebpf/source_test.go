@@ -148,7 +148,7 @@ func TestUnavailableWithoutCapabilities(t *testing.T) {
 // and checks that the kernel's loss counter reaches Stats and the sink.
 func TestLossReported(t *testing.T) {
 	rec := newRecorder()
-	rec.block = make(chan struct{})
+	rec.Block = make(chan struct{})
 	src := New(Config{RingBufferSize: 1, Hooks: map[string]bool{}})
 	proctest.RequireRoot(t, "loading BPF programs")
 	if err := src.Start(t.Context(), rec); err != nil {
@@ -158,14 +158,14 @@ func TestLossReported(t *testing.T) {
 	if out, err := exec.Command("sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do /bin/true; done").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	close(rec.block)
-	if !rec.waitUntil(10*time.Second, func([]*process.Event) bool { return rec.lost > 0 }) {
+	close(rec.Block)
+	if !rec.WaitUntil(10*time.Second, func([]*process.Event) bool { return rec.LostCount() > 0 }) {
 		t.Fatalf("no loss reported; stats %+v counters %+v", src.Stats(), src.Counters())
 	}
 	st, c := src.Stats(), src.Counters()
-	_, losses := rec.snapshot()
-	if st.Lost == 0 || st.LostTimes == 0 || st.Lost != rec.lost || !strings.HasSuffix(losses[0], ": ring buffer full") {
-		t.Errorf("stats %+v, sink saw %d in %q", st, rec.lost, losses)
+	_, losses := rec.Snapshot()
+	if st.Lost == 0 || st.LostTimes == 0 || st.Lost != rec.LostCount() || !strings.HasSuffix(losses[0], ": ring buffer full") {
+		t.Errorf("stats %+v, sink saw %d in %q", st, rec.LostCount(), losses)
 	}
 	if c.LostExec+c.LostFork+c.LostExit+c.LostSyscall+c.LostLSM != st.Lost {
 		t.Errorf("losses by kind %+v do not add up to %d", c, st.Lost)
@@ -220,11 +220,11 @@ func TestContextEndsReading(t *testing.T) {
 	}
 	cancel()
 	time.Sleep(50 * time.Millisecond)
-	evs, _ := rec.snapshot()
+	evs, _ := rec.Snapshot()
 	n := len(evs)
 	_ = exec.Command("/bin/true").Run()
 	time.Sleep(300 * time.Millisecond)
-	if evs, _ := rec.snapshot(); len(evs) != n {
+	if evs, _ := rec.Snapshot(); len(evs) != n {
 		t.Errorf("%d events after the context ended", len(evs)-n)
 	}
 	if err := src.Close(); err != nil {

@@ -29,7 +29,7 @@ func run(t *testing.T, name string, args ...string) int {
 // want waits for an event of kind about pid and fails without one.
 func want(t *testing.T, sink *recorder, kind process.EventKind, pid int) *process.Event {
 	t.Helper()
-	ev := sink.waitFor(kind, pid, 5*time.Second)
+	ev := sink.WaitFor(kind, pid, nil, 5*time.Second)
 	if ev == nil {
 		t.Fatalf("no %v event for pid %d", kind, pid)
 	}
@@ -93,7 +93,7 @@ func TestThreadsSkipped(t *testing.T) {
 	}
 	pid := cmd.Process.Pid
 	want(t, sink, process.EventExit, pid)
-	events, _ := sink.snapshot()
+	events, _ := sink.Snapshot()
 	forks, exits := 0, 0
 	for _, ev := range events {
 		if ev.PID != pid {
@@ -163,7 +163,7 @@ func TestCredCommSidEvents(t *testing.T) {
 		strace := proctest.RequireTool(t, "strace")
 		pid := run(t, strace, "-o", "/dev/null", "/bin/true")
 		// strace forks the tracee and attaches to it: find the child.
-		events, _ := sink.snapshot()
+		events, _ := sink.Snapshot()
 		var child int
 		for _, ev := range events {
 			if ev.Kind == process.EventFork && ev.PPID == pid {
@@ -182,7 +182,7 @@ func TestCredCommSidEvents(t *testing.T) {
 		// The connector reports a core dump as soon as one starts, even
 		// when RLIMIT_CORE is 0 and no file is written.
 		pid := run(t, "sh", "-c", "ulimit -c 0; kill -SEGV $$")
-		ev := sink.waitFor(process.EventCoredump, pid, 2*time.Second)
+		ev := sink.WaitFor(process.EventCoredump, pid, nil, 2*time.Second)
 		if ev == nil {
 			t.Skipf("no coredump event for pid %d (the kernel did not start a dump)", pid)
 		}
@@ -193,7 +193,7 @@ func TestCredCommSidEvents(t *testing.T) {
 			t.Errorf("exit code %#x, want SIGSEGV", exit.ExitCode)
 		}
 	})
-	events, losses := sink.snapshot()
+	events, losses := sink.Snapshot()
 	kinds := map[string]int{}
 	for _, ev := range events {
 		kinds[ev.Kind.String()]++

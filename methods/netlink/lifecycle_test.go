@@ -162,10 +162,10 @@ func TestClose(t *testing.T) {
 	if err := src.Err(); err != nil {
 		t.Errorf("Err after Close: %v", err)
 	}
-	evs, _ := sink.snapshot()
+	evs, _ := sink.Snapshot()
 	run(t, "/bin/true")
 	time.Sleep(50 * time.Millisecond)
-	if now, _ := sink.snapshot(); len(now) != len(evs) {
+	if now, _ := sink.Snapshot(); len(now) != len(evs) {
 		t.Errorf("events delivered after Close")
 	}
 	if err := src.Close(); err != nil {

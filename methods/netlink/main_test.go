@@ -7,10 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
 )
@@ -83,66 +83,14 @@ func runHelper() int {
 		return 0
 	}
 	n := 0
-	if sink.waitFor(process.EventExec, cmd.Process.Pid, 5*time.Second) != nil {
+	if sink.WaitFor(process.EventExec, cmd.Process.Pid, nil, 5*time.Second) != nil {
 		n = 1
 	}
 	fmt.Printf("started events=%d\n", n)
 	return 0
 }
 
-// recorder is a methods.Sink that keeps every event.
-type recorder struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	events []*process.Event
-	losses []string
-	lost   uint64
-}
+// recorder is the shared test sink.
+type recorder = proctest.Recorder
 
-func newRecorder() *recorder {
-	r := &recorder{}
-	r.cond = sync.NewCond(&r.mu)
-	return r
-}
-
-func (r *recorder) Event(ev *process.Event) {
-	r.mu.Lock()
-	r.events = append(r.events, ev)
-	r.mu.Unlock()
-	r.cond.Broadcast()
-}
-
-func (r *recorder) Lost(n uint64, reason string) {
-	r.mu.Lock()
-	r.losses = append(r.losses, fmt.Sprintf("%d: %s", n, reason))
-	r.lost += n
-	r.mu.Unlock()
-}
-
-// snapshot returns the events and loss reports so far.
-func (r *recorder) snapshot() ([]*process.Event, []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]*process.Event(nil), r.events...), append([]string(nil), r.losses...)
-}
-
-// waitFor waits until an event of kind about pid arrived and returns it, or
-// nil after timeout.
-func (r *recorder) waitFor(kind process.EventKind, pid int, timeout time.Duration) *process.Event {
-	deadline := time.Now().Add(timeout)
-	t := time.AfterFunc(timeout, r.cond.Broadcast)
-	defer t.Stop()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := 0; ; {
-		for ; i < len(r.events); i++ {
-			if ev := r.events[i]; ev.Kind == kind && ev.PID == pid {
-				return ev
-			}
-		}
-		if !time.Now().Before(deadline) {
-			return nil
-		}
-		r.cond.Wait()
-	}
-}
+func newRecorder() *recorder { return proctest.NewRecorder() }

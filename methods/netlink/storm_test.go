@@ -107,7 +107,7 @@ func TestExecStorm(t *testing.T) {
 	// Events are delivered asynchronously: wait until every exit is in,
 	// or a loss was reported, or for 10 s.
 	for deadline, next := time.Now().Add(10*time.Second), 0; ; {
-		events, losses = sink.snapshot()
+		events, losses = sink.Snapshot()
 		for _, ev := range events[next:] {
 			s := byPID[ev.PID]
 			if s == nil {
@@ -179,7 +179,7 @@ func TestSeqNoFalseGaps(t *testing.T) {
 	storm(t, 3000, par, "seq-")
 	time.Sleep(200 * time.Millisecond)
 	c := src.Counters()
-	_, losses := sink.snapshot()
+	_, losses := sink.Snapshot()
 	t.Logf("%d workers: counters %+v, losses %v", par, c, losses)
 	if c.Overflows == 0 && (c.SeqGaps != 0 || len(losses) != 0) {
 		t.Errorf("sequence gaps without ENOBUFS: %d (%v)", c.SeqGaps, losses)
@@ -256,11 +256,11 @@ func TestOverflow(t *testing.T) {
 			continue
 		}
 		pid := run(t, taskset, "-c", strconv.Itoa(cpu), "/bin/true")
-		if rec.waitFor(process.EventExit, pid, 10*time.Second) == nil {
+		if rec.WaitFor(process.EventExit, pid, nil, 10*time.Second) == nil {
 			t.Fatalf("no exit event for %d after the overflow; counters %+v, err %v", pid, src.Counters(), src.Err())
 		}
 	}
-	events, losses := rec.snapshot()
+	events, losses := rec.Snapshot()
 	got := map[int]int{}
 	for _, ev := range events {
 		switch ev.Kind {
