@@ -1,6 +1,7 @@
 package procmon
 
 import (
+	"context"
 	"time"
 
 	"github.com/proctrack/proctrack/methods"
@@ -30,9 +31,8 @@ const maxDetails = 1 << 16
 // detailer reads, every half DetailDelay, the full details of the processes
 // that still run DetailDelay after their exec. Requests are queued in due
 // order.
-func (m *Monitor) detailer() {
+func (m *Monitor) detailer(ctx context.Context) {
 	defer m.wg.Done()
-	ctx := m.ctx
 	t := time.NewTicker(m.cfg.DetailDelay / 2)
 	defer t.Stop()
 	var due []detailReq
@@ -70,9 +70,8 @@ func (m *Monitor) readDetails(k process.Key) {
 }
 
 // reconciler repairs the cache from /proc after a loss.
-func (m *Monitor) reconciler() {
+func (m *Monitor) reconciler(ctx context.Context) {
 	defer m.wg.Done()
-	ctx := m.ctx
 	for {
 		select {
 		case <-ctx.Done():

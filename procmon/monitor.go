@@ -176,8 +176,8 @@ func (m *Monitor) Start(ctx context.Context) error {
 	m.ctx, m.cancel = context.WithCancel(ctx)
 	m.ownsGC = m.cache.Start(m.ctx) == nil
 	m.wg.Add(2)
-	go m.reconciler()
-	go m.detailer()
+	go m.reconciler(m.ctx)
+	go m.detailer(m.ctx)
 	if err := m.climb(m.preferred); err != nil {
 		m.stopLocked()
 		return err
