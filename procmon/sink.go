@@ -183,9 +183,11 @@ func (m *Monitor) onExit(ev *process.Event) {
 	ev.Process = item.Proc
 }
 
-// onCreds completes a credential change: Old from the cache, New from
-// /proc/<pid>/status (the truth after the change), or, when the process is
-// gone, the ids the method reported over the old ones.
+// onCreds completes a credential change: Old from the cache; New as the
+// eBPF method took it in the kernel right after the call, or, for methods
+// that report only some ids (netlink: uid and euid), /proc/<pid>/status
+// with the reported ids over it (the ids are exact; the rest is the state
+// when the event is handled).
 func (m *Monitor) onCreds(ev *process.Event) {
 	item, ok := m.cache.Peek(ev.PID)
 	var old process.Credentials
@@ -195,10 +197,15 @@ func (m *Monitor) onCreds(ev *process.Event) {
 		item.Proc.RUnlock()
 	}
 	change := &process.CredChange{Old: old, New: old}
-	if now, err := m.reader.Exec(ev.PID); err == nil {
-		change.New = now.Creds
-	} else if ev.Creds != nil {
-		mergeCreds(&change.New, &ev.Creds.New, ev.Kind)
+	if ev.Creds != nil && ev.Method == process.MethodEbpf {
+		change.New = ev.Creds.New
+	} else {
+		if now, err := m.reader.Creds(ev.PID); err == nil {
+			change.New = now
+		}
+		if ev.Creds != nil {
+			mergeCreds(&change.New, &ev.Creds.New, ev.Kind)
+		}
 	}
 	ev.Creds = change
 	if ok {

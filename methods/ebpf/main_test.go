@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/internal/proctest"
+	"github.com/proctrack/proctrack/internal/sinktest"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
 )
@@ -133,9 +134,9 @@ func helper(mode string, args ...string) *exec.Cmd {
 }
 
 // recorder is the shared test sink.
-type recorder = proctest.Recorder
+type recorder = sinktest.Recorder
 
-func newRecorder() *recorder { return proctest.NewRecorder() }
+func newRecorder() *recorder { return sinktest.NewRecorder() }
 
 // nopSink discards everything.
 type nopSink struct{}

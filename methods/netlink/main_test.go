@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/proctrack/proctrack/internal/proctest"
+	"github.com/proctrack/proctrack/internal/sinktest"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
 )
@@ -91,6 +91,6 @@ func runHelper() int {
 }
 
 // recorder is the shared test sink.
-type recorder = proctest.Recorder
+type recorder = sinktest.Recorder
 
-func newRecorder() *recorder { return proctest.NewRecorder() }
+func newRecorder() *recorder { return sinktest.NewRecorder() }

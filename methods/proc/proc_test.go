@@ -7,14 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/proctrack/proctrack/internal/proctest"
+	"github.com/proctrack/proctrack/internal/sinktest"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
 func TestScanReportsExecAndExit(t *testing.T) {
 	src := New(Config{Interval: 10 * time.Millisecond})
-	k := proctest.NewRecorder()
+	k := sinktest.NewRecorder()
 	has := func(kind process.EventKind, pid int) bool { return len(k.All(kind, pid)) > 0 }
 	if err := src.Start(context.Background(), k); err != nil {
 		t.Fatal(err)
@@ -34,7 +34,7 @@ func TestScanReportsExecAndExit(t *testing.T) {
 }
 
 func TestNoProcfs(t *testing.T) {
-	err := New(Config{Root: t.TempDir()}).Start(context.Background(), proctest.NewRecorder())
+	err := New(Config{Root: t.TempDir()}).Start(context.Background(), sinktest.NewRecorder())
 	if !errors.Is(err, methods.ErrUnavailable) {
 		t.Errorf("Start without procfs: %v", err)
 	}

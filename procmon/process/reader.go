@@ -71,6 +71,17 @@ func (r *Reader) Exec(pid int) (*Process, error) {
 	return p, nil
 }
 
+// Creds reads the credentials of pid from /proc/<pid>/status.
+func (r *Reader) Creds(pid int) (Credentials, error) {
+	s, err := r.r.Status(pid)
+	if err != nil {
+		return Credentials{}, err
+	}
+	var p Process
+	p.applyStatus(s)
+	return p.Creds, nil
+}
+
 // ExecOf is Exec for a process whose identity the caller knows already (it
 // saw the fork): it skips the stat read and takes the name and parent from
 // /proc/<pid>/status. A process that is gone is returned with Incomplete set

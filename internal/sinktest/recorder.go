@@ -1,4 +1,6 @@
-package proctest
+// Package sinktest holds a methods.Sink that records what a monitoring method
+// reports, for the methods' tests.
+package sinktest
 
 import (
 	"fmt"
