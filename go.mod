@@ -10,7 +10,7 @@ require (
 
 require github.com/cilium/ebpf v0.22.0
 
-require github.com/elastic/go-seccomp-bpf v1.6.0 // indirect
+require github.com/elastic/go-seccomp-bpf v1.6.0
 
 require (
 	github.com/elastic/go-libaudit/v2 v2.6.2
@@ -18,7 +18,7 @@ require (
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/kballard/go-shellquote v0.0.0-20180428030007-95032a82bc51 // indirect
 	github.com/mdlayher/socket v0.6.0 // indirect
-	golang.org/x/net v0.53.0 // indirect
+	golang.org/x/net v0.53.0
 	golang.org/x/sync v0.24.0 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
+	gopkg.in/yaml.v3 v3.0.1
 )
