@@ -32,7 +32,7 @@ type stormResult struct {
 	named    int // exec events with the exact path and arguments
 	elapsed  time.Duration
 	cpu      time.Duration // CPU the test process (the monitor) spent during the storm
-	events   uint64 // events the monitor received during the storm
+	events   uint64        // events the monitor received during the storm
 	dropped  uint64
 	lost     uint64
 	badNamed []string // exec events naming a process wrongly (must stay empty)
