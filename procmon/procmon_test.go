@@ -1,7 +1,10 @@
 package procmon
 
 import (
+	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"testing"
 )
 
@@ -29,5 +32,31 @@ func TestSeedSurface(t *testing.T) {
 	}
 	if HashMD5 != "process.hash.md5" || HashSHA1 != "process.hash.sha1" || KernelConnection != "Kernel connection" || ProcSelf != "/proc/self/" {
 		t.Error("seed constants changed")
+	}
+}
+
+// TestSeedSockets: the seed's socket lookup names this process as the owner
+// of a socket it holds.
+func TestSeedSockets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inode int
+	if _, err := fmt.Sscanf(link, "socket:[%d]", &inode); err != nil {
+		t.Fatalf("%q: %v", link, err)
+	}
+	if pid := GetPIDFromINode(inode, strconv.Itoa(inode)); pid != os.Getpid() {
+		t.Errorf("GetPIDFromINode(%d) = %d, want %d", inode, pid, os.Getpid())
 	}
 }

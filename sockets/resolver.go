@@ -1,0 +1,573 @@
+package sockets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/proctrack/proctrack/cache"
+	"github.com/proctrack/proctrack/internal/procfs"
+	"github.com/proctrack/proctrack/procmon/process"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults of Config.
+const (
+	DefaultNegativeTTL = 2 * time.Second
+	DefaultRevalidate  = 100 * time.Millisecond
+	DefaultCleanPeriod = 10 * time.Second
+	DefaultMaxAge      = 2 * time.Minute
+	DefaultRecentConns = 30 * time.Second
+	recentOwnersMax    = 16
+	maxRecentConns     = 1 << 16
+)
+
+// Errors of Lookup, matched with errors.Is.
+var (
+	// ErrNotFound: no socket matches the connection.
+	ErrNotFound = errors.New("sockets: no socket for this connection")
+	// ErrNoOwner: the socket exists but no process holds it (a TIME-WAIT or
+	// orphaned socket, inode 0, or an owner that exited past the grace
+	// period).
+	ErrNoOwner = errors.New("sockets: no process holds this socket")
+)
+
+// RecentPIDs is an extension point: the pids an event source saw start or
+// exec recently, newest first. A miss scans their fd tables before a full
+// /proc scan. A running monitor supplies it.
+type RecentPIDs func() []int
+
+// SocketMap is an extension point for an eBPF socket map: the owner of a
+// socket inode as the kernel recorded it when the socket was created. It is
+// asked first; ok false falls through to the caches and /proc.
+type SocketMap interface {
+	PIDOfInode(inode uint64) (pid int, ok bool)
+}
+
+// Config configures a Resolver. Zero fields take the defaults.
+type Config struct {
+	// Cache is the process cache processes are taken from and added to;
+	// nil means a private cache.New(cache.Config{}). An owner that exited
+	// is named while this cache still holds it (its grace period).
+	Cache *cache.EventsStore
+	// NegativeTTL is how long an inode no scan found is reported unknown
+	// without scanning again (DefaultNegativeTTL).
+	NegativeTTL time.Duration
+	// Revalidate is how long a cached inode -> (pid, fd) entry is trusted
+	// after it was last confirmed; an older entry costs one readlink of
+	// /proc/<pid>/fd/<n> on its next hit (DefaultRevalidate). Negative
+	// means every hit is confirmed.
+	Revalidate time.Duration
+	// CleanPeriod is how often Start's cleaner drops expired entries.
+	CleanPeriod time.Duration
+	// MaxAge drops inode entries not confirmed for this long.
+	MaxAge time.Duration
+	// RecentConns is how long Lookup remembers a connection's owner, so a
+	// connection whose socket closed with its owner is still named.
+	RecentConns time.Duration
+	// MinScanInterval bounds how often misses may run a full /proc scan: a
+	// miss within MinScanInterval of the last full scan's start goes to the
+	// negative cache without scanning. 0 (the default) lets every miss of a
+	// new inode scan, which names sockets created since the last scan at
+	// once; a bound caps the cost of a flood of distinct unknown inodes
+	// (and whoowns uses one for sockets no process holds).
+	MinScanInterval time.Duration
+	// RecentPIDs and SocketMap are the extension points described above.
+	RecentPIDs RecentPIDs
+	SocketMap  SocketMap
+	// ProcRoot is the procfs mount point (/proc).
+	ProcRoot string
+}
+
+type inodeEntry struct {
+	owner
+	start   uint64 // the pid's start ticks at scan time (0 unknown)
+	checked atomic.Int64
+}
+
+type connKey struct {
+	proto    Proto
+	src, dst netip.AddrPort
+}
+
+type connEntry struct {
+	info SocketInfo
+	key  process.Key
+	at   int64
+}
+
+// Stats are a Resolver's counters.
+type Stats struct {
+	Inodes       int    // socket inodes cached
+	Negative     int    // inodes in the negative cache
+	Hits         uint64 // lookups answered from the inode cache
+	Validations  uint64 // readlinks made to confirm a hit
+	Stale        uint64 // cached entries found wrong (fd closed, pid reused)
+	PartialScans uint64 // scans of recent owners' and recent pids' fd tables
+	FullScans    uint64 // full /proc scans
+	NegativeHits uint64 // lookups answered by the negative cache
+	Misses       uint64 // lookups that found no owner
+}
+
+// Resolver names the process behind a socket inode or a connection. It is
+// safe for concurrent use. Create it with New.
+type Resolver struct {
+	cfg   Config
+	store *cache.EventsStore
+	diag  diag
+
+	mu       sync.RWMutex
+	inodes   map[uint64]*inodeEntry
+	negative map[uint64]int64 // inode -> expiry (unix ns)
+	owners   []int            // recent socket owners, newest first
+	conns    map[connKey]connEntry
+
+	scanMu   sync.Mutex // one scan at a time; guards scanner and lastDone
+	scanner  *scanner
+	scanGen  atomic.Uint64 // full scans started
+	lastDone uint64        // the latest full scan whose results are cached (0 after Forget)
+	lastFull atomic.Int64  // start of the last full scan (unix ns)
+
+	hits, validations, stale, partial, full, negHits, misses atomic.Uint64
+
+	runMu  sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a Resolver. It starts nothing: Start runs the cleaner.
+func New(cfg Config) *Resolver {
+	if cfg.NegativeTTL <= 0 {
+		cfg.NegativeTTL = DefaultNegativeTTL
+	}
+	if cfg.Revalidate == 0 {
+		cfg.Revalidate = DefaultRevalidate
+	}
+	if cfg.CleanPeriod <= 0 {
+		cfg.CleanPeriod = DefaultCleanPeriod
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.RecentConns <= 0 {
+		cfg.RecentConns = DefaultRecentConns
+	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = procfs.DefaultRoot
+	}
+	st := cfg.Cache
+	if st == nil {
+		st = cache.New(cache.Config{})
+	}
+	return &Resolver{
+		cfg:      cfg,
+		store:    st,
+		inodes:   make(map[uint64]*inodeEntry),
+		negative: make(map[uint64]int64),
+		conns:    make(map[connKey]connEntry),
+		scanner:  newScanner(cfg.ProcRoot),
+	}
+}
+
+// Cache returns the process cache the Resolver uses.
+func (r *Resolver) Cache() *cache.EventsStore { return r.store }
+
+// Start runs the cleaner (Clean every CleanPeriod) until ctx ends or Close.
+func (r *Resolver) Start(ctx context.Context) error {
+	r.runMu.Lock()
+	defer r.runMu.Unlock()
+	if r.cancel != nil {
+		return errors.New("sockets: resolver already started")
+	}
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.done = make(chan struct{})
+	go func() {
+		defer close(r.done)
+		r.cleanLoop(ctx)
+	}()
+	return nil
+}
+
+func (r *Resolver) cleanLoop(ctx context.Context) {
+	t := time.NewTicker(r.cfg.CleanPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.Clean()
+		}
+	}
+}
+
+// Close stops the cleaner and closes the sock_diag socket. The Resolver
+// stays usable (the socket reopens on demand).
+func (r *Resolver) Close() error {
+	r.runMu.Lock()
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
+		r.cancel = nil
+	}
+	r.runMu.Unlock()
+	return r.diag.close()
+}
+
+// Clean drops expired negative entries, inode entries not confirmed for
+// MaxAge and remembered connections older than RecentConns.
+func (r *Resolver) Clean() {
+	now := time.Now().UnixNano()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ino, exp := range r.negative {
+		if now > exp {
+			delete(r.negative, ino)
+		}
+	}
+	for ino, e := range r.inodes {
+		if now-e.checked.Load() > int64(r.cfg.MaxAge) {
+			delete(r.inodes, ino)
+		}
+	}
+	for k, c := range r.conns {
+		if now-c.at > int64(r.cfg.RecentConns) {
+			delete(r.conns, k)
+		}
+	}
+}
+
+// Stats returns the Resolver's counters.
+func (r *Resolver) Stats() Stats {
+	r.mu.RLock()
+	s := Stats{Inodes: len(r.inodes), Negative: len(r.negative)}
+	r.mu.RUnlock()
+	s.Hits, s.Validations, s.Stale = r.hits.Load(), r.validations.Load(), r.stale.Load()
+	s.PartialScans, s.FullScans = r.partial.Load(), r.full.Load()
+	s.NegativeHits, s.Misses = r.negHits.Load(), r.misses.Load()
+	return s
+}
+
+// Refresh runs a full scan now, replacing the inode cache with every socket
+// the fd tables hold (as a miss does).
+func (r *Resolver) Refresh() {
+	r.scanMu.Lock()
+	r.lastFull.Store(0)
+	r.scanMu.Unlock()
+	r.fullScan(r.scanGen.Load(), 0)
+}
+
+// Forget empties the inode, negative and connection caches (a cold start).
+func (r *Resolver) Forget() {
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
+	r.lastDone = 0
+	r.mu.Lock()
+	r.inodes = make(map[uint64]*inodeEntry)
+	r.negative = make(map[uint64]int64)
+	r.conns = make(map[connKey]connEntry)
+	r.owners = nil
+	r.mu.Unlock()
+	r.lastFull.Store(0)
+}
+
+// found is the answer of resolve.
+type found struct {
+	owner
+	start  uint64
+	exited bool
+}
+
+// PIDOfInode returns the pid of a process holding socket inode (one of
+// them when the socket is shared), or ok false. An owner that exited is
+// returned while the process cache holds it. See the package doc for the
+// lookup order and its costs.
+func (r *Resolver) PIDOfInode(inode uint64) (pid int, ok bool) {
+	f, ok := r.resolve(inode)
+	return int(f.pid), ok
+}
+
+// resolve runs the lookup order.
+func (r *Resolver) resolve(inode uint64) (found, bool) {
+	if inode == 0 {
+		return found{}, false
+	}
+	if m := r.cfg.SocketMap; m != nil {
+		if pid, ok := m.PIDOfInode(inode); ok {
+			return found{owner: owner{pid: int32(pid), tid: int32(pid), fd: -1}}, true
+		}
+	}
+	gen := r.scanGen.Load()
+	now := time.Now().UnixNano()
+	r.mu.RLock()
+	exp, neg := r.negative[inode]
+	e := r.inodes[inode]
+	r.mu.RUnlock()
+	if neg && now < exp {
+		r.negHits.Add(1)
+		return found{}, false
+	}
+	if e != nil {
+		if f, ok := r.check(inode, e, now); ok {
+			r.hits.Add(1)
+			return f, true
+		}
+	}
+	// The pid/fd cache and the event source's recent pids.
+	if pids := r.partialPIDs(); len(pids) > 0 {
+		r.partial.Add(1)
+		if e := r.scan(pids, false)[inode]; e != nil {
+			return found{owner: e.owner, start: e.start}, true
+		}
+	}
+	if f, ok := r.fullScan(gen, inode); ok {
+		return f, true
+	}
+	r.misses.Add(1)
+	r.mu.Lock()
+	r.negative[inode] = time.Now().UnixNano() + int64(r.cfg.NegativeTTL)
+	r.mu.Unlock()
+	return found{}, false
+}
+
+// cached returns the cache's entry for inode as a scan left it.
+func (r *Resolver) cached(inode uint64) (found, bool) {
+	r.mu.RLock()
+	e := r.inodes[inode]
+	r.mu.RUnlock()
+	if e == nil {
+		return found{}, false
+	}
+	return found{owner: e.owner, start: e.start}, true
+}
+
+// check validates a cached entry: trusted if confirmed within Revalidate,
+// else one readlink of /proc/<tid>/fd/<n>. A pid the process cache knows
+// under a later start time is a reused pid: a miss. A gone owner is
+// answered (exited) while the process cache holds it.
+func (r *Resolver) check(inode uint64, e *inodeEntry, now int64) (found, bool) {
+	f := found{owner: e.owner, start: e.start}
+	if e.start != 0 {
+		// A process the cache saw start later with this pid: reused.
+		if it, ok := r.store.Peek(int(e.pid)); ok && uint64(it.Proc.Starttime) > e.start {
+			r.drop(inode, e)
+			return found{}, false
+		}
+	}
+	if r.cfg.Revalidate > 0 && now-e.checked.Load() < int64(r.cfg.Revalidate) {
+		return f, true
+	}
+	r.validations.Add(1)
+	var buf [64]byte
+	n, err := unix.Readlink(r.cfg.ProcRoot+"/"+strconv.Itoa(int(e.tid))+"/fd/"+strconv.Itoa(int(e.fd)), buf[:])
+	if err == nil {
+		if ino, ok := parseSocketLink(buf[:n]); ok && ino == inode {
+			e.checked.Store(now)
+			return f, true
+		}
+	}
+	// Gone, or the fd closed? Only a gone owner may be answered.
+	k := process.Key{PID: int(e.pid), StartTicks: e.start}
+	if e.start != 0 {
+		if cur, err := process.CurrentKey(int(e.pid)); err != nil || cur != k {
+			if it, ok := r.store.Get(k); ok {
+				if it.Exited == 0 {
+					r.store.Exit(k)
+					it.Exited = now
+				}
+				if now-it.Exited <= int64(it.TTL)*int64(time.Second) {
+					f.exited = true
+					return f, true
+				}
+			}
+		}
+	}
+	r.drop(inode, e)
+	return found{}, false
+}
+
+func (r *Resolver) drop(inode uint64, e *inodeEntry) {
+	r.stale.Add(1)
+	r.mu.Lock()
+	if r.inodes[inode] == e {
+		delete(r.inodes, inode)
+	}
+	r.mu.Unlock()
+}
+
+// partialPIDs returns the recent socket owners and the event source's
+// recent pids.
+func (r *Resolver) partialPIDs() []int {
+	r.mu.RLock()
+	pids := append([]int(nil), r.owners...)
+	r.mu.RUnlock()
+	if r.cfg.RecentPIDs != nil {
+		pids = append(pids, r.cfg.RecentPIDs()...)
+	}
+	return pids
+}
+
+// fullScan scans every process unless a scan that started after the miss
+// read gen (scanGen) has completed: a concurrent miss already did the work.
+// It reports inode's owner as the cache holds it after the scan (or the
+// skipped scan): under the scan lock, so Forget cannot interleave.
+func (r *Resolver) fullScan(gen, inode uint64) (found, bool) {
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
+	if r.lastDone > gen {
+		return r.cached(inode)
+	}
+	start := time.Now().UnixNano()
+	if last := r.lastFull.Load(); last != 0 && start-last < int64(r.cfg.MinScanInterval) {
+		return r.cached(inode)
+	}
+	r.lastFull.Store(start)
+	pids, err := procfs.PIDs(r.cfg.ProcRoot)
+	if err != nil {
+		return found{}, false
+	}
+	r.full.Add(1)
+	n := r.scanGen.Add(1)
+	r.scanLocked(pids, true)
+	r.lastDone = n
+	return r.cached(inode)
+}
+
+// scan scans pids' fd tables (taking the scan lock) and returns what it saw.
+func (r *Resolver) scan(pids []int, replace bool) map[uint64]*inodeEntry {
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
+	return r.scanLocked(pids, replace)
+}
+
+// scanWorkers bounds the goroutines of one scan.
+var scanWorkers = min(runtime.GOMAXPROCS(0), 4)
+
+// scanLocked records every socket the fd tables of pids hold. With replace
+// (a full scan) the inode cache becomes what the scan saw, plus the entries
+// of owners that exited and are still in the process cache (their grace
+// period). Large scans are split among up to scanWorkers goroutines.
+func (r *Resolver) scanLocked(pids []int, replace bool) map[uint64]*inodeEntry {
+	now := time.Now().UnixNano()
+	workers := 1
+	if len(pids) >= 64 {
+		workers = scanWorkers
+	}
+	parts := make([]map[uint64]*inodeEntry, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		sc := r.scanner
+		if w > 0 {
+			sc = newScanner(r.cfg.ProcRoot)
+		}
+		seen := make(map[uint64]*inodeEntry, 256)
+		parts[w] = seen
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			starts := make(map[int32]uint64)
+			for i := w; i < len(pids); i += workers {
+				sc.pid(pids[i], func(ino uint64, o owner) {
+					if _, dup := seen[ino]; dup {
+						return
+					}
+					e := &inodeEntry{owner: o}
+					e.checked.Store(now)
+					seen[ino] = e
+					starts[o.pid] = 0
+				})
+			}
+			for pid := range starts {
+				if s, _, err := procfs.ReadStat(r.cfg.ProcRoot, int(pid)); err == nil {
+					starts[pid] = s.StartTicks
+				}
+			}
+			for _, e := range seen {
+				e.start = starts[e.pid]
+			}
+		}()
+	}
+	wg.Wait()
+	seen := parts[0]
+	for _, p := range parts[1:] {
+		for ino, e := range p {
+			if _, dup := seen[ino]; !dup {
+				seen[ino] = e
+			}
+		}
+	}
+	var alive map[int]bool
+	if replace {
+		alive = make(map[int]bool, len(pids))
+		for _, pid := range pids {
+			alive[pid] = true
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if replace {
+		old := r.inodes
+		r.inodes = seen
+		for ino, e := range old {
+			if _, ok := seen[ino]; ok || alive[int(e.pid)] || e.start == 0 {
+				continue
+			}
+			if _, ok := r.store.Get(process.Key{PID: int(e.pid), StartTicks: e.start}); ok {
+				seen[ino] = e // an exited owner, still answerable
+			}
+		}
+	} else {
+		for ino, e := range seen {
+			r.inodes[ino] = e
+		}
+	}
+	for ino := range seen {
+		delete(r.negative, ino)
+	}
+	return seen
+}
+
+// noteOwner records pid as a recent socket owner (scanned first on a miss).
+func (r *Resolver) noteOwner(pid int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, p := range r.owners {
+		if p == pid {
+			copy(r.owners[1:i+1], r.owners[:i])
+			r.owners[0] = pid
+			return
+		}
+	}
+	if len(r.owners) < recentOwnersMax {
+		r.owners = append(r.owners, 0)
+	}
+	copy(r.owners[1:], r.owners)
+	r.owners[0] = pid
+}
+
+// processOf returns the process for a resolved owner, from the process
+// cache or read from /proc (and then cached).
+func (r *Resolver) processOf(f found) (*process.Process, error) {
+	pid := int(f.pid)
+	if f.start != 0 {
+		if it, ok := r.store.Get(process.Key{PID: pid, StartTicks: f.start}); ok {
+			return it.Proc, nil
+		}
+	} else if it, ok := r.store.IsInStoreByPID(pid); ok {
+		return it.Proc, nil
+	}
+	if f.exited {
+		return nil, fmt.Errorf("%w: pid %d exited", ErrNoOwner, pid)
+	}
+	p := process.FindProcess(pid, false)
+	if p == nil || (f.start != 0 && uint64(p.Starttime) != f.start) {
+		return nil, fmt.Errorf("%w: pid %d: %w", ErrNoOwner, pid, process.ErrGone)
+	}
+	return r.store.Put(p), nil
+}

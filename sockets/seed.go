@@ -1,0 +1,285 @@
+package sockets
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The seed-compatible API. The package functions use Default(), a Resolver
+// created on first use with the default Config (its own process cache
+// unless SetDefault installs another).
+
+var (
+	defaultMu  sync.Mutex
+	defaultRes *Resolver
+)
+
+// Default returns the package's Resolver, creating it on first use.
+func Default() *Resolver {
+	defaultMu.Lock()
+	defer defaultMu.Unlock()
+	if defaultRes == nil {
+		defaultRes = New(Config{})
+	}
+	return defaultRes
+}
+
+// SetDefault replaces the package's Resolver (a monitor installs one on
+// its process cache). It does not close the previous one.
+func SetDefault(r *Resolver) {
+	defaultMu.Lock()
+	defaultRes = r
+	defaultMu.Unlock()
+}
+
+// InodeItem is an entry of CacheInodes: the fd path that held the inode
+// and its process.
+type InodeItem struct {
+	sync.RWMutex
+	FdPath   string
+	Pid      int
+	LastSeen int64
+}
+
+// ProcItem is an entry of CacheProcs: a process that held sockets, its fd
+// directory and the descriptors last seen there.
+type ProcItem struct {
+	sync.RWMutex
+	FdPath      string
+	Descriptors []string
+	Pid         int
+	LastSeen    int64
+}
+
+// CacheInodes holds inodes looked up by the seed's key,
+// inode+srcip+srcport+dstip+dstport, as GetPIDFromINode fills it.
+type CacheInodes struct {
+	sync.RWMutex
+	items map[string]*InodeItem
+}
+
+// NewCacheOfInodes returns an empty CacheInodes.
+func NewCacheOfInodes() *CacheInodes { return &CacheInodes{items: make(map[string]*InodeItem)} }
+
+// Add stores item under key.
+func (c *CacheInodes) Add(key string, item *InodeItem) {
+	c.Lock()
+	c.items[key] = item
+	c.Unlock()
+}
+
+// Get returns the item under key.
+func (c *CacheInodes) Get(key string) (*InodeItem, bool) {
+	c.RLock()
+	defer c.RUnlock()
+	it, ok := c.items[key]
+	return it, ok
+}
+
+// Delete removes key.
+func (c *CacheInodes) Delete(key string) {
+	c.Lock()
+	delete(c.items, key)
+	c.Unlock()
+}
+
+// Len returns the number of items.
+func (c *CacheInodes) Len() int {
+	c.RLock()
+	defer c.RUnlock()
+	return len(c.items)
+}
+
+// DeleteOldItems removes items not seen for maxAge.
+func (c *CacheInodes) DeleteOldItems(maxAge time.Duration) {
+	lim := time.Now().Add(-maxAge).UnixNano()
+	c.Lock()
+	defer c.Unlock()
+	for k, it := range c.items {
+		it.RLock()
+		old := it.LastSeen < lim
+		it.RUnlock()
+		if old {
+			delete(c.items, k)
+		}
+	}
+}
+
+// CacheProcs holds the processes that held sockets recently, by pid.
+type CacheProcs struct {
+	sync.RWMutex
+	items map[int]*ProcItem
+}
+
+// NewCacheOfProcs returns an empty CacheProcs.
+func NewCacheOfProcs() *CacheProcs { return &CacheProcs{items: make(map[int]*ProcItem)} }
+
+// Add stores item under its Pid.
+func (c *CacheProcs) Add(item *ProcItem) {
+	c.Lock()
+	c.items[item.Pid] = item
+	c.Unlock()
+}
+
+// Get returns the item of pid.
+func (c *CacheProcs) Get(pid int) (*ProcItem, bool) {
+	c.RLock()
+	defer c.RUnlock()
+	it, ok := c.items[pid]
+	return it, ok
+}
+
+// Delete removes pid.
+func (c *CacheProcs) Delete(pid int) {
+	c.Lock()
+	delete(c.items, pid)
+	c.Unlock()
+}
+
+// Len returns the number of items.
+func (c *CacheProcs) Len() int {
+	c.RLock()
+	defer c.RUnlock()
+	return len(c.items)
+}
+
+// DeleteOldItems removes items not seen for maxAge.
+func (c *CacheProcs) DeleteOldItems(maxAge time.Duration) {
+	lim := time.Now().Add(-maxAge).UnixNano()
+	c.Lock()
+	defer c.Unlock()
+	for k, it := range c.items {
+		it.RLock()
+		old := it.LastSeen < lim
+		it.RUnlock()
+		if old {
+			delete(c.items, k)
+		}
+	}
+}
+
+// The seed's package caches, filled by GetPIDFromINode.
+var (
+	// InodesCache maps the seed's inode keys to their owners.
+	InodesCache = NewCacheOfInodes()
+	// PidsCache holds the processes GetPIDFromINode named.
+	PidsCache = NewCacheOfProcs()
+)
+
+// GetPIDFromINode returns the pid holding socket inode, or -1. inodeKey
+// (the seed's inode+srcip+srcport+dstip+dstport) is tried first in
+// InodesCache, the hit confirmed by one readlink; then Default's lookup
+// order (see the package doc). Hits are recorded under inodeKey.
+func GetPIDFromINode(inode int, inodeKey string) int {
+	if inode <= 0 {
+		return -1
+	}
+	want := "socket:[" + strconv.Itoa(inode) + "]"
+	if it, ok := InodesCache.Get(inodeKey); ok && inodeKey != "" {
+		it.RLock()
+		path, pid := it.FdPath, it.Pid
+		it.RUnlock()
+		var buf [64]byte
+		if n, err := unix.Readlink(path, buf[:]); err == nil && string(buf[:n]) == want {
+			it.Lock()
+			it.LastSeen = time.Now().UnixNano()
+			it.Unlock()
+			return pid
+		}
+		InodesCache.Delete(inodeKey)
+	}
+	r := Default()
+	f, ok := r.resolve(uint64(inode))
+	if !ok {
+		return -1
+	}
+	now := time.Now().UnixNano()
+	if inodeKey != "" && f.fd >= 0 {
+		base := r.cfg.ProcRoot + "/" + strconv.Itoa(int(f.tid)) + "/fd/"
+		InodesCache.Add(inodeKey, &InodeItem{FdPath: base + strconv.Itoa(int(f.fd)), Pid: int(f.pid), LastSeen: now})
+		PidsCache.Add(&ProcItem{FdPath: base, Pid: int(f.pid), LastSeen: now})
+	}
+	return int(f.pid)
+}
+
+// CacheCleanerTask runs Default's cleaner and the seed caches' expiry
+// (entries unused for DefaultMaxAge) until Default().Close(); call it as
+// `go CacheCleanerTask()`.
+func CacheCleanerTask() {
+	r := Default()
+	if err := r.Start(context.Background()); err != nil {
+		return
+	}
+	r.runMu.Lock()
+	done := r.done
+	r.runMu.Unlock()
+	t := time.NewTicker(r.cfg.CleanPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			InodesCache.DeleteOldItems(r.cfg.MaxAge)
+			PidsCache.DeleteOldItems(r.cfg.MaxAge)
+		}
+	}
+}
+
+// NetstatEntry is one /proc/net row, in the shape the seed's netstat entry
+// (and github.com/cakturk/go-netstat's SockTabEntry) give it.
+type NetstatEntry struct {
+	Proto   string
+	SrcIP   net.IP
+	SrcPort uint
+	DstIP   net.IP
+	DstPort uint
+	UserID  int
+	INode   int
+	State   State
+}
+
+// GetInodeFromNetstat searches /proc/net/<protocol> (protocol as the seed
+// names it: "tcp", "udp6", "udplite", "raw", "icmp"...) for the connection
+// src -> dst as Lookup's /proc/net fallback matches it. On success it fills
+// *netEntry, appends the inode to *inodeList and returns true.
+func GetInodeFromNetstat(netEntry *NetstatEntry, inodeList *[]int, protocol string, srcIP net.IP, srcPort uint, dstIP net.IP, dstPort uint) bool {
+	p, err := ParseProto(protocol)
+	if err != nil {
+		return false
+	}
+	src := netip.AddrPortFrom(ipAddr(srcIP), uint16(srcPort))
+	dst := netip.AddrPortFrom(ipAddr(dstIP), uint16(dstPort))
+	s, err := Default().procNetFind(p, src, dst)
+	if err != nil {
+		s, err = Default().procNetFind(p, dst, src)
+	}
+	if err != nil || s.Inode == 0 {
+		return false
+	}
+	if netEntry != nil {
+		*netEntry = NetstatEntry{
+			Proto: protocol, SrcIP: s.Local.Addr().AsSlice(), SrcPort: uint(s.Local.Port()),
+			DstIP: s.Remote.Addr().AsSlice(), DstPort: uint(s.Remote.Port()),
+			UserID: int(s.UID), INode: int(s.Inode), State: s.State,
+		}
+	}
+	if inodeList != nil {
+		*inodeList = append(*inodeList, int(s.Inode))
+	}
+	return true
+}
+
+func ipAddr(ip net.IP) netip.Addr {
+	if v4 := ip.To4(); v4 != nil {
+		return netip.AddrFrom4([4]byte(v4))
+	}
+	a, _ := netip.AddrFromSlice(ip)
+	return a
+}
