@@ -75,14 +75,45 @@ func (r *Resolver) Lookup(proto Proto, src, dst netip.AddrPort) (*process.Proces
 			}
 		}
 	}
-	// A socket gone (or ownerless) with its owner: a connection named before.
+	// A socket gone (or ownerless) with its owner: a connection named before,
+	// or one the kernel recorded (an eBPF socket map).
 	if p, old, ok := r.recent(ck); ok {
 		return p, old, nil
+	}
+	if p, kinfo, ok := r.fromConnMap(proto, src, dst); ok {
+		return p, kinfo, nil
 	}
 	if err != nil {
 		return nil, info, fmt.Errorf("%w: %v %v -> %v", ErrNotFound, proto, src, dst)
 	}
 	return nil, info, fmt.Errorf("%w: %v %v -> %v (inode %d)", ErrNoOwner, proto, src, dst, s.Inode)
+}
+
+// fromConnMap names a connection's owner from the SocketMap's record of
+// connections (ConnMap), in either direction.
+func (r *Resolver) fromConnMap(proto Proto, src, dst netip.AddrPort) (*process.Process, SocketInfo, bool) {
+	cm, ok := r.cfg.SocketMap.(ConnMap)
+	if !ok {
+		return nil, SocketInfo{}, false
+	}
+	pid, start, ok := cm.Lookup(proto, src, dst)
+	if !ok {
+		return nil, SocketInfo{}, false
+	}
+	f := found{owner: owner{pid: int32(pid), tid: int32(pid), fd: -1}, start: start}
+	if it, cached := r.store.Get(process.Key{PID: pid, StartTicks: start}); cached && it.Exited != 0 {
+		f.exited = true
+	}
+	p, err := r.processOf(f)
+	if err != nil {
+		return nil, SocketInfo{}, false
+	}
+	info := SocketInfo{Proto: proto, Local: src, Remote: dst, PID: pid, FD: -1, Source: "ebpf", Exited: f.exited}
+	info.Family = IPv6
+	if src.Addr().Is4() || src.Addr().Is4In6() {
+		info.Family = IPv4
+	}
+	return p, info, true
 }
 
 func (r *Resolver) remember(k connKey, info SocketInfo, p *process.Process) {

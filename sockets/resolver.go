@@ -50,6 +50,15 @@ type SocketMap interface {
 	PIDOfInode(inode uint64) (pid int, ok bool)
 }
 
+// ConnMap is an optional interface of a SocketMap: the owner of a connection
+// as the kernel recorded it at connect or send time (sockets/ebpf's Map
+// implements it). When a connection's socket is gone (a short-lived client
+// that exited before its packet was inspected) Lookup asks it before giving
+// up, and names the owner from the process cache with no /proc scan.
+type ConnMap interface {
+	Lookup(proto Proto, src, dst netip.AddrPort) (pid int, startTicks uint64, ok bool)
+}
+
 // Config configures a Resolver. Zero fields take the defaults.
 type Config struct {
 	// Cache is the process cache processes are taken from and added to;

@@ -101,8 +101,10 @@ type SocketInfo struct {
 	// socket on (-1 when unknown, e.g. from an extension hook).
 	PID int
 	FD  int
-	// Source says where the 5-tuple was resolved: "sock_diag", "proc_net"
-	// or "recent" (a connection looked up earlier whose socket is gone).
+	// Source says where the 5-tuple was resolved: "sock_diag", "proc_net",
+	// "recent" (a connection looked up earlier whose socket is gone) or
+	// "ebpf" (the kernel's record of a connection whose socket is gone:
+	// see ConnMap).
 	Source string
 	// Exited reports that the owner had exited and was named from the
 	// process cache's grace period.
