@@ -57,25 +57,24 @@ type ProcItem struct {
 	LastSeen    int64
 }
 
-// CacheInodes holds inodes looked up by the seed's key,
-// inode+srcip+srcport+dstip+dstport, as GetPIDFromINode fills it.
-type CacheInodes struct {
+// seenMap is a map of items that record when they were last seen, the
+// shape of both seed caches. Its Lock and RLock guard the map.
+type seenMap[K comparable, V interface{ seen() int64 }] struct {
 	sync.RWMutex
-	items map[string]*InodeItem
+	items map[K]V
 }
 
-// NewCacheOfInodes returns an empty CacheInodes.
-func NewCacheOfInodes() *CacheInodes { return &CacheInodes{items: make(map[string]*InodeItem)} }
-
-// Add stores item under key.
-func (c *CacheInodes) Add(key string, item *InodeItem) {
+func (c *seenMap[K, V]) put(k K, v V) {
 	c.Lock()
-	c.items[key] = item
+	if c.items == nil {
+		c.items = make(map[K]V)
+	}
+	c.items[k] = v
 	c.Unlock()
 }
 
 // Get returns the item under key.
-func (c *CacheInodes) Get(key string) (*InodeItem, bool) {
+func (c *seenMap[K, V]) Get(key K) (V, bool) {
 	c.RLock()
 	defer c.RUnlock()
 	it, ok := c.items[key]
@@ -83,86 +82,67 @@ func (c *CacheInodes) Get(key string) (*InodeItem, bool) {
 }
 
 // Delete removes key.
-func (c *CacheInodes) Delete(key string) {
+func (c *seenMap[K, V]) Delete(key K) {
 	c.Lock()
 	delete(c.items, key)
 	c.Unlock()
 }
 
 // Len returns the number of items.
-func (c *CacheInodes) Len() int {
+func (c *seenMap[K, V]) Len() int {
 	c.RLock()
 	defer c.RUnlock()
 	return len(c.items)
 }
 
 // DeleteOldItems removes items not seen for maxAge.
-func (c *CacheInodes) DeleteOldItems(maxAge time.Duration) {
+func (c *seenMap[K, V]) DeleteOldItems(maxAge time.Duration) {
 	lim := time.Now().Add(-maxAge).UnixNano()
 	c.Lock()
 	defer c.Unlock()
 	for k, it := range c.items {
-		it.RLock()
-		old := it.LastSeen < lim
-		it.RUnlock()
-		if old {
+		if it.seen() < lim {
 			delete(c.items, k)
 		}
 	}
 }
 
-// CacheProcs holds the processes that held sockets recently, by pid.
+func (it *InodeItem) seen() int64 {
+	it.RLock()
+	defer it.RUnlock()
+	return it.LastSeen
+}
+
+func (it *ProcItem) seen() int64 {
+	it.RLock()
+	defer it.RUnlock()
+	return it.LastSeen
+}
+
+// CacheInodes holds inodes looked up by the seed's key,
+// inode+srcip+srcport+dstip+dstport, as GetPIDFromINode fills it. Get,
+// Delete, Len and DeleteOldItems take that key.
+type CacheInodes struct {
+	seenMap[string, *InodeItem]
+}
+
+// NewCacheOfInodes returns an empty CacheInodes.
+func NewCacheOfInodes() *CacheInodes { return &CacheInodes{} }
+
+// Add stores item under key.
+func (c *CacheInodes) Add(key string, item *InodeItem) { c.put(key, item) }
+
+// CacheProcs holds the processes that held sockets recently, by pid. Get,
+// Delete, Len and DeleteOldItems take the pid.
 type CacheProcs struct {
-	sync.RWMutex
-	items map[int]*ProcItem
+	seenMap[int, *ProcItem]
 }
 
 // NewCacheOfProcs returns an empty CacheProcs.
-func NewCacheOfProcs() *CacheProcs { return &CacheProcs{items: make(map[int]*ProcItem)} }
+func NewCacheOfProcs() *CacheProcs { return &CacheProcs{} }
 
 // Add stores item under its Pid.
-func (c *CacheProcs) Add(item *ProcItem) {
-	c.Lock()
-	c.items[item.Pid] = item
-	c.Unlock()
-}
-
-// Get returns the item of pid.
-func (c *CacheProcs) Get(pid int) (*ProcItem, bool) {
-	c.RLock()
-	defer c.RUnlock()
-	it, ok := c.items[pid]
-	return it, ok
-}
-
-// Delete removes pid.
-func (c *CacheProcs) Delete(pid int) {
-	c.Lock()
-	delete(c.items, pid)
-	c.Unlock()
-}
-
-// Len returns the number of items.
-func (c *CacheProcs) Len() int {
-	c.RLock()
-	defer c.RUnlock()
-	return len(c.items)
-}
-
-// DeleteOldItems removes items not seen for maxAge.
-func (c *CacheProcs) DeleteOldItems(maxAge time.Duration) {
-	lim := time.Now().Add(-maxAge).UnixNano()
-	c.Lock()
-	defer c.Unlock()
-	for k, it := range c.items {
-		it.RLock()
-		old := it.LastSeen < lim
-		it.RUnlock()
-		if old {
-			delete(c.items, k)
-		}
-	}
-}
+func (c *CacheProcs) Add(item *ProcItem) { c.put(item.Pid, item) }
 
 // The seed's package caches, filled by GetPIDFromINode.
 var (
