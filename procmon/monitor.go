@@ -16,6 +16,7 @@ import (
 	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"github.com/proctrack/proctrack/methods/netlink"
 	"github.com/proctrack/proctrack/procmon/process"
+	"github.com/proctrack/proctrack/rules"
 )
 
 // Methods lists the monitoring methods, best first: the fallback ladder.
@@ -60,6 +61,13 @@ type Config struct {
 	Netlink netlink.Config
 	// Audit configures the audit method.
 	Audit audit.Config
+	// Rules are evaluated on every event when the monitor receives it
+	// (Event.Matched names those that matched); nil means none.
+	Rules *rules.Set
+	// Hooks are the configuration file's hook blocks (enabled, sandbox,
+	// rules) by hook name. Sandbox blocks are validated, not enforced yet:
+	// enforcement comes with the LSM tier's in-kernel rules.
+	Hooks map[string]HookConfig
 	// Logger receives the monitor's logs; nil means slog.Default().
 	Logger *slog.Logger
 }

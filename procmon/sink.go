@@ -56,6 +56,13 @@ func (m *Monitor) Event(ev *process.Event) {
 	default:
 		m.attach(ev)
 	}
+	if m.cfg.Rules != nil {
+		if _, matched := m.cfg.Rules.MatchEvent(ev); len(matched) > 0 {
+			for _, r := range matched {
+				ev.Matched = append(ev.Matched, r.Name())
+			}
+		}
+	}
 	select {
 	case m.events <- *ev:
 		m.delivered.Add(1)
@@ -255,14 +262,15 @@ func (m *Monitor) onComm(ev *process.Event) {
 	ev.Process = item.Proc
 }
 
-// attach sets the event's process from the cache, or from /proc when the
-// cache lacks it.
+// attach sets the event's process: the cached one (complete, while what a
+// method carries for a privilege event may be partial: an audit record has
+// ids but no capability sets), else what the method carried, else /proc.
 func (m *Monitor) attach(ev *process.Event) {
-	if ev.Process != nil {
-		return
-	}
 	if item, ok := m.cache.Peek(ev.PID); ok {
 		ev.Process = item.Proc
+		return
+	}
+	if ev.Process != nil {
 		return
 	}
 	if p, err := m.reader.Exec(ev.PID); err == nil {

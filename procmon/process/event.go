@@ -74,6 +74,9 @@ type Event struct {
 	// Syscall describes the system call behind the event, when the method
 	// sees system calls (audit, the eBPF tracepoint tier).
 	Syscall *Syscall
+	// Matched names the rules (the monitor's Config.Rules) the event
+	// matched, evaluated when the monitor received it.
+	Matched []string
 }
 
 // CredChange is the before and after of a credential change.

@@ -1,0 +1,481 @@
+package procmon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/proctrack/proctrack/rules"
+)
+
+// ErrConfig is matched by every error of ParseConfig and LoadConfig that is
+// not a rule error (those match the rules package's sentinels).
+var ErrConfig = errors.New("invalid configuration")
+
+// FileConfig is the YAML configuration of seed 000: the monitor's settings,
+// one block per privilege hook with its rules, and the lists and macros the
+// rules use.
+//
+//	method: ebpf          # preferred method (optional; default the best)
+//	ima_hash: true        # IMA digests in exec events (eBPF LSM tier)
+//	gc_period: 30         # seconds, or a Go duration ("30s")
+//	lists:
+//	  shells: ["/bin/bash", "/bin/sh"]
+//	macros:
+//	  is_root: euid == 0
+//	setuid:
+//	  enabled: true
+//	  sandbox: {enabled: false, deny_list: [UidTestRule]}
+//	  rules:
+//	    - rule: UidTestRule
+//	      scope: binary_prefix == "/usr"
+//	      event: uid == 1000 AND euid == 0
+//
+// Hook blocks are top-level keys named as the hooks (rules.Hooks); "setcaps"
+// is read as "capset". A hook without a block, or with enabled: false, is
+// disabled: the eBPF method does not attach it and its rules are not
+// evaluated. It can be written as Go structs as well; Compile then checks
+// and compiles it.
+type FileConfig struct {
+	// Method is the preferred method ("" means the best).
+	Method string `yaml:"method,omitempty"`
+	// IMAHash adds IMA digests to exec events (methods/ebpf Config.IMAHash).
+	IMAHash bool `yaml:"ima_hash,omitempty"`
+	// GCPeriod is the garbage collection period of the eBPF method's map of
+	// live processes and of the process cache; 0 means their defaults. In
+	// YAML: an integer number of seconds (seed 000) or a Go duration.
+	GCPeriod time.Duration `yaml:"-"`
+	// Lists and Macros are the named lists and macros of the rules.
+	Lists  map[string][]string `yaml:"lists,omitempty"`
+	Macros map[string]string   `yaml:"macros,omitempty"`
+	// Hooks holds the hook blocks by hook name (rules.Hooks).
+	Hooks map[string]HookConfig `yaml:"-"`
+
+	// set holds the compiled rules of the enabled hooks (Compile).
+	set *rules.Set
+}
+
+// HookConfig is the block of one hook.
+type HookConfig struct {
+	// Enabled turns the hook on.
+	Enabled bool `yaml:"enabled"`
+	// Sandbox is the hook's sandbox (deny) mode: parsed and validated,
+	// not enforced yet (see SandboxConfig).
+	Sandbox *SandboxConfig `yaml:"sandbox,omitempty"`
+	// Rules are the hook's rules; an event of the hook is reported as
+	// matching each rule it satisfies.
+	Rules []RuleConfig `yaml:"rules,omitempty"`
+}
+
+// SandboxConfig is a hook's sandbox mode: the operations matching the rules
+// named in DenyList are to be denied in the kernel. It is accepted only on
+// the hooks that support event filtering (setuid, setgid, capset,
+// create_user_ns, bprm_check), and each name must be a rule of the hook.
+//
+// Enforcement comes with the LSM-tier work (rules compiled into BPF maps
+// that the LSM programs consult): today the block is validated and exposed
+// (FileConfig.Hooks) but nothing is denied, and matching events are only
+// reported.
+type SandboxConfig struct {
+	Enabled  bool     `yaml:"enabled"`
+	DenyList []string `yaml:"deny_list,omitempty"`
+}
+
+// RuleConfig is one rule: its name, the scope and event expressions in the
+// rules package's language.
+type RuleConfig struct {
+	Rule  string `yaml:"rule"`
+	Scope string `yaml:"scope,omitempty"`
+	Event string `yaml:"event,omitempty"`
+
+	// where the expressions are in the file, for error positions.
+	scopeAt, eventAt *textPos
+}
+
+// textPos maps positions in a YAML scalar's value to positions in the file.
+type textPos struct {
+	line, column int
+	// block is set for literal and folded block scalars, whose content
+	// starts on the next line; indent is then the content's indentation
+	// (0-based column).
+	block  bool
+	indent int
+}
+
+// filePos converts a position in the scalar's value to one in the file.
+// Exact for one-line scalars and for literal blocks; for multi-line plain
+// and quoted scalars (which YAML folds) it gives the right column on the
+// first line only.
+func (t *textPos) filePos(p rules.Pos) rules.Pos {
+	if t == nil || p.Line == 0 {
+		return p
+	}
+	if t.block {
+		return rules.Pos{Line: t.line + p.Line, Column: t.indent + p.Column}
+	}
+	if p.Line == 1 {
+		return rules.Pos{Line: t.line, Column: t.column + p.Column - 1}
+	}
+	return rules.Pos{Line: t.line + p.Line - 1, Column: p.Column}
+}
+
+// topKeys are the top-level keys that are not hooks.
+var topKeys = []string{"method", "ima_hash", "gc_period", "lists", "macros"}
+
+// LoadConfig reads a YAML configuration file into a Config for New.
+func LoadConfig(path string) (Config, error) {
+	f, err := LoadFileConfig(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return f.MonitorConfig(), nil
+}
+
+// ParseConfig parses a YAML configuration into a Config for New.
+func ParseConfig(data []byte) (Config, error) {
+	f, err := ParseFileConfig(data)
+	if err != nil {
+		return Config{}, err
+	}
+	return f.MonitorConfig(), nil
+}
+
+// LoadFileConfig reads and compiles a YAML configuration file. Errors name
+// the file.
+func LoadFileConfig(path string) (*FileConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("procmon: config: %w", err)
+	}
+	f, err := ParseFileConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
+
+// ParseFileConfig parses and compiles a YAML configuration. Errors give
+// the line and column in data: of the offending key or value, and for a
+// rule of the offending token inside the rule.
+func ParseFileConfig(data []byte) (*FileConfig, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("procmon: config: %w: %w", ErrConfig, err)
+	}
+	f := &FileConfig{}
+	if len(doc.Content) == 0 {
+		return f, f.Compile()
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, cfgErr(root, "expected a mapping of settings and hooks, found a %s", kindName(root))
+	}
+	lines := strings.Split(string(data), "\n")
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		key := k.Value
+		canon := key
+		if h, ok := rules.CanonicalHook(key); ok {
+			canon = h
+		}
+		if prev, dup := seen[canon]; dup {
+			return nil, cfgErr(k, "%q repeats the key %q of line %d", key, prev.Value, prev.Line)
+		}
+		seen[canon] = k
+		var err error
+		switch key {
+		case "method":
+			err = v.Decode(&f.Method)
+			if err == nil && f.Method != "" && !slices.Contains(Methods, f.Method) {
+				return nil, cfgErr(v, "expected a method (one of %s), found %q", strings.Join(Methods, ", "), f.Method)
+			}
+		case "ima_hash":
+			err = v.Decode(&f.IMAHash)
+		case "gc_period":
+			f.GCPeriod, err = decodePeriod(v)
+		case "lists":
+			err = v.Decode(&f.Lists)
+		case "macros":
+			err = v.Decode(&f.Macros)
+		default:
+			if _, ok := rules.CanonicalHook(key); !ok {
+				return nil, cfgErr(k, "unknown key %q: expected one of %s or a hook (%s)",
+					key, strings.Join(topKeys, ", "), strings.Join(rules.Hooks, ", "))
+			}
+			var h HookConfig
+			h, err = decodeHook(v, lines)
+			if err == nil {
+				if f.Hooks == nil {
+					f.Hooks = make(map[string]HookConfig)
+				}
+				f.Hooks[canon] = h
+			}
+		}
+		if err != nil {
+			var te *yaml.TypeError
+			if errors.As(err, &te) {
+				return nil, cfgErr(v, "%s: %s", key, strings.Join(te.Errors, "; "))
+			}
+			return nil, err
+		}
+	}
+	if err := f.Compile(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// decodePeriod reads gc_period: seconds or a Go duration.
+func decodePeriod(v *yaml.Node) (time.Duration, error) {
+	if v.Kind != yaml.ScalarNode {
+		return 0, cfgErr(v, "gc_period: expected a number of seconds or a duration, found a %s", kindName(v))
+	}
+	var d time.Duration
+	if n, err := strconv.ParseFloat(v.Value, 64); err == nil {
+		d = time.Duration(n * float64(time.Second))
+	} else if d, err = time.ParseDuration(v.Value); err != nil {
+		return 0, cfgErr(v, "gc_period: expected a number of seconds or a duration (\"30s\"), found %q", v.Value)
+	}
+	if d < 0 {
+		return 0, cfgErr(v, "gc_period: expected a positive period, found %q", v.Value)
+	}
+	return d, nil
+}
+
+// decodeHook reads a hook block, keeping where each rule's texts are.
+func decodeHook(v *yaml.Node, lines []string) (HookConfig, error) {
+	var h HookConfig
+	if v.Kind != yaml.MappingNode {
+		return h, cfgErr(v, "expected a hook block (enabled, sandbox, rules), found a %s", kindName(v))
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], v.Content[i+1]
+		var err error
+		switch k.Value {
+		case "enabled":
+			err = val.Decode(&h.Enabled)
+		case "sandbox":
+			if err = checkKeys(val, "enabled", "deny_list"); err == nil {
+				h.Sandbox = &SandboxConfig{}
+				err = val.Decode(h.Sandbox)
+			}
+		case "rules":
+			if val.Kind != yaml.SequenceNode {
+				return h, cfgErr(val, "rules: expected a list of rules, found a %s", kindName(val))
+			}
+			for _, rn := range val.Content {
+				r, err := decodeRule(rn, lines)
+				if err != nil {
+					return h, err
+				}
+				h.Rules = append(h.Rules, r)
+			}
+		default:
+			return h, cfgErr(k, "unknown key %q in a hook block: expected enabled, sandbox or rules", k.Value)
+		}
+		if err != nil {
+			var te *yaml.TypeError
+			if errors.As(err, &te) {
+				return h, cfgErr(val, "%s: %s", k.Value, strings.Join(te.Errors, "; "))
+			}
+			return h, err
+		}
+	}
+	return h, nil
+}
+
+// decodeRule reads one rule.
+func decodeRule(n *yaml.Node, lines []string) (RuleConfig, error) {
+	var r RuleConfig
+	if err := checkKeys(n, "rule", "scope", "event"); err != nil {
+		return r, err
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			return r, cfgErr(v, "%s: expected a string, found a %s", k.Value, kindName(v))
+		}
+		switch k.Value {
+		case "rule":
+			r.Rule = v.Value
+		case "scope":
+			r.Scope, r.scopeAt = v.Value, scalarPos(v, lines)
+		case "event":
+			r.Event, r.eventAt = v.Value, scalarPos(v, lines)
+		}
+	}
+	if r.Rule == "" {
+		return r, cfgErr(n, "expected a rule name (rule: Name)")
+	}
+	return r, nil
+}
+
+// scalarPos returns where a scalar's value starts.
+func scalarPos(v *yaml.Node, lines []string) *textPos {
+	t := &textPos{line: v.Line, column: v.Column}
+	switch {
+	case v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+		t.block = true
+		if v.Line < len(lines) { // the content's first line, 0-based index v.Line
+			l := lines[v.Line]
+			t.indent = len(l) - len(strings.TrimLeft(l, " "))
+		}
+	case v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0:
+		t.column++
+	}
+	return t
+}
+
+// checkKeys checks that a mapping has only the given keys.
+func checkKeys(n *yaml.Node, keys ...string) error {
+	if n.Kind != yaml.MappingNode {
+		return cfgErr(n, "expected a mapping with keys %s, found a %s", strings.Join(keys, ", "), kindName(n))
+	}
+	for i := 0; i < len(n.Content); i += 2 {
+		if k := n.Content[i]; !slices.Contains(keys, k.Value) {
+			return cfgErr(k, "unknown key %q: expected %s", k.Value, strings.Join(keys, ", "))
+		}
+	}
+	return nil
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.AliasNode:
+		return "alias"
+	}
+	return "scalar " + strconv.Quote(n.Value)
+}
+
+// cfgErr returns an ErrConfig error at a node's position.
+func cfgErr(n *yaml.Node, format string, args ...any) error {
+	return fmt.Errorf("procmon: config: %w: line %d, column %d: %s", ErrConfig, n.Line, n.Column, fmt.Sprintf(format, args...))
+}
+
+// Compile checks the configuration and compiles the rules of the enabled
+// hooks; ParseFileConfig calls it. Use it after building a FileConfig as Go
+// structs. Errors of rules read from YAML give file positions.
+func (f *FileConfig) Compile() error {
+	if f.Method != "" && !slices.Contains(Methods, f.Method) {
+		return fmt.Errorf("procmon: config: %w: %w %q (want one of %v)", ErrConfig, ErrUnknownMethod, f.Method, Methods)
+	}
+	if f.GCPeriod < 0 {
+		return fmt.Errorf("procmon: config: %w: negative gc_period %v", ErrConfig, f.GCPeriod)
+	}
+	defs := &rules.Defs{Lists: f.Lists, Macros: f.Macros}
+	if err := defs.Validate(); err != nil {
+		return fmt.Errorf("procmon: config: %w", err)
+	}
+	var compiled []*rules.Rule
+	for _, name := range sortedHooks(f.Hooks) {
+		h := f.Hooks[name]
+		hook, ok := rules.CanonicalHook(name)
+		if !ok {
+			return fmt.Errorf("procmon: config: %w: unknown hook %q (want one of %v)", ErrConfig, name, rules.Hooks)
+		}
+		if h.Sandbox != nil {
+			if len(rules.Attributes(hook)) == 0 {
+				return fmt.Errorf("procmon: config: %w: hook %s has no sandbox mode (only %s)", ErrConfig, hook, strings.Join(SandboxHooks, ", "))
+			}
+			for _, d := range h.Sandbox.DenyList {
+				if !slices.ContainsFunc(h.Rules, func(r RuleConfig) bool { return r.Rule == d }) {
+					return fmt.Errorf("procmon: config: %w: %s sandbox: deny_list names %q, which is not a rule of the hook", ErrConfig, hook, d)
+				}
+			}
+		}
+		for _, rc := range h.Rules {
+			r, err := rules.CompileSpec(rules.Spec{Hook: hook, Name: rc.Rule, Event: rc.Event, Scope: rc.Scope}, defs)
+			if err != nil {
+				var re *rules.Error
+				if errors.As(err, &re) {
+					if re.Field == "scope" {
+						re.Pos = rc.scopeAt.filePos(re.Pos)
+					} else {
+						re.Pos = rc.eventAt.filePos(re.Pos)
+					}
+				}
+				return fmt.Errorf("procmon: config: %w", err)
+			}
+			if h.Enabled {
+				compiled = append(compiled, r)
+			}
+		}
+	}
+	set, err := rules.NewSet(compiled...)
+	if err != nil {
+		return fmt.Errorf("procmon: config: %w", err)
+	}
+	f.set = set
+	return nil
+}
+
+// SandboxHooks are the hooks that accept a sandbox block (those with event
+// filtering).
+var SandboxHooks = []string{rules.HookSetuid, rules.HookSetgid, rules.HookCapset, rules.HookCreateUserNS, rules.HookBprmCheck}
+
+// sortedHooks returns the hook names in rules.Hooks order (aliases by
+// their hook), unknown names last.
+func sortedHooks(m map[string]HookConfig) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	idx := func(k string) int {
+		h, _ := rules.CanonicalHook(k)
+		if i := slices.Index(rules.Hooks, h); i >= 0 {
+			return i
+		}
+		return len(rules.Hooks)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if d := idx(a) - idx(b); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	return keys
+}
+
+// Rules returns the compiled rules of the enabled hooks (nil before
+// Compile).
+func (f *FileConfig) Rules() *rules.Set { return f.set }
+
+// Enabled reports whether a hook (or its alias) is enabled.
+func (f *FileConfig) Enabled(hook string) bool {
+	hook, _ = rules.CanonicalHook(hook)
+	for name, h := range f.Hooks {
+		if c, _ := rules.CanonicalHook(name); c == hook && h.Enabled {
+			return true
+		}
+	}
+	return false
+}
+
+// MonitorConfig returns the Config for New: Method, Ebpf.Hooks (every hook,
+// enabled as the file says: a hook without a block is off), Ebpf.IMAHash,
+// Ebpf.GCPeriod and CacheConfig.GCPeriod.
+func (f *FileConfig) MonitorConfig() Config {
+	var cfg Config
+	cfg.Method = f.Method
+	cfg.Ebpf.IMAHash = f.IMAHash
+	cfg.Ebpf.GCPeriod = f.GCPeriod
+	cfg.CacheConfig.GCPeriod = f.GCPeriod
+	cfg.Ebpf.Hooks = make(map[string]bool, len(rules.Hooks))
+	for _, h := range rules.Hooks {
+		cfg.Ebpf.Hooks[h] = f.Enabled(h)
+	}
+	cfg.Rules = f.Rules()
+	cfg.Hooks = f.Hooks
+	return cfg
+}

@@ -1,0 +1,179 @@
+package rules
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Hook names, as seed 000 names them (and methods/ebpf.Hook*).
+const (
+	HookSetuid            = "setuid"
+	HookSetgid            = "setgid"
+	HookCapset            = "capset"
+	HookPrctl             = "prctl"
+	HookCreateUserNS      = "create_user_ns"
+	HookPtraceAccessCheck = "ptrace_access_check"
+	HookBprmCheck         = "bprm_check"
+)
+
+// Hooks lists every hook, in seed 000's order.
+var Hooks = []string{HookSetuid, HookSetgid, HookCapset, HookPrctl, HookCreateUserNS,
+	HookPtraceAccessCheck, HookBprmCheck}
+
+// HookAlias maps other spellings of a hook name to the name: seed 000's
+// example writes "setcaps" for capset.
+var HookAlias = map[string]string{"setcaps": HookCapset}
+
+// CanonicalHook returns the hook a name (or alias) stands for.
+func CanonicalHook(name string) (string, bool) {
+	if a, ok := HookAlias[name]; ok {
+		return a, true
+	}
+	return name, slices.Contains(Hooks, name)
+}
+
+// attrType is the type of an attribute's values.
+type attrType uint8
+
+const (
+	typeInt    attrType = iota // an id: decimal or hex integer, 0 to 2^32-1
+	typeCaps                   // a capability set: capability names or ANY_CAPS
+	typeString                 // a string compared whole
+	typePrefix                 // an absolute path prefix, matched by whole components
+)
+
+// attrID names an attribute.
+type attrID uint8
+
+const (
+	attrUID attrID = iota
+	attrEUID
+	attrGID
+	attrEGID
+	attrECaps
+	attrPCaps
+	attrPath
+	attrName
+	attrPathPrefix
+	attrBinaryPath
+	attrBinaryName
+	attrBinaryPrefix
+	attrParentBinaryPath
+	attrParentBinaryName
+	attrParentBinaryPrefix
+	numAttrs
+)
+
+// attrInfo describes one attribute.
+type attrInfo struct {
+	name string
+	typ  attrType
+}
+
+var attrs = [numAttrs]attrInfo{
+	attrUID:                {"uid", typeInt},
+	attrEUID:               {"euid", typeInt},
+	attrGID:                {"gid", typeInt},
+	attrEGID:               {"egid", typeInt},
+	attrECaps:              {"ecaps", typeCaps},
+	attrPCaps:              {"pcaps", typeCaps},
+	attrPath:               {"path", typeString},
+	attrName:               {"name", typeString},
+	attrPathPrefix:         {"path_prefix", typePrefix},
+	attrBinaryPath:         {"binary_path", typeString},
+	attrBinaryName:         {"binary_name", typeString},
+	attrBinaryPrefix:       {"binary_prefix", typePrefix},
+	attrParentBinaryPath:   {"parent_binary_path", typeString},
+	attrParentBinaryName:   {"parent_binary_name", typeString},
+	attrParentBinaryPrefix: {"parent_binary_prefix", typePrefix},
+}
+
+// scopeAttrs are the scope attributes, valid for every hook, in the scope
+// expression and in the event expression.
+var scopeAttrs = []attrID{attrBinaryPath, attrBinaryName, attrBinaryPrefix,
+	attrParentBinaryPath, attrParentBinaryName, attrParentBinaryPrefix}
+
+// hookAttrs are the event attributes of each hook (seed 000; bprm_check
+// adds euid, egid and ecaps).
+var hookAttrs = map[string][]attrID{
+	HookSetuid:            {attrUID, attrEUID},
+	HookSetgid:            {attrGID, attrEGID},
+	HookCapset:            {attrECaps, attrPCaps},
+	HookPrctl:             nil,
+	HookCreateUserNS:      {attrECaps, attrEUID},
+	HookPtraceAccessCheck: nil,
+	HookBprmCheck:         {attrPath, attrName, attrPathPrefix, attrEUID, attrEGID, attrECaps},
+}
+
+// Attributes returns the names of the event attributes of a hook (nil for
+// an unknown hook or one with only scope attributes).
+func Attributes(hook string) []string {
+	hook, _ = CanonicalHook(hook)
+	var out []string
+	for _, a := range hookAttrs[hook] {
+		out = append(out, attrs[a].name)
+	}
+	return out
+}
+
+// ScopeAttributes returns the names of the scope attributes.
+func ScopeAttributes() []string {
+	var out []string
+	for _, a := range scopeAttrs {
+		out = append(out, attrs[a].name)
+	}
+	return out
+}
+
+// attrByName returns the attribute of a name.
+func attrByName(name string) (attrID, bool) {
+	for i, a := range attrs {
+		if a.name == name {
+			return attrID(i), true
+		}
+	}
+	return 0, false
+}
+
+// allowed returns the attributes an expression of hook may use: the scope
+// attributes, and the hook's event attributes unless scopeOnly.
+func allowed(hook string, scopeOnly bool) []attrID {
+	if scopeOnly {
+		return scopeAttrs
+	}
+	return append(slices.Clone(hookAttrs[hook]), scopeAttrs...)
+}
+
+// names joins attribute names for messages.
+func names(ids []attrID) string {
+	var s []string
+	for _, a := range ids {
+		s = append(s, attrs[a].name)
+	}
+	return strings.Join(s, ", ")
+}
+
+// isReserved reports whether name cannot be a list or macro name: an
+// attribute or a keyword.
+func isReserved(name string) bool {
+	_, attr := attrByName(name)
+	_, kw := keywords[name]
+	return attr || kw
+}
+
+// checkName checks a list or macro name.
+func checkName(kind, name string) error {
+	if name == "" || !isIdentStart(name[0]) {
+		return fmt.Errorf("%w: %s name %q: expected a letter or _ first", ErrDefs, kind, name)
+	}
+	for i := 0; i < len(name); i++ {
+		if !isIdentByte(name[i]) {
+			return fmt.Errorf("%w: %s name %q: expected only letters, digits and _", ErrDefs, kind, name)
+		}
+	}
+	if isReserved(name) {
+		return fmt.Errorf("%w: %s name %q is an attribute or a keyword", ErrDefs, kind, name)
+	}
+	return nil
+}

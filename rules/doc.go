@@ -1,0 +1,131 @@
+// Package rules is proctrack's rule language: the event filters of seed
+// 000's privilege hooks, compiled once and evaluated in userspace on the
+// events of every monitoring method (ebpf, netlink, audit), so that the
+// same rule gives the same answer whichever method runs.
+//
+// A rule belongs to a hook and has a name, an event expression and an
+// optional scope expression:
+//
+//	setuid:
+//	  enabled: true
+//	  rules:
+//	    - rule: UidTestRule
+//	      event: uid == 1000 AND euid == 0
+//	      scope: parent_binary_name == "sshd"
+//
+// An event matches a rule when both expressions hold; an empty expression
+// always holds. Compile and CompileSpec compile a rule, NewSet gathers
+// rules, Set.MatchEvent maps a monitor event to its hook (FromEvent) and
+// returns the rules it matches. procmon.ParseConfig reads rules from YAML.
+//
+// # Grammar
+//
+//	expr       = and { "OR" and }
+//	and        = not { "AND" not }
+//	not        = "NOT" not | primary
+//	primary    = "(" expr ")" | comparison | macro
+//	comparison = attribute ( "==" | "!=" ) value
+//	           | attribute "in" ( "[" value { "," value } "]" | list )
+//	value      = integer | string
+//	integer    = decimal | "0x" hexadecimal        (1000, 0x3e8)
+//	string     = '"' { character | '\"' | '\\' } '"'
+//
+// Precedence, highest first: NOT, AND, OR; AND and OR group from the left;
+// parentheses override. So `NOT ecaps == "CAP_SYS_ADMIN"` is
+// `NOT (ecaps == "CAP_SYS_ADMIN")` and `a OR b AND c` is `a OR (b AND c)`.
+// Keywords are written all upper or all lower case (AND, and, OR, or, NOT,
+// not, in, IN). Blanks and newlines separate tokens. A decimal integer has
+// no leading zero (no octal), and no "_".
+//
+// # Attributes
+//
+// Event attributes, per hook (seed 000; bprm_check adds euid, egid and
+// ecaps):
+//
+//	hook                 attributes
+//	setuid               uid euid                    the ids after the call
+//	setgid               gid egid                    the ids after the call
+//	capset               ecaps pcaps                 the sets after the call
+//	create_user_ns       ecaps euid                  of the creating process
+//	bprm_check           path name path_prefix       the executed binary
+//	                     euid egid ecaps             of the new image
+//	prctl                (scope attributes only)
+//	ptrace_access_check  (scope attributes only)
+//
+// "setcaps", the spelling of seed 000's example, is accepted for capset.
+//
+// Scope attributes, valid for every hook in both expressions: binary_path,
+// binary_name, binary_prefix (the process's binary) and
+// parent_binary_path, parent_binary_name, parent_binary_prefix (its
+// parent's). FromEvent says where each value comes from.
+//
+// # Semantics
+//
+//   - uid, euid, gid, egid take integers from 0 to 4294967295; == is
+//     equality, "in" is membership in the list.
+//   - ecaps and pcaps take capability names in quotes, as capabilities(7)
+//     writes them ("CAP_SYS_ADMIN"; case and the CAP_ prefix are optional)
+//     or the placeholder "ANY_CAPS". As in seed 000, comparing a set with
+//     one name is a membership test: `ecaps == "CAP_SYS_ADMIN"` holds when
+//     the effective set contains CAP_SYS_ADMIN, whatever else it holds;
+//     `ecaps == "ANY_CAPS"` (or `ecaps in ["ANY_CAPS"]`) holds when the set
+//     is not empty; `ecaps in ["CAP_A", "CAP_B"]` holds when it contains
+//     any of them.
+//   - path, name, binary_path, binary_name and the parent's compare whole
+//     strings: name is the last component of the path.
+//   - path_prefix, binary_prefix and parent_binary_prefix take absolute
+//     paths and match by whole components: `path_prefix == "/tmp"` holds
+//     for /tmp itself and every path under /tmp/ ("/tmp/ls",
+//     "/tmp/a/b/ls") but not for "/tmpfoo/ls"; trailing slashes in the
+//     value are ignored, so "/" matches every path. An unknown (empty)
+//     path matches no prefix. See HasPathPrefix.
+//   - a != b is NOT (a == b): `ecaps != "CAP_SYS_ADMIN"` holds when the
+//     set lacks it.
+//   - An attribute an event does not carry compares as zero, the empty
+//     set or "".
+//
+// # Lists and macros
+//
+// Defs holds named lists (`shells: ["/bin/bash", "/bin/sh"]`, used as
+// `path in shells`) and macros (`is_root: euid == 0`, used where a
+// comparison may stand: `is_root AND NOT name == "sudo"`; a macro expands
+// as if parenthesized, and may use other macros and lists). Both expand as
+// whole identifiers only, never inside a string literal ("shells" in
+// quotes is a string) nor as part of a longer identifier. Their names must
+// not be attributes or keywords, and no name may be both. A list's
+// elements are strings read by the attribute they are compared with (a
+// number for uid, a capability name for ecaps).
+//
+// # Errors
+//
+// Compile errors are *Error values matching ErrSyntax, ErrAttribute,
+// ErrLimit, ErrDefs or ErrUnknownHook, and name the rule, the hook, the
+// line and column (in the file, when compiled from one) and what was
+// expected:
+//
+//	rule "UidTestRule" (setuid), line 1, column 13: expected a value after "==", found "AND"
+//
+// An error in a token a macro expanded to is placed at the macro's name and
+// says which macro.
+//
+// # Limits
+//
+//   - MaxRuleBytes (4096): the longest event or scope expression or macro.
+//   - MaxOps (64): operations per rule, event and scope together, after
+//     macro expansion; each comparison, AND, OR and NOT counts one.
+//   - MaxValues (64): values after one "in", lists included.
+//   - MaxDepth (32): nesting of parentheses and NOTs.
+//   - MaxMacroDepth (8): macros within macros; a macro may not use itself.
+//   - MaxRulesPerHook (64): rules per hook in a Set (NewSet).
+//
+// The limits bound the work per event (at most MaxOps comparisons of at
+// most MaxValues values each) and leave room for compiling rules into BPF
+// maps for the LSM tier.
+//
+// # Enforcement
+//
+// Rules select events to report; they do not block anything. The sandbox
+// blocks of the configuration (procmon.SandboxConfig) are parsed and
+// validated but not enforced: denying operations in the kernel comes with
+// the LSM-tier work, which will compile these same rules into BPF maps.
+package rules
