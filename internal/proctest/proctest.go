@@ -112,3 +112,20 @@ func CoreutilsSum(t testing.TB, tool, path string) string {
 	}
 	return strings.Fields(string(out))[0]
 }
+
+// RunWithoutCaps re-runs the test binary (running no test, so its TestMain
+// acts on env) under setpriv with the capabilities in drop (setpriv's
+// --bounding-set syntax, e.g. "-bpf,-sys_admin") removed, and returns what
+// it printed, trimmed. It skips t without root or setpriv.
+func RunWithoutCaps(t testing.TB, drop string, env ...string) string {
+	t.Helper()
+	RequireRoot(t, "dropping capabilities")
+	setpriv := RequireTool(t, "setpriv")
+	cmd := exec.Command(setpriv, "--inh-caps=-all", "--bounding-set="+drop, "--", os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child without %s: %v %s", drop, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}

@@ -128,16 +128,7 @@ func TestForcedTiers(t *testing.T) {
 // TestUnavailableWithoutCapabilities runs a Source in a child without
 // CAP_BPF, CAP_SYS_ADMIN and CAP_PERFMON.
 func TestUnavailableWithoutCapabilities(t *testing.T) {
-	proctest.RequireRoot(t, "dropping capabilities")
-	setpriv := proctest.RequireTool(t, "setpriv")
-	cmd := exec.Command(setpriv, "--inh-caps=-all", "--bounding-set=-bpf,-sys_admin,-perfmon", "--",
-		os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=start")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("helper: %v %s", err, out)
-	}
-	got := strings.TrimSpace(string(out))
+	got := proctest.RunWithoutCaps(t, "-bpf,-sys_admin,-perfmon", helperEnv+"=start")
 	if !strings.HasPrefix(got, "unavailable: ") || !strings.Contains(got, "CAP_BPF") || !strings.Contains(got, "CAP_SYS_ADMIN") {
 		t.Errorf("child without capabilities: %q", got)
 	}

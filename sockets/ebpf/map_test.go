@@ -455,16 +455,7 @@ func TestPIDOfInodeReusedPID(t *testing.T) {
 // TestUnavailableWithoutCapabilities opens a Map in a child without
 // CAP_BPF, CAP_SYS_ADMIN, CAP_PERFMON and CAP_NET_ADMIN.
 func TestUnavailableWithoutCapabilities(t *testing.T) {
-	proctest.RequireRoot(t, "dropping capabilities")
-	setpriv := proctest.RequireTool(t, "setpriv")
-	cmd := exec.Command(setpriv, "--inh-caps=-all", "--bounding-set=-bpf,-sys_admin,-perfmon,-net_admin", "--",
-		os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=open")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("helper: %v %s", err, out)
-	}
-	got := strings.TrimSpace(string(out))
+	got := proctest.RunWithoutCaps(t, "-bpf,-sys_admin,-perfmon,-net_admin", helperEnv+"=open")
 	if !strings.HasPrefix(got, "unavailable: ") || !strings.Contains(got, "CAP_BPF") || !strings.Contains(got, "CAP_SYS_ADMIN") {
 		t.Errorf("child without capabilities: %q", got)
 	}
@@ -474,16 +465,7 @@ func TestUnavailableWithoutCapabilities(t *testing.T) {
 // TestWithoutNetAdmin: without CAP_NET_ADMIN (and CAP_SYS_ADMIN) the
 // tracing programs run alone.
 func TestWithoutNetAdmin(t *testing.T) {
-	proctest.RequireRoot(t, "dropping capabilities")
-	setpriv := proctest.RequireTool(t, "setpriv")
-	cmd := exec.Command(setpriv, "--inh-caps=-all", "--bounding-set=-sys_admin,-net_admin", "--",
-		os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=open")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("helper: %v %s", err, out)
-	}
-	got := strings.TrimSpace(string(out))
+	got := proctest.RunWithoutCaps(t, "-sys_admin,-net_admin", helperEnv+"=open")
 	if !strings.HasPrefix(got, "degraded: ") || !strings.Contains(got, "CAP_NET_ADMIN") {
 		t.Errorf("child without CAP_NET_ADMIN: %q", got)
 	}
