@@ -47,6 +47,6 @@ run:
 
 ## vmtest: boot Debian's 6.12 (bpf LSM, IMA) and 6.1 kernels under qemu and run the
 ## VM tests: the runner's probe and the eBPF method's tiers, hooks and IMA
-VMTEST_ARGS ?= -pkg ./internal/vmtest,./methods/ebpf -run '^TestVM'
+VMTEST_ARGS ?= -pkg ./internal/vmtest,./methods/ebpf,./procmon -run '^TestVM'
 vmtest:
 	bash .ci/vmtest.sh $(VMTEST_ARGS)

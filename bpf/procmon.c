@@ -41,6 +41,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 /* Set by userspace before loading. */
 const volatile bool exit_has_group_dead = false; /* sched_process_exit(p, group_dead) */
 const volatile bool ima_hash = false;            /* bprm_check stashes IMA digests */
+const volatile bool want_exe_paths = false;      /* keep exe_paths (rules use scope attributes) */
 const volatile bool want_cwd = true;             /* walk the working directory */
 /* Wake the reader only once this many bytes wait in the ring buffer; 0
  * wakes it for every record it has caught up with (the kernel's default).
@@ -107,19 +108,90 @@ struct {
 	__type(value, __u32);
 } sys_compat SEC(".maps");
 
-/* IMA digests from bprm_check, keyed by the exec'ing thread id. */
+/* What bprm_check saw, keyed by the exec'ing thread id, for the exec
+ * record that follows. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
-	__type(value, struct ima_val);
-} ima_stash SEC(".maps");
+	__type(value, struct bprm_val);
+} bprm_stash SEC(".maps");
+
+/* ---- rule tables (LSM tier), filled by userspace before attaching ---- */
+
+/* The rules of each hook (index enum lsm_hook). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, struct hook_table);
+} hook_tables SEC(".maps");
+
+/* The operations of every hook's rules; userspace sizes it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rule_op);
+} rule_ops SEC(".maps");
+
+/* Integer values -> the comparisons they satisfy; userspace sizes it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct int_key);
+	__type(value, struct rule_hits);
+} rule_ints SEC(".maps");
+
+/* Strings (paths, names, prefixes) -> the comparisons they satisfy. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct str_key);
+	__type(value, struct rule_hits);
+} rule_strs SEC(".maps");
+
+/* Executable path of each process, keyed by tgid, for the scope
+ * attributes: written at exec (from bprm_check), copied at fork, removed
+ * at exit; userspace seeds it and collects what exits missed. Userspace
+ * makes it a one-entry preallocated map when no rule needs it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct exe_val);
+} exe_paths SEC(".maps");
+
+/* Per-CPU work space of the rule evaluation. */
+struct rule_scratch {
+	struct rule_hits hits;
+	struct str_key key;
+	char src[RULE_STR];   /* the string being looked up, NUL-padded */
+	char big[PATH_BYTES]; /* bpf_d_path's output */
+	struct bprm_val bv;
+	struct exe_val exe;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rule_scratch);
+} rule_scratch_map SEC(".maps");
 
 /* Make the record types part of the object's BTF for bpf2go. */
 const struct proc_rec *unused_proc_rec __attribute__((unused));
 const struct exit_rec *unused_exit_rec __attribute__((unused));
 const struct sys_rec *unused_sys_rec __attribute__((unused));
 const struct lsm_rec *unused_lsm_rec __attribute__((unused));
+const struct rule_op *unused_rule_op __attribute__((unused));
+const struct hook_table *unused_hook_table __attribute__((unused));
+const struct int_key *unused_int_key __attribute__((unused));
+const struct str_key *unused_str_key __attribute__((unused));
+const struct rule_hits *unused_rule_hits __attribute__((unused));
+const struct exe_val *unused_exe_val __attribute__((unused));
+const struct bprm_val *unused_bprm_val __attribute__((unused));
 
 /* rb_flags returns the flags of a ring buffer submit (see wakeup_bytes). */
 static __always_inline __u64 rb_flags(void)
@@ -412,14 +484,25 @@ static __always_inline int emit_proc(__u16 kind, struct task_struct *task, struc
 	} else if (!want_cwd) {
 		flags |= F_NO_CWD;
 	}
-	if (kind == REC_EXEC && ima_hash) {
-		struct ima_val *v = bpf_map_lookup_elem(&ima_stash, &old_tid);
+	if (kind == REC_EXEC) {
+		struct bprm_val *v = bpf_map_lookup_elem(&bprm_stash, &old_tid);
 
 		if (v) {
-			r->ima_algo = v->algo;
-			__builtin_memcpy(r->ima, v->digest, IMA_BYTES);
-			flags |= F_IMA;
-			bpf_map_delete_elem(&ima_stash, &old_tid);
+			if (v->has_ima) {
+				r->ima_algo = v->ima_algo;
+				__builtin_memcpy(r->ima, v->digest, IMA_BYTES);
+				flags |= F_IMA;
+			}
+			r->matched = v->matched;
+			r->bprm_flags = v->flags;
+			r->verdict = v->verdict;
+			flags |= F_BPRM;
+			if (want_exe_paths) {
+				__u32 tgid = r->h.pid;
+
+				bpf_map_update_elem(&exe_paths, &tgid, &v->exe, BPF_ANY);
+			}
+			bpf_map_delete_elem(&bprm_stash, &old_tid);
 		}
 	}
 	if (r->c.ngroups > MAX_GROUPS)
@@ -453,6 +536,20 @@ static __always_inline void remember(struct task_struct *task)
 	bpf_map_update_elem(&procs, &tgid, &v, BPF_ANY);
 }
 
+/* copy_exe gives a forked child its parent's executable path. */
+static __always_inline void copy_exe(__u32 ptgid, struct task_struct *child)
+{
+	__u32 zero = 0, tgid = BPF_CORE_READ(child, tgid);
+	struct rule_scratch *sc = bpf_map_lookup_elem(&rule_scratch_map, &zero);
+	struct exe_val *v = bpf_map_lookup_elem(&exe_paths, &ptgid);
+
+	if (!sc || !v)
+		return;
+	__builtin_memcpy(&sc->exe, v, sizeof(sc->exe));
+	sc->exe.start_ns = BPF_CORE_READ(child, start_boottime);
+	bpf_map_update_elem(&exe_paths, &tgid, &sc->exe, BPF_ANY);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -467,6 +564,8 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
 	remember(child);
+	if (want_exe_paths)
+		copy_exe(BPF_CORE_READ(parent, tgid), child);
 	return emit_proc(REC_FORK, child, NULL, 0);
 }
 
@@ -488,6 +587,8 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 		return 0;
 	tgid = BPF_CORE_READ(task, tgid);
 	bpf_map_delete_elem(&procs, &tgid);
+	if (want_exe_paths)
+		bpf_map_delete_elem(&exe_paths, &tgid);
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		count_lost(REC_EXIT);
@@ -612,15 +713,344 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
-/* ---- LSM tier: the seven hooks of seed 000, report-only ---- */
+/* ---- LSM tier: the seven hooks of seed 000, rules and sandbox ---- */
+
+#define EPERM 1
+#define S_ISUID 04000
+#define S_ISGID 02000
+#define S_IXGRP 00010
+#define MNT_NOSUID 0x01
+#define NS_PER_TICK 10000000ULL /* 1e9 / USER_HZ */
 
 /*
- * pass returns the decision a hook was given. LSM programs may only return
- * 0 or a negative errno (the verifier checks it since 6.10), and the
- * decision so far is one already: the clamp only tells the verifier.
+ * Rule evaluation. userspace (methods/ebpf/rules.go) compiles each hook's
+ * rules into postfix operations (rule_ops) and every comparison of an
+ * integer or string attribute into a bit: rule_ints and rule_strs map each
+ * value a rule names to the bits of the comparisons it satisfies. An
+ * evaluation first ORs the bits of the event's values into the hits (one
+ * lookup per integer attribute, one per string attribute, one per path
+ * component for a prefix attribute), then runs the operations over a stack
+ * of bits.
  */
-static __always_inline int pass(int ret)
+
+/* The attribute values of one operation. */
+struct rule_in {
+	__u64 ecaps, pcaps;
+	__u32 uid, euid, gid, egid;
+	__u32 hook;
+	__u32 tgid, ptgid;       /* whose executables the scope attributes are */
+	__u64 start_ns, pstart_ns;
+	__u32 path_ok;           /* bprm_check: src holds the binary's path */
+	__u32 path_long;
+};
+
+/* The answer of the rules. */
+struct rule_out {
+	__u64 matched, scoped;
+	__u32 verdict;
+	__u32 evaluated;
+};
+
+static __always_inline struct rule_scratch *rule_scratch(void)
 {
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&rule_scratch_map, &zero);
+}
+
+static __always_inline void or_hits(struct rule_hits *h, const struct rule_hits *v)
+{
+	for (int i = 0; i < RULE_WORDS; i++)
+		h->w[i] |= v->w[i];
+}
+
+/* hits_int ORs the comparisons an integer value satisfies into the hits. */
+__noinline int hits_int(__u32 tag, __u32 val)
+{
+	struct rule_scratch *sc = rule_scratch();
+	struct int_key k = {.tag = tag, .val = val};
+	struct rule_hits *v;
+
+	if (!sc)
+		return 0;
+	v = bpf_map_lookup_elem(&rule_ints, &k);
+	if (v)
+		or_hits(&sc->hits, v);
+	return 0;
+}
+
+/* hits_key ORs the comparisons the string in the scratch key satisfies. */
+static __always_inline void hits_key(struct rule_scratch *sc)
+{
+	struct rule_hits *v = bpf_map_lookup_elem(&rule_strs, &sc->key);
+
+	if (v)
+		or_hits(&sc->hits, v);
+}
+
+/* str_idx bounds i to a byte of a rule string in a way the verifier sees
+ * (the compiler would drop a plain mask after a range check). */
+static __always_inline __u64 str_idx(__u64 i)
+{
+	asm volatile("%[i] &= %[m]" : [i] "+r"(i) : [m] "i"(RULE_STR - 1));
+	return i;
+}
+
+struct str_ctx {
+	__u32 start;     /* the name's first byte */
+	__u32 cut;       /* src is the start of a longer path */
+};
+
+/* last_slash_cb sets start past the last '/' of src. */
+static long last_slash_cb(__u32 i, struct str_ctx *c)
+{
+	struct rule_scratch *sc = rule_scratch();
+	char ch;
+
+	if (!sc || i >= RULE_STR)
+		return 1;
+	ch = sc->src[str_idx(i)];
+	if (ch == 0)
+		return 1;
+	if (ch == '/')
+		c->start = i + 1;
+	return 0;
+}
+
+/* copy_name_cb copies the name (src from start) into the key. */
+static long copy_name_cb(__u32 i, struct str_ctx *c)
+{
+	struct rule_scratch *sc = rule_scratch();
+	__u32 from = c->start + i;
+	char ch;
+
+	if (!sc || from >= RULE_STR || i >= RULE_STR)
+		return 1;
+	ch = sc->src[str_idx(from)];
+	if (ch == 0)
+		return 1;
+	sc->key.s[str_idx(i)] = ch;
+	return 0;
+}
+
+/* prefix_cb builds src in the key byte by byte and looks up every prefix
+ * that ends before a '/' (the root's is "") and the whole path. */
+static long prefix_cb(__u32 i, struct str_ctx *c)
+{
+	struct rule_scratch *sc = rule_scratch();
+	char ch;
+
+	if (!sc || i >= RULE_STR)
+		return 1;
+	ch = sc->src[str_idx(i)];
+	if (ch == 0 && (i == 0 || c->cut))
+		return 1; /* an unknown path has no prefix; a cut one no end */
+	if (ch == '/' || ch == 0)
+		hits_key(sc);
+	if (ch == 0)
+		return 1;
+	sc->key.s[str_idx(i)] = ch;
+	return 0;
+}
+
+/*
+ * hits_str ORs the comparisons the string in src satisfies: whole (tag
+ * t_exact), by its last component (t_name) and by its prefixes
+ * (t_prefix); a zero tag skips that attribute. A cut path (longer than
+ * the tables' strings) is matched by its prefixes only.
+ */
+__noinline int hits_str(__u32 t_exact, __u32 t_name, __u32 t_prefix, __u32 cut)
+{
+	struct rule_scratch *sc = rule_scratch();
+	struct str_ctx c = {.cut = cut};
+
+	if (!sc)
+		return 0;
+	sc->src[RULE_STR - 1] = 0;
+	if (t_exact && !cut) {
+		sc->key.tag = t_exact;
+		__builtin_memcpy(sc->key.s, sc->src, RULE_STR);
+		hits_key(sc);
+	}
+	if (t_name && !cut) {
+		__builtin_memset(sc->key.s, 0, RULE_STR);
+		sc->key.tag = t_name;
+		bpf_loop(RULE_STR, last_slash_cb, &c, 0);
+		bpf_loop(RULE_STR, copy_name_cb, &c, 0);
+		hits_key(sc);
+	}
+	if (t_prefix) {
+		__builtin_memset(sc->key.s, 0, RULE_STR);
+		sc->key.tag = t_prefix;
+		bpf_loop(RULE_STR, prefix_cb, &c, 0);
+	}
+	return 0;
+}
+
+/* load_exe puts the executable path of process tgid (started at start_ns)
+ * in src, "" when unknown; it returns whether the path was cut. */
+static __always_inline __u32 load_exe(struct rule_scratch *sc, __u32 tgid, __u64 start_ns)
+{
+	struct exe_val *v = bpf_map_lookup_elem(&exe_paths, &tgid);
+
+	/* at the tick resolution of /proc, which userspace seeds from */
+	if (!v || v->start_ns / NS_PER_TICK != start_ns / NS_PER_TICK) {
+		__builtin_memset(sc->src, 0, RULE_STR);
+		return 0;
+	}
+	__builtin_memcpy(sc->src, v->path, RULE_STR);
+	return v->len >= RULE_STR;
+}
+
+static __always_inline __u32 tag_if(__u32 attrs, __u32 hook, __u32 attr)
+{
+	return (attrs & (1U << attr)) ? (hook << 8 | attr) : 0;
+}
+
+struct eval_ctx {
+	__u64 stack;     /* bit 0 is the top */
+	__u64 matched, scoped;
+	__u64 ecaps, pcaps;
+	__u32 first;
+	__u32 scope;
+	__u32 err;
+};
+
+/* eval_cb runs operation i of the hook's rules. */
+static long eval_cb(__u32 i, struct eval_ctx *c)
+{
+	struct rule_scratch *sc = rule_scratch();
+	__u32 idx = c->first + i;
+	struct rule_op *op = bpf_map_lookup_elem(&rule_ops, &idx);
+	__u64 v = 0, set;
+	__u32 b;
+
+	if (!sc || !op) {
+		c->err = 1;
+		return 1;
+	}
+	switch (op->kind) {
+	case OP_TRUE:
+		v = 1;
+		break;
+	case OP_CMP:
+		b = op->bit & (RULE_WORDS * 64 - 1);
+		v = ((sc->hits.w[b >> 6] >> (b & 63)) & 1) ^ (op->neg & 1);
+		break;
+	case OP_CAPS:
+		set = op->attr == A_PCAPS ? c->pcaps : c->ecaps;
+		v = ((set & op->caps) != 0 || (op->any && set != 0)) ^ (op->neg & 1);
+		break;
+	case OP_AND:
+		v = c->stack & (c->stack >> 1) & 1;
+		c->stack >>= 2;
+		break;
+	case OP_OR:
+		v = (c->stack | (c->stack >> 1)) & 1;
+		c->stack >>= 2;
+		break;
+	case OP_NOT:
+		v = (c->stack & 1) ^ 1;
+		c->stack >>= 1;
+		break;
+	default:
+		c->err = 1;
+		return 1;
+	}
+	c->stack = (c->stack << 1) | v;
+	if (op->end == END_SCOPE) {
+		c->scope = c->stack & 1;
+		c->stack >>= 1;
+	} else if (op->end == END_RULE) {
+		__u64 bit = 1ULL << (op->rule & 63);
+
+		v = c->stack & 1;
+		c->stack >>= 1;
+		if (c->scope) {
+			c->scoped |= bit;
+			if (v)
+				c->matched |= bit;
+		}
+		c->scope = 0;
+	}
+	return 0;
+}
+
+/*
+ * rules_eval runs the rules of in->hook. It returns 0 when the hook has no
+ * rules (everything is reported, nothing denied), 1 with the answer in out.
+ * For bprm_check the caller has put the binary's path in src.
+ */
+static __always_inline int rules_eval(struct rule_in *in, struct rule_out *out)
+{
+	__u32 hook = in->hook;
+	struct hook_table *t = bpf_map_lookup_elem(&hook_tables, &hook);
+	struct rule_scratch *sc = rule_scratch();
+	struct eval_ctx c = {};
+	__u32 a, cut;
+
+	if (!t || !sc || t->nrules == 0)
+		return 0;
+	a = t->attrs;
+	__builtin_memset(&sc->hits, 0, sizeof(sc->hits));
+	if (a & (1U << A_UID))
+		hits_int(hook << 8 | A_UID, in->uid);
+	if (a & (1U << A_EUID))
+		hits_int(hook << 8 | A_EUID, in->euid);
+	if (a & (1U << A_GID))
+		hits_int(hook << 8 | A_GID, in->gid);
+	if (a & (1U << A_EGID))
+		hits_int(hook << 8 | A_EGID, in->egid);
+	if (in->path_ok) {
+		/* bprm_check: the binary is both the event's path and the
+		 * scope's binary (the new image, as in userspace) */
+		hits_str(tag_if(a, hook, A_PATH), tag_if(a, hook, A_NAME), tag_if(a, hook, A_PATH_PREFIX), in->path_long);
+		hits_str(tag_if(a, hook, A_BIN_PATH), tag_if(a, hook, A_BIN_NAME), tag_if(a, hook, A_BIN_PREFIX), in->path_long);
+	} else if (a & (1U << A_BIN_PATH | 1U << A_BIN_NAME | 1U << A_BIN_PREFIX)) {
+		cut = load_exe(sc, in->tgid, in->start_ns);
+		hits_str(tag_if(a, hook, A_BIN_PATH), tag_if(a, hook, A_BIN_NAME), tag_if(a, hook, A_BIN_PREFIX), cut);
+	}
+	if (a & (1U << A_PAR_PATH | 1U << A_PAR_NAME | 1U << A_PAR_PREFIX)) {
+		cut = load_exe(sc, in->ptgid, in->pstart_ns);
+		hits_str(tag_if(a, hook, A_PAR_PATH), tag_if(a, hook, A_PAR_NAME), tag_if(a, hook, A_PAR_PREFIX), cut);
+	}
+	c.first = t->first;
+	c.ecaps = in->ecaps;
+	c.pcaps = in->pcaps;
+	bpf_loop(t->nops, eval_cb, &c, 0);
+	if (c.err)
+		return 0; /* tables being replaced: report, deny nothing */
+	out->evaluated = 1;
+	out->matched = c.matched;
+	out->scoped = c.scoped;
+	switch (t->mode) {
+	case SANDBOX_DENY:
+		out->verdict = c.matched ? VERDICT_DENY : VERDICT_ALLOW;
+		break;
+	case SANDBOX_ALLOW:
+		out->verdict = (c.scoped && !c.matched) ? VERDICT_DENY : VERDICT_ALLOW;
+		break;
+	}
+	return 1;
+}
+
+/* report says whether an answer is reported: without rules always, with
+ * rules when one matched or the sandbox denied. */
+static __always_inline bool report(const struct rule_out *out)
+{
+	return !out->evaluated || out->matched || out->verdict == VERDICT_DENY;
+}
+
+/*
+ * decide returns what the hook returns: the decision it was given, or
+ * -EPERM when the sandbox denied. LSM programs may only return 0 or a
+ * negative errno (the verifier checks it since 6.10), and the decision so
+ * far is one already: the clamp only tells the verifier.
+ */
+static __always_inline int decide(int ret, const struct rule_out *out)
+{
+	if (out && out->verdict == VERDICT_DENY)
+		return -EPERM;
 	if (ret > 0)
 		return 0;
 	if (ret < -4095)
@@ -628,7 +1058,28 @@ static __always_inline int pass(int ret)
 	return ret;
 }
 
-static __always_inline struct lsm_rec *lsm_begin(__u32 hook, int ret)
+/* scope_of fills the scope's processes: task and its parent. */
+static __always_inline void scope_of(struct rule_in *in, struct task_struct *task)
+{
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+
+	in->tgid = BPF_CORE_READ(task, tgid);
+	in->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	in->ptgid = BPF_CORE_READ(parent, tgid);
+	in->pstart_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
+}
+
+static __always_inline void creds_in(struct rule_in *in, const struct cred *cred)
+{
+	in->uid = BPF_CORE_READ(cred, uid.val);
+	in->euid = BPF_CORE_READ(cred, euid.val);
+	in->gid = BPF_CORE_READ(cred, gid.val);
+	in->egid = BPF_CORE_READ(cred, egid.val);
+	bpf_core_read(&in->ecaps, sizeof(in->ecaps), &cred->cap_effective);
+	bpf_core_read(&in->pcaps, sizeof(in->pcaps), &cred->cap_permitted);
+}
+
+static __always_inline struct lsm_rec *lsm_begin(__u32 hook, int ret, const struct rule_out *out)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct lsm_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
@@ -642,6 +1093,10 @@ static __always_inline struct lsm_rec *lsm_begin(__u32 hook, int ret)
 	r->h.size = sizeof(*r);
 	r->hook = hook;
 	r->ret = ret;
+	r->matched = out->matched;
+	r->scoped = out->scoped;
+	r->verdict = out->verdict;
+	r->rules = out->evaluated;
 	return r;
 }
 
@@ -654,25 +1109,33 @@ static __always_inline void lsm_current_creds(struct lsm_rec *r)
 	r->new_c = r->old_c;
 }
 
+/* lsm_cred_change reports (and may deny) a change of credentials from old
+ * to new; the rules see new's ids and capabilities. */
 static __always_inline int lsm_cred_change(__u32 hook, struct cred *new, const struct cred *old,
 					   int flags, int ret)
 {
-	struct task_struct *task;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct rule_in in = {.hook = hook};
+	struct rule_out out = {};
 	struct lsm_rec *r;
 
 	if (ret)
-		return pass(ret);
-	r = lsm_begin(hook, ret);
+		return decide(ret, NULL);
+	creds_in(&in, new);
+	scope_of(&in, task);
+	rules_eval(&in, &out);
+	if (!report(&out))
+		return decide(ret, &out);
+	r = lsm_begin(hook, ret, &out);
 	if (!r)
-		return pass(ret);
-	task = (struct task_struct *)bpf_get_current_task();
+		return decide(ret, &out);
 	r->args[0] = flags;
 	read_creds(&r->old_c, old);
 	read_task_flags(&r->old_c, task);
 	read_creds(&r->new_c, new);
 	read_task_flags(&r->new_c, task);
 	bpf_ringbuf_submit(r, rb_flags());
-	return pass(ret);
+	return decide(ret, &out);
 }
 
 SEC("lsm/task_fix_setuid")
@@ -691,39 +1154,55 @@ SEC("lsm/capset")
 int BPF_PROG(lsm_capset, struct cred *new, const struct cred *old, const kernel_cap_t *effective,
 	     const kernel_cap_t *inheritable, const kernel_cap_t *permitted, int ret)
 {
-	struct task_struct *task;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct rule_in in = {.hook = HOOK_CAPSET};
+	struct rule_out out = {};
 	struct lsm_rec *r;
 
 	if (ret)
-		return pass(ret);
-	r = lsm_begin(HOOK_CAPSET, ret);
+		return decide(ret, NULL);
+	/* the sets being installed, whatever new holds yet */
+	bpf_probe_read_kernel(&in.ecaps, sizeof(__u64), effective);
+	bpf_probe_read_kernel(&in.pcaps, sizeof(__u64), permitted);
+	scope_of(&in, task);
+	rules_eval(&in, &out);
+	if (!report(&out))
+		return decide(ret, &out);
+	r = lsm_begin(HOOK_CAPSET, ret, &out);
 	if (!r)
-		return pass(ret);
-	task = (struct task_struct *)bpf_get_current_task();
+		return decide(ret, &out);
 	read_creds(&r->old_c, old);
 	read_task_flags(&r->old_c, task);
 	read_creds(&r->new_c, new);
 	read_task_flags(&r->new_c, task);
-	/* the sets being installed, whatever new holds yet */
-	bpf_probe_read_kernel(&r->new_c.cap_eff, sizeof(__u64), effective);
+	r->new_c.cap_eff = in.ecaps;
+	r->new_c.cap_prm = in.pcaps;
 	bpf_probe_read_kernel(&r->new_c.cap_inh, sizeof(__u64), inheritable);
-	bpf_probe_read_kernel(&r->new_c.cap_prm, sizeof(__u64), permitted);
 	bpf_ringbuf_submit(r, rb_flags());
-	return pass(ret);
+	return decide(ret, &out);
 }
 
 SEC("lsm/task_prctl")
 int BPF_PROG(lsm_prctl, int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,
 	     unsigned long arg5, int ret)
 {
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct rule_in in = {.hook = HOOK_PRCTL};
+	struct rule_out out = {};
 	struct lsm_rec *r;
 
-	/* task_prctl hooks return > 0 for "handled"; pass anything through */
+	/* task_prctl hooks return > 0 for "handled"; pass anything through.
+	 * prctl has scope attributes only, and no sandbox. */
 	if (ret < 0)
-		return pass(ret);
-	r = lsm_begin(HOOK_PRCTL, ret);
+		return decide(ret, NULL);
+	scope_of(&in, task);
+	rules_eval(&in, &out);
+	out.verdict = VERDICT_NONE;
+	if (!report(&out))
+		return decide(ret, NULL);
+	r = lsm_begin(HOOK_PRCTL, ret, &out);
 	if (!r)
-		return pass(ret);
+		return decide(ret, NULL);
 	r->args[0] = option;
 	r->args[1] = arg2;
 	r->args[2] = arg3;
@@ -731,57 +1210,180 @@ int BPF_PROG(lsm_prctl, int option, unsigned long arg2, unsigned long arg3, unsi
 	r->args[4] = arg5;
 	lsm_current_creds(r);
 	bpf_ringbuf_submit(r, rb_flags());
-	return pass(ret);
+	return decide(ret, NULL);
 }
 
 SEC("lsm/userns_create")
 int BPF_PROG(lsm_userns_create, const struct cred *cred, int ret)
 {
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct rule_in in = {.hook = HOOK_USERNS};
+	struct rule_out out = {};
 	struct lsm_rec *r;
 
 	if (ret)
-		return pass(ret);
-	r = lsm_begin(HOOK_USERNS, ret);
+		return decide(ret, NULL);
+	creds_in(&in, cred);
+	scope_of(&in, task);
+	rules_eval(&in, &out);
+	if (!report(&out))
+		return decide(ret, &out);
+	r = lsm_begin(HOOK_USERNS, ret, &out);
 	if (!r)
-		return pass(ret);
+		return decide(ret, &out);
 	lsm_current_creds(r);
 	bpf_ringbuf_submit(r, rb_flags());
-	return pass(ret);
+	return decide(ret, &out);
 }
 
 SEC("lsm/ptrace_access_check")
 int BPF_PROG(lsm_ptrace_access_check, struct task_struct *child, unsigned int mode, int ret)
 {
+	struct rule_in in = {.hook = HOOK_PTRACE};
+	struct rule_out out = {};
 	struct lsm_rec *r;
 
-	/* PTRACE_MODE_READ checks guard /proc reads; only attaching is ptrace */
+	/* PTRACE_MODE_READ checks guard /proc reads; only attaching is ptrace.
+	 * The scope is the traced process, as in userspace; no sandbox. */
 	if (ret || !(mode & PTRACE_MODE_ATTACH))
-		return pass(ret);
-	r = lsm_begin(HOOK_PTRACE, ret);
+		return decide(ret, NULL);
+	scope_of(&in, child);
+	rules_eval(&in, &out);
+	out.verdict = VERDICT_NONE;
+	if (!report(&out))
+		return decide(ret, NULL);
+	r = lsm_begin(HOOK_PTRACE, ret, &out);
 	if (!r)
-		return pass(ret);
+		return decide(ret, NULL);
 	r->args[0] = mode;
 	r->target_pid = BPF_CORE_READ(child, tgid);
 	r->target_start_ns = BPF_CORE_READ(child, group_leader, start_boottime);
 	lsm_current_creds(r);
 	bpf_ringbuf_submit(r, rb_flags());
-	return pass(ret);
+	return decide(ret, NULL);
+}
+
+/*
+ * bprm_exec_creds sets the ids and capabilities the rules see at
+ * bprm_check: those the new image will run with, as the kernel will
+ * compute them after this hook (bprm_creds_from_file): a set-user-ID file
+ * on a mount without nosuid, and without no_new_privs, gives its owner as
+ * euid (set-group-ID likewise for egid); the effective capabilities are
+ * then the bounding and inheritable sets for root, the ambient set
+ * otherwise. Not modelled: file capabilities (the extended attribute is
+ * not readable here), securebits, and the ptrace and shared-fs cases where
+ * the kernel ignores the bits.
+ */
+static __always_inline void bprm_exec_creds(struct rule_in *in, struct linux_binprm *bprm, __u32 flags)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	struct inode *ino = BPF_CORE_READ(bprm, file, f_inode);
+	bool nnp = (BPF_CORE_READ(task, atomic_flags) & PFA_NO_NEW_PRIVS_MASK) != 0;
+	__u64 bset = 0, inh = 0, amb = 0;
+
+	creds_in(in, cred);
+	if (!(flags & BPRM_NOSUID) && !nnp) {
+		if (flags & BPRM_SETUID)
+			in->euid = BPF_CORE_READ(ino, i_uid.val);
+		if (flags & BPRM_SETGID)
+			in->egid = BPF_CORE_READ(ino, i_gid.val);
+	}
+	bpf_core_read(&bset, sizeof(bset), &cred->cap_bset);
+	bpf_core_read(&inh, sizeof(inh), &cred->cap_inheritable);
+	if (bpf_core_field_exists(cred->cap_ambient))
+		bpf_core_read(&amb, sizeof(amb), &cred->cap_ambient);
+	if (in->euid == 0 || in->uid == 0) {
+		in->pcaps = bset | inh;
+		in->ecaps = in->euid == 0 ? in->pcaps : 0;
+	} else {
+		in->pcaps = amb;
+		in->ecaps = amb;
+	}
 }
 
 SEC("lsm.s/bprm_check_security")
 int BPF_PROG(lsm_bprm_check, struct linux_binprm *bprm, int ret)
 {
-	struct ima_val v = {};
-	__u32 tid;
-	long algo;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct rule_scratch *sc = rule_scratch();
+	struct rule_in in = {.hook = HOOK_BPRM, .path_ok = 1};
+	struct rule_out out = {};
+	struct file *file = bprm->file;
+	struct inode *ino = BPF_CORE_READ(bprm, file, f_inode);
+	struct bprm_val *bv;
+	struct lsm_rec *r;
+	__u32 tid, flags = 0, mode;
+	long n;
 
-	if (ret || !ima_hash)
-		return pass(ret);
-	algo = bpf_ima_file_hash(bprm->file, v.digest, sizeof(v.digest));
-	if (algo < 0)
-		return pass(ret);
-	v.algo = algo;
+	if (ret || !sc)
+		return decide(ret, NULL);
+	bv = &sc->bv;
+	__builtin_memset(bv, 0, sizeof(*bv));
+	mode = BPF_CORE_READ(ino, i_mode);
+	if (mode & S_ISUID)
+		flags |= BPRM_SETUID;
+	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		flags |= BPRM_SETGID;
+	if (BPF_CORE_READ(ino, i_nlink) == 0)
+		flags |= BPRM_FILELESS;
+	if (BPF_CORE_READ(file, f_path.mnt, mnt_flags) & MNT_NOSUID)
+		flags |= BPRM_NOSUID;
+
+	/* the binary's path, NUL-padded, cut to RULE_STR - 1 bytes */
+	__builtin_memset(sc->src, 0, RULE_STR);
+	n = bpf_d_path((struct path *)&file->f_path, sc->big, sizeof(sc->big));
+	if (n > 1) {
+		__u32 len = n - 1, cp = len;
+
+		if (cp >= RULE_STR) {
+			cp = RULE_STR - 1;
+			flags |= BPRM_PATH_LONG;
+			in.path_long = 1;
+		}
+		bpf_probe_read_kernel(sc->src, cp & (RULE_STR - 1), sc->big);
+		bv->exe.len = len;
+	}
+	/* kept apart: the evaluation reuses src for the parent's path */
+	bv->exe.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	__builtin_memcpy(bv->exe.path, sc->src, RULE_STR);
+	if (ima_hash) {
+		n = bpf_ima_file_hash(file, bv->digest, sizeof(bv->digest));
+		if (n >= 0) {
+			bv->ima_algo = n;
+			bv->has_ima = 1;
+		}
+	}
+
+	bprm_exec_creds(&in, bprm, flags);
+	/* the scope's binary is the new image (src); its parent the parent */
+	scope_of(&in, task);
+	rules_eval(&in, &out);
+	if (out.evaluated)
+		flags |= BPRM_RULES;
+
+	if (out.verdict == VERDICT_DENY) {
+		/* no exec record follows: report the attempt */
+		r = lsm_begin(HOOK_BPRM, ret, &out);
+		if (r) {
+			r->bprm_flags = flags;
+			r->path_len = bv->exe.len;
+			__builtin_memcpy(r->path, bv->exe.path, RULE_STR);
+			lsm_current_creds(r);
+			r->new_c.uid = in.uid;
+			r->new_c.euid = in.euid;
+			r->new_c.gid = in.gid;
+			r->new_c.egid = in.egid;
+			r->new_c.cap_eff = in.ecaps;
+			r->new_c.cap_prm = in.pcaps;
+			bpf_ringbuf_submit(r, rb_flags());
+		}
+		return decide(ret, &out);
+	}
+	bv->matched = out.matched;
+	bv->verdict = out.verdict;
+	bv->flags = flags;
 	tid = (__u32)bpf_get_current_pid_tgid();
-	bpf_map_update_elem(&ima_stash, &tid, &v, BPF_ANY);
-	return pass(ret);
+	bpf_map_update_elem(&bprm_stash, &tid, bv, BPF_ANY);
+	return decide(ret, &out);
 }

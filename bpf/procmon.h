@@ -49,6 +49,118 @@ enum rec_flag {
 	F_IMA = 1 << 10,         /* ima_algo and ima[] hold the IMA digest */
 	F_COMPAT = 1 << 11,      /* a 32-bit system call (ia32) */
 	F_NO_CWD = 1 << 12,      /* working directory not collected */
+	F_BPRM = 1 << 13,        /* proc_rec: bprm_* hold what bprm_check saw */
+};
+
+/* What bprm_check saw of the binary (proc_rec.bprm_flags, lsm_rec.bprm_flags). */
+enum bprm_flag {
+	BPRM_SETUID = 1 << 0,   /* the file is set-user-ID */
+	BPRM_SETGID = 1 << 1,   /* the file is set-group-ID (and group-executable) */
+	BPRM_FILELESS = 1 << 2, /* the file has no link: memfd, O_TMPFILE, deleted */
+	BPRM_NOSUID = 1 << 3,   /* its mount is nosuid: the bits do nothing */
+	BPRM_PATH_LONG = 1 << 4,/* the path is over RULE_STR - 1 bytes: cut */
+	BPRM_RULES = 1 << 5,    /* the hook's rules were evaluated: see matched */
+};
+
+/* ---- rules evaluated on the LSM tier (methods/ebpf/rules.go fills them) ---- */
+
+#define RULE_STR 256    /* bytes of a rule string, NUL included */
+#define RULE_WORDS 64   /* 64-bit words of comparison bits: 4096 per hook */
+#define RULE_MAX 64     /* rules per hook */
+
+/* Attributes (rule_op.attr, the low byte of a key's tag). */
+enum rule_attr {
+	A_UID = 1,
+	A_EUID,
+	A_GID,
+	A_EGID,
+	A_ECAPS,
+	A_PCAPS,
+	A_PATH,
+	A_NAME,
+	A_PATH_PREFIX,
+	A_BIN_PATH,
+	A_BIN_NAME,
+	A_BIN_PREFIX,
+	A_PAR_PATH,
+	A_PAR_NAME,
+	A_PAR_PREFIX,
+};
+
+/* Operations of a rule in postfix form (rule_op.kind). */
+enum rule_op_kind {
+	OP_TRUE = 1, /* push true (an empty scope or event) */
+	OP_CMP,      /* push the comparison's bit of the hits */
+	OP_CAPS,     /* push whether the capability set has any of caps */
+	OP_AND,
+	OP_OR,
+	OP_NOT,
+};
+
+/* rule_op.end: what the value on top of the stack is after this op. */
+enum rule_end {
+	END_SCOPE = 1, /* the rule's scope */
+	END_RULE = 2,  /* the rule's event: the rule is done */
+};
+
+/* Sandbox modes (hook_table.mode). */
+enum sandbox_mode {
+	SANDBOX_OFF = 0,
+	SANDBOX_ALLOW = 1, /* deny what a rule's scope covers unless its event matches */
+	SANDBOX_DENY = 2,  /* deny what a rule matches */
+};
+
+/* Verdicts (lsm_rec.verdict, proc_rec.verdict). */
+enum verdict {
+	VERDICT_NONE = 0,   /* no sandbox on the hook */
+	VERDICT_ALLOW = 1,
+	VERDICT_DENY = 2,   /* the operation failed with EPERM */
+};
+
+struct rule_op {
+	__u8 kind;   /* enum rule_op_kind */
+	__u8 attr;   /* OP_CAPS: A_ECAPS or A_PCAPS */
+	__u8 neg;    /* OP_CMP, OP_CAPS: the comparison was != */
+	__u8 any;    /* OP_CAPS: ANY_CAPS: any capability at all */
+	__u8 end;    /* enum rule_end, 0 for none */
+	__u8 rule;   /* the rule's index in its hook */
+	__u16 bit;   /* OP_CMP: the comparison's bit in the hits */
+	__u64 caps;  /* OP_CAPS: the capabilities named */
+};
+
+/* A hook's rules: ops first .. first+nops-1 of rule_ops, rule by rule. */
+struct hook_table {
+	__u32 nrules;
+	__u32 nops;
+	__u32 first;
+	__u32 mode;  /* enum sandbox_mode */
+	__u32 attrs; /* 1 << attr for each attribute a comparison uses */
+	__u32 _pad;
+};
+
+/* Keys of the comparison values; tag is hook << 8 | attr. The value is
+ * the set of comparisons (bits) the attribute's value satisfies. */
+struct int_key {
+	__u32 tag;
+	__u32 val;
+};
+
+struct str_key {
+	__u32 tag;
+	char s[RULE_STR]; /* NUL-padded */
+};
+
+struct rule_hits {
+	__u64 w[RULE_WORDS];
+};
+
+/* Value of the map of executable paths, keyed by tgid (for the scope
+ * attributes). */
+struct exe_val {
+	__u64 start_ns;
+	__u32 len;        /* the path's length (may be over RULE_STR - 1) */
+	__u32 _pad;
+	char path[RULE_STR];
 };
 
 /* System calls watched by the tracepoint tier (the values of the filter
@@ -112,6 +224,9 @@ struct creds_rec {
 struct proc_rec {
 	struct rec_hdr h;
 	struct creds_rec c;
+	__u64 matched;     /* F_BPRM: the bprm_check rules that matched (bit i: rule i) */
+	__u32 bprm_flags;  /* F_BPRM: enum bprm_flag */
+	__u32 verdict;     /* F_BPRM: enum verdict */
 	__u64 cgroup_id;   /* cgroup v2 id (the cgroup directory's inode) */
 	__u64 exe_ino;
 	__u32 exe_dev;     /* kernel dev_t: major << 20 | minor */
@@ -141,11 +256,19 @@ struct sys_rec {
 	struct creds_rec c;
 };
 
-/* REC_LSM: an LSM hook ran (the decision is passed through unchanged). */
+/* REC_LSM: an LSM hook ran. Without a sandbox the decision is passed
+ * through unchanged; a sandbox may deny (verdict). */
 struct lsm_rec {
 	struct rec_hdr h;
 	__u32 hook;        /* enum lsm_hook */
-	__s32 ret;         /* the decision so far, returned unchanged */
+	__s32 ret;         /* the decision before this program */
+	__u64 matched;     /* the rules that matched (bit i: rule i), with BPRM_RULES/rules */
+	__u64 scoped;      /* the rules whose scope covered the operation */
+	__u32 verdict;     /* enum verdict */
+	__u32 rules;       /* 1: the hook's rules were evaluated */
+	__u32 bprm_flags;  /* bprm_check: enum bprm_flag */
+	__u32 path_len;    /* bprm_check: bytes of path, NUL excluded */
+	char path[RULE_STR]; /* bprm_check: the binary, cut to RULE_STR - 1 bytes */
 	__u64 args[5];
 	__u32 target_pid;  /* ptrace_access_check: the tracee's tgid */
 	__u32 _pad;
@@ -161,11 +284,16 @@ struct proc_info {
 	__u32 execs;
 };
 
-/* Value of the IMA stash, keyed by the exec'ing thread's id. */
-struct ima_val {
-	__u32 algo;
-	__u32 _pad;
+/* Value of the bprm stash, keyed by the exec'ing thread's id: what
+ * bprm_check saw, for the exec record that follows. */
+struct bprm_val {
+	__u32 ima_algo;    /* with has_ima */
+	__u32 has_ima;
+	__u64 matched;
+	__u32 flags;       /* enum bprm_flag */
+	__u32 verdict;
 	__u8 digest[IMA_BYTES];
+	struct exe_val exe; /* with want_exe_paths */
 };
 
 #endif

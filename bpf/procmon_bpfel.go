@@ -13,6 +13,17 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ProcmonBprmVal struct {
+	_       structs.HostLayout
+	ImaAlgo uint32
+	HasIma  uint32
+	Matched uint64
+	Flags   uint32
+	Verdict uint32
+	Digest  [64]uint8
+	Exe     ProcmonExeVal
+}
+
 type ProcmonCredsRec struct {
 	_          structs.HostLayout
 	Uid        uint32
@@ -36,6 +47,14 @@ type ProcmonCredsRec struct {
 	Pad        [6]uint8
 }
 
+type ProcmonExeVal struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Len     uint32
+	Pad     uint32
+	Path    [256]int8
+}
+
 type ProcmonExitRec struct {
 	_        structs.HostLayout
 	H        ProcmonRecHdr
@@ -43,11 +62,20 @@ type ProcmonExitRec struct {
 	Pad      uint32
 }
 
-type ProcmonImaVal struct {
+type ProcmonHookTable struct {
 	_      structs.HostLayout
-	Algo   uint32
+	Nrules uint32
+	Nops   uint32
+	First  uint32
+	Mode   uint32
+	Attrs  uint32
 	Pad    uint32
-	Digest [64]uint8
+}
+
+type ProcmonIntKey struct {
+	_   structs.HostLayout
+	Tag uint32
+	Val uint32
 }
 
 type ProcmonLsmRec struct {
@@ -55,6 +83,13 @@ type ProcmonLsmRec struct {
 	H             ProcmonRecHdr
 	Hook          uint32
 	Ret           int32
+	Matched       uint64
+	Scoped        uint64
+	Verdict       uint32
+	Rules         uint32
+	BprmFlags     uint32
+	PathLen       uint32
+	Path          [256]int8
 	Args          [5]uint64
 	TargetPid     uint32
 	Pad           uint32
@@ -71,26 +106,29 @@ type ProcmonProcInfo struct {
 }
 
 type ProcmonProcRec struct {
-	_        structs.HostLayout
-	H        ProcmonRecHdr
-	C        ProcmonCredsRec
-	CgroupId uint64
-	ExeIno   uint64
-	ExeDev   uint32
-	NsMnt    uint32
-	NsPid    uint32
-	NsNet    uint32
-	NsUts    uint32
-	NsIpc    uint32
-	NsCgroup uint32
-	NsTime   uint32
-	PathLen  uint16
-	ArgsLen  uint16
-	CwdLen   uint16
-	ImaAlgo  uint8
-	Pad      uint8
-	Ima      [64]uint8
-	Data     [0]uint8
+	_         structs.HostLayout
+	H         ProcmonRecHdr
+	C         ProcmonCredsRec
+	Matched   uint64
+	BprmFlags uint32
+	Verdict   uint32
+	CgroupId  uint64
+	ExeIno    uint64
+	ExeDev    uint32
+	NsMnt     uint32
+	NsPid     uint32
+	NsNet     uint32
+	NsUts     uint32
+	NsIpc     uint32
+	NsCgroup  uint32
+	NsTime    uint32
+	PathLen   uint16
+	ArgsLen   uint16
+	CwdLen    uint16
+	ImaAlgo   uint8
+	Pad       uint8
+	Ima       [64]uint8
+	Data      [0]uint8
 }
 
 type ProcmonRecHdr struct {
@@ -107,9 +145,43 @@ type ProcmonRecHdr struct {
 	Comm    [16]int8
 }
 
+type ProcmonRuleHits struct {
+	_ structs.HostLayout
+	W [64]uint64
+}
+
+type ProcmonRuleOp struct {
+	_    structs.HostLayout
+	Kind uint8
+	Attr uint8
+	Neg  uint8
+	Any  uint8
+	End  uint8
+	Rule uint8
+	Bit  uint16
+	Caps uint64
+}
+
+type ProcmonRuleScratch struct {
+	_    structs.HostLayout
+	Hits ProcmonRuleHits
+	Key  ProcmonStrKey
+	Src  [256]int8
+	Big  [4096]int8
+	_    [4]byte
+	Bv   ProcmonBprmVal
+	Exe  ProcmonExeVal
+}
+
 type ProcmonScratch struct {
 	_   structs.HostLayout
 	Buf [16384]uint8
+}
+
+type ProcmonStrKey struct {
+	_   structs.HostLayout
+	Tag uint32
+	S   [256]int8
 }
 
 type ProcmonSysRec struct {
@@ -132,10 +204,16 @@ type ProcmonWalkSlots struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	ProcmonMapBprmStash             = "bprm_stash"
 	ProcmonMapEvents                = "events"
-	ProcmonMapImaStash              = "ima_stash"
+	ProcmonMapExePaths              = "exe_paths"
+	ProcmonMapHookTables            = "hook_tables"
 	ProcmonMapLost                  = "lost"
 	ProcmonMapProcs                 = "procs"
+	ProcmonMapRuleInts              = "rule_ints"
+	ProcmonMapRuleOps               = "rule_ops"
+	ProcmonMapRuleScratchMap        = "rule_scratch_map"
+	ProcmonMapRuleStrs              = "rule_strs"
 	ProcmonMapScratchMap            = "scratch_map"
 	ProcmonMapSlotsMap              = "slots_map"
 	ProcmonMapSysCompat             = "sys_compat"
@@ -153,12 +231,20 @@ const (
 	ProcmonProgLsmUsernsCreate      = "lsm_userns_create"
 	ProcmonVarExitHasGroupDead      = "exit_has_group_dead"
 	ProcmonVarImaHash               = "ima_hash"
+	ProcmonVarUnusedBprmVal         = "unused_bprm_val"
+	ProcmonVarUnusedExeVal          = "unused_exe_val"
 	ProcmonVarUnusedExitRec         = "unused_exit_rec"
+	ProcmonVarUnusedHookTable       = "unused_hook_table"
+	ProcmonVarUnusedIntKey          = "unused_int_key"
 	ProcmonVarUnusedLsmRec          = "unused_lsm_rec"
 	ProcmonVarUnusedProcRec         = "unused_proc_rec"
+	ProcmonVarUnusedRuleHits        = "unused_rule_hits"
+	ProcmonVarUnusedRuleOp          = "unused_rule_op"
+	ProcmonVarUnusedStrKey          = "unused_str_key"
 	ProcmonVarUnusedSysRec          = "unused_sys_rec"
 	ProcmonVarWakeupBytes           = "wakeup_bytes"
 	ProcmonVarWantCwd               = "want_cwd"
+	ProcmonVarWantExePaths          = "want_exe_paths"
 )
 
 // LoadProcmon returns the embedded CollectionSpec for Procmon.
@@ -220,14 +306,20 @@ type ProcmonProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProcmonMapSpecs struct {
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	ImaStash   *ebpf.MapSpec `ebpf:"ima_stash"`
-	Lost       *ebpf.MapSpec `ebpf:"lost"`
-	Procs      *ebpf.MapSpec `ebpf:"procs"`
-	ScratchMap *ebpf.MapSpec `ebpf:"scratch_map"`
-	SlotsMap   *ebpf.MapSpec `ebpf:"slots_map"`
-	SysCompat  *ebpf.MapSpec `ebpf:"sys_compat"`
-	SysNative  *ebpf.MapSpec `ebpf:"sys_native"`
+	BprmStash      *ebpf.MapSpec `ebpf:"bprm_stash"`
+	Events         *ebpf.MapSpec `ebpf:"events"`
+	ExePaths       *ebpf.MapSpec `ebpf:"exe_paths"`
+	HookTables     *ebpf.MapSpec `ebpf:"hook_tables"`
+	Lost           *ebpf.MapSpec `ebpf:"lost"`
+	Procs          *ebpf.MapSpec `ebpf:"procs"`
+	RuleInts       *ebpf.MapSpec `ebpf:"rule_ints"`
+	RuleOps        *ebpf.MapSpec `ebpf:"rule_ops"`
+	RuleScratchMap *ebpf.MapSpec `ebpf:"rule_scratch_map"`
+	RuleStrs       *ebpf.MapSpec `ebpf:"rule_strs"`
+	ScratchMap     *ebpf.MapSpec `ebpf:"scratch_map"`
+	SlotsMap       *ebpf.MapSpec `ebpf:"slots_map"`
+	SysCompat      *ebpf.MapSpec `ebpf:"sys_compat"`
+	SysNative      *ebpf.MapSpec `ebpf:"sys_native"`
 }
 
 // ProcmonVariableSpecs contains global variables before they are loaded into the kernel.
@@ -236,12 +328,20 @@ type ProcmonMapSpecs struct {
 type ProcmonVariableSpecs struct {
 	ExitHasGroupDead *ebpf.VariableSpec `ebpf:"exit_has_group_dead"`
 	ImaHash          *ebpf.VariableSpec `ebpf:"ima_hash"`
+	UnusedBprmVal    *ebpf.VariableSpec `ebpf:"unused_bprm_val"`
+	UnusedExeVal     *ebpf.VariableSpec `ebpf:"unused_exe_val"`
 	UnusedExitRec    *ebpf.VariableSpec `ebpf:"unused_exit_rec"`
+	UnusedHookTable  *ebpf.VariableSpec `ebpf:"unused_hook_table"`
+	UnusedIntKey     *ebpf.VariableSpec `ebpf:"unused_int_key"`
 	UnusedLsmRec     *ebpf.VariableSpec `ebpf:"unused_lsm_rec"`
 	UnusedProcRec    *ebpf.VariableSpec `ebpf:"unused_proc_rec"`
+	UnusedRuleHits   *ebpf.VariableSpec `ebpf:"unused_rule_hits"`
+	UnusedRuleOp     *ebpf.VariableSpec `ebpf:"unused_rule_op"`
+	UnusedStrKey     *ebpf.VariableSpec `ebpf:"unused_str_key"`
 	UnusedSysRec     *ebpf.VariableSpec `ebpf:"unused_sys_rec"`
 	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WantCwd          *ebpf.VariableSpec `ebpf:"want_cwd"`
+	WantExePaths     *ebpf.VariableSpec `ebpf:"want_exe_paths"`
 }
 
 // ProcmonObjects contains all objects after they have been loaded into the kernel.
@@ -264,22 +364,34 @@ func (o *ProcmonObjects) Close() error {
 //
 // It can be passed to LoadProcmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProcmonMaps struct {
-	Events     *ebpf.Map `ebpf:"events"`
-	ImaStash   *ebpf.Map `ebpf:"ima_stash"`
-	Lost       *ebpf.Map `ebpf:"lost"`
-	Procs      *ebpf.Map `ebpf:"procs"`
-	ScratchMap *ebpf.Map `ebpf:"scratch_map"`
-	SlotsMap   *ebpf.Map `ebpf:"slots_map"`
-	SysCompat  *ebpf.Map `ebpf:"sys_compat"`
-	SysNative  *ebpf.Map `ebpf:"sys_native"`
+	BprmStash      *ebpf.Map `ebpf:"bprm_stash"`
+	Events         *ebpf.Map `ebpf:"events"`
+	ExePaths       *ebpf.Map `ebpf:"exe_paths"`
+	HookTables     *ebpf.Map `ebpf:"hook_tables"`
+	Lost           *ebpf.Map `ebpf:"lost"`
+	Procs          *ebpf.Map `ebpf:"procs"`
+	RuleInts       *ebpf.Map `ebpf:"rule_ints"`
+	RuleOps        *ebpf.Map `ebpf:"rule_ops"`
+	RuleScratchMap *ebpf.Map `ebpf:"rule_scratch_map"`
+	RuleStrs       *ebpf.Map `ebpf:"rule_strs"`
+	ScratchMap     *ebpf.Map `ebpf:"scratch_map"`
+	SlotsMap       *ebpf.Map `ebpf:"slots_map"`
+	SysCompat      *ebpf.Map `ebpf:"sys_compat"`
+	SysNative      *ebpf.Map `ebpf:"sys_native"`
 }
 
 func (m *ProcmonMaps) Close() error {
 	return _ProcmonClose(
+		m.BprmStash,
 		m.Events,
-		m.ImaStash,
+		m.ExePaths,
+		m.HookTables,
 		m.Lost,
 		m.Procs,
+		m.RuleInts,
+		m.RuleOps,
+		m.RuleScratchMap,
+		m.RuleStrs,
 		m.ScratchMap,
 		m.SlotsMap,
 		m.SysCompat,
@@ -293,12 +405,20 @@ func (m *ProcmonMaps) Close() error {
 type ProcmonVariables struct {
 	ExitHasGroupDead *ebpf.Variable `ebpf:"exit_has_group_dead"`
 	ImaHash          *ebpf.Variable `ebpf:"ima_hash"`
+	UnusedBprmVal    *ebpf.Variable `ebpf:"unused_bprm_val"`
+	UnusedExeVal     *ebpf.Variable `ebpf:"unused_exe_val"`
 	UnusedExitRec    *ebpf.Variable `ebpf:"unused_exit_rec"`
+	UnusedHookTable  *ebpf.Variable `ebpf:"unused_hook_table"`
+	UnusedIntKey     *ebpf.Variable `ebpf:"unused_int_key"`
 	UnusedLsmRec     *ebpf.Variable `ebpf:"unused_lsm_rec"`
 	UnusedProcRec    *ebpf.Variable `ebpf:"unused_proc_rec"`
+	UnusedRuleHits   *ebpf.Variable `ebpf:"unused_rule_hits"`
+	UnusedRuleOp     *ebpf.Variable `ebpf:"unused_rule_op"`
+	UnusedStrKey     *ebpf.Variable `ebpf:"unused_str_key"`
 	UnusedSysRec     *ebpf.Variable `ebpf:"unused_sys_rec"`
 	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WantCwd          *ebpf.Variable `ebpf:"want_cwd"`
+	WantExePaths     *ebpf.Variable `ebpf:"want_exe_paths"`
 }
 
 // ProcmonPrograms contains all programs after they have been loaded into the kernel.

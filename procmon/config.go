@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"github.com/proctrack/proctrack/rules"
 )
 
@@ -31,7 +32,7 @@ var ErrConfig = errors.New("invalid configuration")
 //	  is_root: euid == 0
 //	setuid:
 //	  enabled: true
-//	  sandbox: {enabled: false, deny_list: [UidTestRule]}
+//	  sandbox: {enabled: true, deny_list: true}
 //	  rules:
 //	    - rule: UidTestRule
 //	      scope: binary_prefix == "/usr"
@@ -65,26 +66,41 @@ type FileConfig struct {
 type HookConfig struct {
 	// Enabled turns the hook on.
 	Enabled bool `yaml:"enabled"`
-	// Sandbox is the hook's sandbox (deny) mode: parsed and validated,
-	// not enforced yet (see SandboxConfig).
+	// Sandbox is the hook's sandbox mode (see SandboxConfig).
 	Sandbox *SandboxConfig `yaml:"sandbox,omitempty"`
 	// Rules are the hook's rules; an event of the hook is reported as
 	// matching each rule it satisfies.
 	Rules []RuleConfig `yaml:"rules,omitempty"`
 }
 
-// SandboxConfig is a hook's sandbox mode: the operations matching the rules
-// named in DenyList are to be denied in the kernel. It is accepted only on
-// the hooks that support event filtering (setuid, setgid, capset,
-// create_user_ns, bprm_check), and each name must be a rule of the hook.
+// SandboxConfig is a hook's sandbox mode (seed 000, Bombini's semantics):
+// the hook's rules are enforced in the kernel, and an operation they deny
+// fails with EPERM and is still reported (Event.Verdict, Event.Matched).
 //
-// Enforcement comes with the LSM-tier work (rules compiled into BPF maps
-// that the LSM programs consult): today the block is validated and exposed
-// (FileConfig.Hooks) but nothing is denied, and matching events are only
-// reported.
+//   - deny_list: false (the default), an allow-list: an operation that the
+//     scope of one of the hook's rules covers is denied unless a rule
+//     matches it (scope and event). A rule without scope covers every
+//     process, so its event lists everything the hook allows.
+//   - deny_list: true: an operation a rule matches is denied.
+//
+// It is accepted on the hooks that can deny (SandboxHooks), which must be
+// enabled and have at least one rule. Sandbox mode needs the eBPF method's
+// LSM tier (Linux 6.2 or later with bpf in the LSM list): starting a
+// monitor with it anywhere else fails (ErrSandbox).
 type SandboxConfig struct {
-	Enabled  bool     `yaml:"enabled"`
-	DenyList []string `yaml:"deny_list,omitempty"`
+	Enabled  bool `yaml:"enabled"`
+	DenyList bool `yaml:"deny_list"`
+}
+
+// Mode returns the eBPF method's sandbox mode of the block.
+func (s *SandboxConfig) Mode() methodebpf.SandboxMode {
+	switch {
+	case s == nil || !s.Enabled:
+		return methodebpf.SandboxOff
+	case s.DenyList:
+		return methodebpf.SandboxDenyList
+	}
+	return methodebpf.SandboxAllowList
 }
 
 // RuleConfig is one rule: its name, the scope and event expressions in the
@@ -385,13 +401,14 @@ func (f *FileConfig) Compile() error {
 			return fmt.Errorf("procmon: config: %w: unknown hook %q (want one of %v)", ErrConfig, name, rules.Hooks)
 		}
 		if h.Sandbox != nil {
-			if len(rules.Attributes(hook)) == 0 {
+			if !slices.Contains(SandboxHooks, hook) {
 				return fmt.Errorf("procmon: config: %w: hook %s has no sandbox mode (only %s)", ErrConfig, hook, strings.Join(SandboxHooks, ", "))
 			}
-			for _, d := range h.Sandbox.DenyList {
-				if !slices.ContainsFunc(h.Rules, func(r RuleConfig) bool { return r.Rule == d }) {
-					return fmt.Errorf("procmon: config: %w: %s sandbox: deny_list names %q, which is not a rule of the hook", ErrConfig, hook, d)
-				}
+			if h.Sandbox.Enabled && !h.Enabled {
+				return fmt.Errorf("procmon: config: %w: %s: sandbox enabled on a hook that is not (enabled: true)", ErrConfig, hook)
+			}
+			if h.Sandbox.Enabled && len(h.Rules) == 0 {
+				return fmt.Errorf("procmon: config: %w: %s: sandbox enabled without rules: it would decide nothing", ErrConfig, hook)
 			}
 		}
 		for _, rc := range h.Rules {
@@ -422,7 +439,7 @@ func (f *FileConfig) Compile() error {
 
 // SandboxHooks are the hooks that accept a sandbox block (those with event
 // filtering).
-var SandboxHooks = []string{rules.HookSetuid, rules.HookSetgid, rules.HookCapset, rules.HookCreateUserNS, rules.HookBprmCheck}
+var SandboxHooks = methodebpf.SandboxHooks
 
 // sortedHooks returns the hook names in rules.Hooks order (aliases by
 // their hook), unknown names last.
@@ -464,7 +481,7 @@ func (f *FileConfig) Enabled(hook string) bool {
 
 // MonitorConfig returns the Config for New: Method, Ebpf.Hooks (every hook,
 // enabled as the file says: a hook without a block is off), Ebpf.IMAHash,
-// Ebpf.GCPeriod and CacheConfig.GCPeriod.
+// Ebpf.GCPeriod, Ebpf.Sandbox, CacheConfig.GCPeriod, Rules and Hooks.
 func (f *FileConfig) MonitorConfig() Config {
 	var cfg Config
 	cfg.Method = f.Method
@@ -474,6 +491,15 @@ func (f *FileConfig) MonitorConfig() Config {
 	cfg.Ebpf.Hooks = make(map[string]bool, len(rules.Hooks))
 	for _, h := range rules.Hooks {
 		cfg.Ebpf.Hooks[h] = f.Enabled(h)
+	}
+	for name, h := range f.Hooks {
+		if mode := h.Sandbox.Mode(); mode != methodebpf.SandboxOff && h.Enabled {
+			if cfg.Ebpf.Sandbox == nil {
+				cfg.Ebpf.Sandbox = map[string]methodebpf.SandboxMode{}
+			}
+			hook, _ := rules.CanonicalHook(name)
+			cfg.Ebpf.Sandbox[hook] = mode
+		}
 	}
 	cfg.Rules = f.Rules()
 	cfg.Hooks = f.Hooks

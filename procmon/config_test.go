@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"io"
 	"os"
 	"os/exec"
@@ -184,7 +185,7 @@ bprm_check:
   enabled: true
   sandbox:
     enabled: true
-    deny_list: [RootShell]
+    deny_list: true
   rules:
     - rule: RootShell
       scope: parent_binary_name == "sshd"
@@ -202,8 +203,11 @@ setuid:
 		t.Fatal(err)
 	}
 	h := f.Hooks["bprm_check"]
-	if h.Sandbox == nil || !h.Sandbox.Enabled || h.Sandbox.DenyList[0] != "RootShell" {
+	if h.Sandbox == nil || !h.Sandbox.Enabled || !h.Sandbox.DenyList || h.Sandbox.Mode() != methodebpf.SandboxDenyList {
 		t.Errorf("sandbox: %+v", h.Sandbox)
+	}
+	if mc := f.MonitorConfig(); mc.Ebpf.Sandbox[rules.HookBprmCheck] != methodebpf.SandboxDenyList || len(mc.Ebpf.Sandbox) != 1 {
+		t.Errorf("monitor config sandbox %v", mc.Ebpf.Sandbox)
 	}
 	if f.Rules().Len() != 2 {
 		t.Errorf("%d rules: a disabled hook's rules are not evaluated", f.Rules().Len())
@@ -553,7 +557,7 @@ func copyFile(t *testing.T, from, to string) {
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(seed000YAML))
 	f.Add([]byte("lists:\n  l: [a]\nmacros:\n  m: path in l\nbprm_check:\n  rules:\n    - rule: R\n      event: |\n        m AND\n        (\n"))
-	f.Add([]byte("setuid: {sandbox: {enabled: true, deny_list: [x]}, rules: [{rule: x, scope: 'binary_name == \"a\"'}]}\n"))
+	f.Add([]byte("setuid: {enabled: true, sandbox: {enabled: true, deny_list: true}, rules: [{rule: x, scope: 'binary_name == \"a\"'}]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fc, err := ParseFileConfig(data)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,44 @@ var ErrUnknownMethod = errors.New("unknown monitoring method")
 
 // ErrUnavailable is matched by the error of a method that cannot run here.
 var ErrUnavailable = methods.ErrUnavailable
+
+// ErrSandbox is matched by the error of Start when sandbox mode is asked
+// for and cannot be enforced: only the eBPF method's LSM tier can deny,
+// and the monitor never falls back to a method that would only watch.
+var ErrSandbox = methodebpf.ErrSandbox
+
+// sandbox returns the sandbox modes of the hook blocks (enabled ones, on
+// enabled hooks), nil for none.
+func (c *Config) sandbox() map[string]methodebpf.SandboxMode {
+	var out map[string]methodebpf.SandboxMode
+	for name, h := range c.Hooks {
+		if mode := h.Sandbox.Mode(); mode != methodebpf.SandboxOff && h.Enabled {
+			if out == nil {
+				out = map[string]methodebpf.SandboxMode{}
+			}
+			hook, _ := rules.CanonicalHook(name)
+			out[hook] = mode
+		}
+	}
+	return out
+}
+
+// sandboxed returns the hooks with a sandbox, sorted.
+func (c *Config) sandboxed() []string {
+	var hooks []string
+	for h, mode := range c.Ebpf.Sandbox {
+		if mode != methodebpf.SandboxOff {
+			hooks = append(hooks, h)
+		}
+	}
+	for h := range c.sandbox() {
+		if !slices.Contains(hooks, h) && c.Ebpf.Sandbox == nil {
+			hooks = append(hooks, h)
+		}
+	}
+	slices.Sort(hooks)
+	return hooks
+}
 
 // Defaults of Config.
 const (
@@ -65,8 +104,9 @@ type Config struct {
 	// (Event.Matched names those that matched); nil means none.
 	Rules *rules.Set
 	// Hooks are the configuration file's hook blocks (enabled, sandbox,
-	// rules) by hook name. Sandbox blocks are validated, not enforced yet:
-	// enforcement comes with the LSM tier's in-kernel rules.
+	// rules) by hook name. Their sandbox blocks (enabled ones on enabled
+	// hooks) are enforced unless Ebpf.Sandbox is set: a monitor with a
+	// sandbox runs the eBPF LSM tier or does not start (ErrSandbox).
 	Hooks map[string]HookConfig
 	// Logger receives the monitor's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -229,8 +269,18 @@ func (m *Monitor) climb(preferred string) error {
 	for _, name := range Methods[:from] {
 		m.status = append(m.status, MethodStatus{Method: name, State: "not tried", Reason: "better than the preferred method " + preferred})
 	}
+	ladder := Methods[from:]
+	if hooks := m.cfg.sandboxed(); len(hooks) > 0 {
+		// Only the eBPF LSM tier can deny: no fallback.
+		if ladder[0] != MethodEbpf {
+			err := fmt.Errorf("procmon: %w: sandbox mode on %s needs the eBPF LSM tier, and method %s was asked for", ErrSandbox, strings.Join(hooks, ", "), ladder[0])
+			m.status = append(m.status, MethodStatus{Method: ladder[0], State: "skipped", Reason: err.Error()})
+			return err
+		}
+		ladder = ladder[:1]
+	}
 	var reasons []error
-	for _, name := range Methods[from:] {
+	for _, name := range ladder {
 		if m.src != nil {
 			m.status = append(m.status, MethodStatus{Method: name, State: "not tried"})
 			continue
@@ -250,6 +300,9 @@ func (m *Monitor) climb(preferred string) error {
 		m.log.Debug("procmon: monitoring", "method", name)
 	}
 	if m.src == nil {
+		if hooks := m.cfg.sandboxed(); len(hooks) > 0 {
+			return fmt.Errorf("procmon: sandbox mode on %s cannot be enforced: %w", strings.Join(hooks, ", "), errors.Join(reasons...))
+		}
 		return fmt.Errorf("procmon: no monitoring method could start: %w", errors.Join(reasons...))
 	}
 	m.reconcile()

@@ -16,6 +16,26 @@ type EventKind = process.EventKind
 // CredChange is the before and after of a credential change.
 type CredChange = process.CredChange
 
+// Verdict is a sandbox's decision (Event.Verdict); see process.Verdict.
+type Verdict = process.Verdict
+
+// Verdicts.
+const (
+	VerdictNone    = process.VerdictNone
+	VerdictAllowed = process.VerdictAllowed
+	VerdictDenied  = process.VerdictDenied
+)
+
+// Bprm is what bprm_check saw of an executed binary; see process.Bprm.
+type Bprm = process.Bprm
+
+// Prctl is the option and arguments of a prctl call; see process.Prctl.
+type Prctl = process.Prctl
+
+// SetIDFlags are the LSM_SETID_* flags of a credential change; see
+// process.SetIDFlags.
+type SetIDFlags = process.SetIDFlags
+
 // Event kinds.
 const (
 	EventFork     = process.EventFork
@@ -42,21 +62,26 @@ func (m *Monitor) Event(ev *process.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	switch ev.Kind {
-	case process.EventFork:
+	switch {
+	case ev.Verdict == process.VerdictDenied:
+		// The sandbox refused it: nothing changed.
+		m.attach(ev)
+	case ev.Kind == process.EventFork:
 		m.onFork(ev)
-	case process.EventExec:
+	case ev.Kind == process.EventExec:
 		m.onExec(ev)
-	case process.EventExit:
+	case ev.Kind == process.EventExit:
 		m.onExit(ev)
-	case process.EventUID, process.EventGID, process.EventCapset:
+	case ev.Kind == process.EventUID, ev.Kind == process.EventGID, ev.Kind == process.EventCapset:
 		m.onCreds(ev)
-	case process.EventComm:
+	case ev.Kind == process.EventComm:
 		m.onComm(ev)
 	default:
 		m.attach(ev)
 	}
-	if m.cfg.Rules != nil {
+	// The kernel's answer (eBPF LSM tier) stands; elsewhere the rules are
+	// evaluated here, on receipt.
+	if m.cfg.Rules != nil && !ev.MatchedInKernel {
 		if _, matched := m.cfg.Rules.MatchEvent(ev); len(matched) > 0 {
 			for _, r := range matched {
 				ev.Matched = append(ev.Matched, r.Name())

@@ -15,6 +15,12 @@ var sources = map[string]func(Config) (methods.Source, error){
 		if e.Logger == nil {
 			e.Logger = cfg.Logger
 		}
+		if e.Rules == nil {
+			e.Rules = cfg.Rules
+		}
+		if e.Sandbox == nil {
+			e.Sandbox = cfg.sandbox()
+		}
 		return methodebpf.New(e), nil
 	},
 	MethodNetlink: func(cfg Config) (methods.Source, error) {

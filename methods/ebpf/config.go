@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/proctrack/proctrack/rules"
 )
 
 // Hook names, as seed 000 names them: the keys of Config.Hooks.
@@ -86,6 +88,17 @@ type Config struct {
 	// NoCWD leaves the working directory out of exec and fork events (one
 	// path walk less in the kernel per event); the monitor reads it later.
 	NoCWD bool
+	// Rules are the privilege hooks' rules. On the LSM tier they are
+	// compiled into BPF map tables and evaluated in the kernel: an
+	// operation of a hook with rules is reported only when a rule matches
+	// it (or the sandbox denied it), with Event.Matched naming the rules
+	// and Event.MatchedInKernel set. The tracepoint tier ignores them (the
+	// monitor evaluates them in userspace). nil means no rules.
+	Rules *rules.Set
+	// Sandbox enforces the rules of a hook in the kernel (SandboxHooks
+	// only; it enables the hook). Sandbox mode needs the LSM tier: Start
+	// fails with an error matching ErrSandbox where it does not run.
+	Sandbox map[string]SandboxMode
 	// NoProcCompletion keeps the source from reading /proc to complete a
 	// record the kernel had to cut (arguments over 4 KiB, a path over 64
 	// components or 4 KiB, more than 32 groups): such events are then
@@ -125,6 +138,26 @@ func (c *Config) hooks() (map[string]bool, error) {
 		}
 	}
 	return on, nil
+}
+
+// sandbox returns the sandboxed hooks, or an error for a hook that cannot
+// deny. It adds them to hooks.
+func (c *Config) sandbox(hooks map[string]bool) (map[string]SandboxMode, error) {
+	out := map[string]SandboxMode{}
+	for h, mode := range c.Sandbox {
+		if mode == SandboxOff {
+			continue
+		}
+		if !slices.Contains(SandboxHooks, h) {
+			return nil, fmt.Errorf("ebpf: %w: hook %q cannot deny (sandbox hooks: %v)", ErrSandbox, h, SandboxHooks)
+		}
+		if mode != SandboxAllowList && mode != SandboxDenyList {
+			return nil, fmt.Errorf("ebpf: %w: hook %s: unknown mode %d", ErrSandbox, h, mode)
+		}
+		out[h] = mode
+		hooks[h] = true
+	}
+	return out, nil
 }
 
 // ringSize returns the ring buffer size to use.

@@ -45,6 +45,8 @@ const (
 	hookPrctl     = 4
 	hookUserNS    = 5
 	hookPtrace    = 6
+	hookBprm      = 7
+	fBprm         = 1 << 13
 	nsPerTick     = 1e9 / procfs.UserHZ // start_boottime ns per /proc tick
 	x8664Prctl    = 157
 	archX8664     = "x86_64"
@@ -73,7 +75,8 @@ type decoder struct {
 	cgroups  *cgroupCache
 	hostMnt  uint64 // this process's mount namespace
 	c        *counters
-	aligned  []uint64 // an 8-byte aligned copy of a record, when needed
+	aligned  []uint64    // an 8-byte aligned copy of a record, when needed
+	rules    *ruleTables // the rules in the kernel (LSM tier), for their names
 }
 
 // decode returns the event of a record, or nil for a record that makes no
@@ -236,6 +239,12 @@ func (d *decoder) procRecord(raw []byte) (*process.Event, error) {
 			p.Checksums = map[string]string{process.HashIMA: name + ":" + hex.EncodeToString(r.Ima[:size])}
 		}
 	}
+	if kind == process.EventExec && flags&fBprm != 0 {
+		ev.Bprm = bprmInfo(p.Path, r.BprmFlags)
+		if r.BprmFlags&bprmRules != 0 {
+			d.verdict(ev, hookBprm, r.Matched, 0, r.Verdict)
+		}
+	}
 	if p.Incomplete {
 		d.c.incomplete.Add(1)
 	}
@@ -314,6 +323,9 @@ func (d *decoder) syscall(raw []byte) (*process.Event, error) {
 	}
 	ev.Syscall = sc
 	ev.Creds = &process.CredChange{New: convertCreds(&r.C)}
+	if code == sysPrctl {
+		ev.Prctl = prctlInfo(r.Args[:5])
+	}
 	if code == sysPtrace {
 		switch r.Args[0] {
 		case ptraceTraceme:
@@ -346,20 +358,68 @@ func (d *decoder) lsm(raw []byte) (*process.Event, error) {
 		kind = process.EventUserNS
 	case hookPtrace:
 		kind = process.EventPtrace
+	case hookBprm:
+		kind = process.EventExec // a denied attempt: no exec followed
 	default:
 		return nil, fmt.Errorf("%w: LSM hook %d", errMalformed, r.Hook)
 	}
 	ev := d.event(kind, &r.H)
 	ev.Creds = &process.CredChange{Old: convertCreds(&r.OldC), New: convertCreds(&r.NewC)}
+	if r.Rules != 0 {
+		d.verdict(ev, r.Hook, r.Matched, r.Scoped, r.Verdict)
+	}
 	switch kind {
+	case process.EventUID, process.EventGID:
+		ev.Creds.Flags = process.SetIDFlags(r.Args[0])
 	case process.EventPrctl:
 		ev.Syscall = &process.Syscall{Name: "prctl", Number: x8664Prctl, Arch: archX8664,
 			Args: append([]uint64(nil), r.Args[:]...)}
+		ev.Prctl = prctlInfo(r.Args[:])
 	case process.EventPtrace:
 		ev.Tracer = ev.PID
 		ev.PID, ev.TID = int(r.TargetPid), 0
+		ev.PtraceMode = uint32(r.Args[0])
+	case process.EventExec:
+		ev.Bprm = bprmInfo(cString(r.Path[:]), r.BprmFlags)
+		ev.PPID = int(r.H.Ppid)
 	}
 	return ev, nil
+}
+
+// verdict sets the rules' answer from the kernel: the names of the rules
+// matched (for a denial by an allow-list, which no rule matched, those
+// whose scope covered the operation) and the verdict.
+func (d *decoder) verdict(ev *process.Event, hook uint32, matched, scoped uint64, verdict uint32) {
+	ev.MatchedInKernel = true
+	switch verdict {
+	case verdictAllow:
+		ev.Verdict = process.VerdictAllowed
+	case verdictDeny:
+		ev.Verdict = process.VerdictDenied
+		if matched == 0 {
+			matched = scoped
+		}
+	}
+	ev.Matched = d.rules.matchedNames(hook, matched)
+}
+
+// bprmInfo converts bprm_check's flags; the file capabilities are read from
+// path (the extended attribute is not readable in the hook).
+func bprmInfo(path string, flags uint32) *process.Bprm {
+	b := &process.Bprm{Path: path, Setuid: flags&bprmSetuid != 0, Setgid: flags&bprmSetgid != 0,
+		NoSuid: flags&bprmNosuid != 0, Fileless: flags&bprmFileless != 0}
+	if path != "" && !b.Fileless {
+		n, err := unix.Getxattr(path, "security.capability", nil)
+		b.FileCaps = err == nil && n > 0
+	}
+	return b
+}
+
+// prctlInfo returns the option and arguments of a prctl call.
+func prctlInfo(args []uint64) *process.Prctl {
+	p := &process.Prctl{Option: int(int32(args[0])), Name: process.PrctlName(int(int32(args[0])))}
+	copy(p.Args[:], args[1:])
+	return p
 }
 
 // convertCreds converts the kernel's credentials record.

@@ -2,6 +2,10 @@ package ebpf
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/cilium/ebpf"
 
@@ -36,6 +40,42 @@ func seedProcs(m *ebpf.Map, procRoot string) (int, error) {
 	return n, nil
 }
 
+// seedExePaths adds the executable path of every process /proc lists to
+// the in-kernel map the scope attributes read, without replacing what the
+// programs wrote meanwhile. The start time is stored at the tick
+// resolution of /proc, which is what the programs compare.
+func seedExePaths(m *ebpf.Map, procRoot string) (int, error) {
+	pids, err := procfs.PIDs(procRoot)
+	if err != nil {
+		return 0, err
+	}
+	r := procfs.NewReader(procRoot)
+	n := 0
+	for _, pid := range pids {
+		s, err := r.Stat(pid)
+		if err != nil || s.State == 'Z' || s.State == 'X' {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), "exe"))
+		if err != nil {
+			continue // a kernel thread, or gone
+		}
+		exe = strings.TrimSuffix(exe, deletedSuffix)
+		v := bpf.ProcmonExeVal{StartNs: s.StartTicks * nsPerTick, Len: uint32(len(exe))}
+		for i := 0; i < len(exe) && i < ruleStr-1; i++ {
+			v.Path[i] = int8(exe[i])
+		}
+		switch err := m.Update(uint32(pid), &v, ebpf.UpdateNoExist); {
+		case err == nil:
+			n++
+		case errors.Is(err, ebpf.ErrKeyExist):
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // gcProcs removes the entries of the map of live processes whose process is
 // gone: the pid is unused, a zombie, or another process (other start
 // ticks). It returns how many it removed. The exit program removes entries
@@ -43,19 +83,31 @@ func seedProcs(m *ebpf.Map, procRoot string) (int, error) {
 // does not matter here, but a process that exited before the programs were
 // attached while /proc was read does).
 func gcProcs(m *ebpf.Map, procRoot string) (int, error) {
+	return gcMap(m, procRoot, func(v *bpf.ProcmonProcInfo) uint64 { return v.StartNs })
+}
+
+// gcExePaths does for the map of executable paths what gcProcs does for
+// the map of live processes.
+func gcExePaths(m *ebpf.Map, procRoot string) (int, error) {
+	return gcMap(m, procRoot, func(v *bpf.ProcmonExeVal) uint64 { return v.StartNs })
+}
+
+// gcMap removes the entries of a map keyed by tgid whose process is gone;
+// startNs returns the start time an entry holds.
+func gcMap[V any](m *ebpf.Map, procRoot string, startNs func(*V) uint64) (int, error) {
 	r := procfs.NewReader(procRoot)
 	var (
 		k     uint32
-		v     bpf.ProcmonProcInfo
+		v     V
 		stale []uint32
 		ns    []uint64
 	)
 	it := m.Iterate()
 	for it.Next(&k, &v) {
 		s, err := r.Stat(int(k))
-		if err != nil || s.State == 'Z' || s.State == 'X' || s.StartTicks != v.StartNs/nsPerTick {
+		if err != nil || s.State == 'Z' || s.State == 'X' || s.StartTicks != startNs(&v)/nsPerTick {
 			stale = append(stale, k)
-			ns = append(ns, v.StartNs)
+			ns = append(ns, startNs(&v))
 		}
 	}
 	if err := it.Err(); err != nil {
@@ -65,8 +117,8 @@ func gcProcs(m *ebpf.Map, procRoot string) (int, error) {
 	for i, k := range stale {
 		// The kernel may have reused the pid since: remove only the
 		// entry that was judged.
-		var now bpf.ProcmonProcInfo
-		if m.Lookup(k, &now) != nil || now.StartNs != ns[i] {
+		var now V
+		if m.Lookup(k, &now) != nil || startNs(&now) != ns[i] {
 			continue
 		}
 		if err := m.Delete(k); err == nil {

@@ -63,12 +63,14 @@ func (e *describedError) Error() string { return e.text }
 func (e *describedError) Unwrap() error { return e.err }
 
 // programsFor returns the programs a tier loads for the enabled hooks.
-func programsFor(tier string, hooks map[string]bool, imaHash bool) []string {
+// bprm_check also runs for IMA digests and for the executable paths of the
+// scope attributes (needBprm).
+func programsFor(tier string, hooks map[string]bool, needBprm bool) []string {
 	progs := append([]string(nil), processPrograms...)
 	switch tier {
 	case TierLSM:
 		for _, h := range HookNames {
-			if hooks[h] || (h == HookBprmCheck && imaHash) {
+			if hooks[h] || (h == HookBprmCheck && needBprm) {
 				progs = append(progs, lsmPrograms[h])
 			}
 		}
@@ -88,12 +90,17 @@ func programsFor(tier string, hooks map[string]bool, imaHash bool) []string {
 	return progs
 }
 
-// load loads and attaches the programs of tier.
-func load(tier string, hooks map[string]bool, cfg *Config) (*objects, error) {
+// load loads and attaches the programs of tier, with the rule tables (nil
+// for none) on the LSM tier.
+func load(tier string, hooks map[string]bool, cfg *Config, tables *ruleTables) (*objects, error) {
 	spec, err := bpf.LoadProcmon()
 	if err != nil {
 		return nil, fmt.Errorf("read the embedded BPF object: %w", err)
 	}
+	if tables == nil || tier != TierLSM {
+		tables = &ruleTables{}
+	}
+	tables.size(spec)
 	ring := cfg.ringSize(os.Getpagesize())
 	spec.Maps[bpf.ProcmonMapEvents].MaxEntries = ring
 	for name, v := range map[string]any{
@@ -101,6 +108,7 @@ func load(tier string, hooks map[string]bool, cfg *Config) (*objects, error) {
 		bpf.ProcmonVarImaHash:          cfg.IMAHash && tier == TierLSM,
 		bpf.ProcmonVarWantCwd:          !cfg.NoCWD,
 		bpf.ProcmonVarWakeupBytes:      cfg.wakeupBytes(ring),
+		bpf.ProcmonVarWantExePaths:     tables.scope,
 	} {
 		vs, ok := spec.Variables[name]
 		if !ok {
@@ -110,7 +118,7 @@ func load(tier string, hooks map[string]bool, cfg *Config) (*objects, error) {
 			return nil, fmt.Errorf("set %s: %w", name, err)
 		}
 	}
-	progs := programsFor(tier, hooks, cfg.IMAHash)
+	progs := programsFor(tier, hooks, cfg.IMAHash || tables.scope)
 	keep := make(map[string]bool, len(progs))
 	for _, p := range progs {
 		keep[p] = true
@@ -125,6 +133,10 @@ func load(tier string, hooks map[string]bool, cfg *Config) (*objects, error) {
 		return nil, &describedError{"load the " + tier + " tier's programs: " + describeLoadError(err), err}
 	}
 	o := &objects{coll: coll}
+	if err := tables.fill(coll); err != nil {
+		o.close()
+		return nil, err
+	}
 	if keep[bpf.ProcmonProgHandleSysExit] {
 		if err := fillFilters(coll, hooks); err != nil {
 			o.close()

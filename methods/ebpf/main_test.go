@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 //	         print its pid
 //	threads  start 4 more OS threads, print the thread ids, exit 0
 //	noop     exit 0
+//	setgid   setresgid(1000, 1000, 1000)
+//	userns   run the noop helper in a new user namespace (clone)
+//	exec     execve(argument 1): a failure prints "error: <err>"
 func runHelper(mode string) int {
 	switch mode {
 	case "start":
@@ -92,9 +95,38 @@ func runHelper(mode string) int {
 		return 0
 	case "noop":
 		return 0
+	case "setgid":
+		return check(syscall.Setresgid(1000, 1000, 1000))
+	case "userns":
+		cmd := helper("noop")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}
+		return check(cmd.Run())
+	case "exec":
+		args := flagArgs()
+		if len(args) == 0 {
+			return check(errors.New("exec: no path"))
+		}
+		env := []string{helperEnv + "=noop"}
+		for _, e := range os.Environ() {
+			if !strings.HasPrefix(e, helperEnv+"=") {
+				env = append(env, e)
+			}
+		}
+		return check(syscall.Exec(args[0], args, env))
 	}
 	fmt.Println("unknown helper mode " + mode)
 	return 2
+}
+
+// flagArgs returns the helper's arguments after the test flags.
+func flagArgs() []string {
+	var out []string
+	for _, a := range os.Args[1:] {
+		if !strings.HasPrefix(a, "-test.") {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func check(err error) int {

@@ -132,10 +132,25 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 		return unavailable("no BPF ring buffer (Linux 5.8 or later): %w", err)
 	}
-	obj, report, err := s.open(hooks)
+	sandbox, err := s.cfg.sandbox(hooks)
+	if err != nil {
+		return err
+	}
+	tables, err := compileRules(s.cfg.Rules, sandbox, hooks)
+	if err != nil {
+		return err
+	}
+	obj, report, err := s.open(hooks, tables, len(sandbox) > 0)
 	s.report = report
 	if err != nil {
 		return err
+	}
+	if report.Tier != TierLSM {
+		tables = nil // the tracepoint tier reports everything
+	} else if tables.scope {
+		if n, err := seedExePaths(obj.coll.Maps[bpf.ProcmonMapExePaths], procfs.DefaultRoot); err != nil {
+			s.log.Warn("ebpf: seed the map of executable paths", "err", err, "seeded", n)
+		}
 	}
 	rd, err := ringbuf.NewReader(obj.coll.Maps[bpf.ProcmonMapEvents])
 	if err != nil {
@@ -155,20 +170,21 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 		cgroups:  newCgroupCache(procfs.DefaultRoot),
 		hostMnt:  procfs.ReadNamespaces(procfs.DefaultRoot, os.Getpid())[1],
 		c:        &s.c,
+		rules:    tables,
 	}
 	s.obj, s.rd, s.stop = obj, rd, make(chan struct{})
 	s.stopCtx = context.AfterFunc(ctx, func() { _ = rd.Close() })
 	s.state = stateRunning
 	s.wg.Add(2)
 	go s.readLoop(rd, dec, sink, obj.coll.Maps[bpf.ProcmonMapLost])
-	go s.gcLoop(procs, s.stop)
+	go s.gcLoop(procs, obj.coll.Maps[bpf.ProcmonMapExePaths], s.stop)
 	s.log.Info("ebpf: started", "tier", report.Tier, "status", report.String(), "programs", obj.attached)
 	return nil
 }
 
 // open chooses the tier and loads it, falling back to the tracepoint tier
 // when the LSM tier's programs do not load (unless Config.Tier asks for it).
-func (s *Source) open(hooks map[string]bool) (*objects, TierReport, error) {
+func (s *Source) open(hooks map[string]bool, tables *ruleTables, sandbox bool) (*objects, TierReport, error) {
 	var rep TierReport
 	if s.cfg.Tier == TierTracepoint {
 		rep = TierReport{Tier: TierTracepoint, Reason: "lsm tier not tried: Config.Tier is tracepoint"}
@@ -176,20 +192,26 @@ func (s *Source) open(hooks map[string]bool) (*objects, TierReport, error) {
 	} else {
 		rep = hostProber.run()
 	}
+	if sandbox && rep.Tier != TierLSM {
+		return nil, rep, fmt.Errorf("ebpf: %w: it needs the LSM tier, and %s", ErrSandbox, rep.Reason)
+	}
 	if s.cfg.Tier == TierLSM && rep.Tier != TierLSM {
 		return nil, rep, unavailable("lsm tier requested, but %s", rep.Reason)
 	}
 	if rep.Tier == TierLSM {
-		obj, err := load(TierLSM, hooks, &s.cfg)
+		obj, err := load(TierLSM, hooks, &s.cfg, tables)
 		if err == nil {
 			return obj, rep, nil
+		}
+		if sandbox {
+			return nil, rep, fmt.Errorf("ebpf: %w: the LSM tier does not load: %w", ErrSandbox, err)
 		}
 		if s.cfg.Tier == TierLSM {
 			return nil, rep, unavailable("lsm tier: %w", err)
 		}
 		rep.Tier, rep.Reason = TierTracepoint, "lsm tier skipped: "+err.Error()
 	}
-	obj, err := load(TierTracepoint, hooks, &s.cfg)
+	obj, err := load(TierTracepoint, hooks, &s.cfg, nil)
 	if err != nil {
 		return nil, rep, unavailable("%w", err)
 	}
@@ -264,7 +286,7 @@ func (s *Source) checkLost(m *ebpf.Map, sink methods.Sink, last *uint64) {
 }
 
 // gcLoop garbage-collects the map of live processes every GCPeriod.
-func (s *Source) gcLoop(m *ebpf.Map, stop <-chan struct{}) {
+func (s *Source) gcLoop(procs, exes *ebpf.Map, stop <-chan struct{}) {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.GCPeriod)
 	defer t.Stop()
@@ -273,11 +295,16 @@ func (s *Source) gcLoop(m *ebpf.Map, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			n, err := gcProcs(m, procfs.DefaultRoot)
+			n, err := gcProcs(procs, procfs.DefaultRoot)
+			if err == nil && exes.MaxEntries() > 1 {
+				var m int
+				m, err = gcExePaths(exes, procfs.DefaultRoot)
+				n += m
+			}
 			s.c.gcRuns.Add(1)
 			s.c.gcRemoved.Add(uint64(n))
 			if err != nil {
-				s.log.Warn("ebpf: garbage-collect the map of live processes", "err", err)
+				s.log.Warn("ebpf: garbage-collect the maps of live processes", "err", err)
 			}
 		}
 	}

@@ -37,6 +37,10 @@ func TestVMEbpf(t *testing.T) {
 	t.Run("UserNS", TestPrivilegeUserNS)
 	t.Run("Ptrace", TestPrivilegePtrace)
 	t.Run("LSMTier", TestLSMTier)
+	t.Run("SandboxSetuid", TestSandboxSetuid)
+	t.Run("SandboxBprm", TestSandboxBprmAllowList)
+	t.Run("SandboxNeedsLSM", TestSandboxNeedsLSMTier)
+	t.Run("RulesAgree", TestKernelRulesAgree)
 	t.Run("Storm", func(t *testing.T) { testExecStorm(t, 300) })
 }
 

@@ -75,13 +75,127 @@ type Event struct {
 	// sees system calls (audit, the eBPF tracepoint tier).
 	Syscall *Syscall
 	// Matched names the rules (the monitor's Config.Rules) the event
-	// matched, evaluated when the monitor received it.
+	// matched, evaluated when the monitor received it, or in the kernel
+	// (MatchedInKernel) on the eBPF LSM tier.
 	Matched []string
+	// MatchedInKernel says the kernel evaluated the rules (the eBPF LSM
+	// tier's rule tables) and Matched holds its answer.
+	MatchedInKernel bool
+	// Verdict is the sandbox's decision where the hook has a sandbox
+	// (VerdictAllowed or VerdictDenied); VerdictNone elsewhere. A denied
+	// operation did not happen: the process is as it was.
+	Verdict Verdict
+	// Bprm is what the bprm_check hook saw of the executed binary, on the
+	// eBPF LSM tier (EventExec, and a denied exec attempt).
+	Bprm *Bprm
+	// Prctl is the option and arguments of EventPrctl.
+	Prctl *Prctl
+	// PtraceMode is the access mode asked for, for EventPtrace on the eBPF
+	// LSM tier (PTRACE_MODE_* bits: PtraceModeAttach...).
+	PtraceMode uint32
 }
+
+// Verdict is a sandbox's decision about an operation.
+type Verdict uint8
+
+// Verdicts.
+const (
+	VerdictNone    Verdict = iota // no sandbox on the hook: reported only
+	VerdictAllowed                // the sandbox let the operation happen
+	VerdictDenied                 // the sandbox refused it: the call failed with EPERM
+)
+
+// String returns "", "allowed" or "denied".
+func (v Verdict) String() string {
+	switch v {
+	case VerdictAllowed:
+		return "allowed"
+	case VerdictDenied:
+		return "denied"
+	}
+	return ""
+}
+
+// Bprm is what the bprm_check hook saw of an executed binary.
+type Bprm struct {
+	// Path is the binary's absolute path (as d_path gives it; cut to 255
+	// bytes in a denied attempt's event).
+	Path string
+	// Setuid and Setgid say the file has the set-user-ID or set-group-ID
+	// (and group-execute) bit; NoSuid that its mount ignores them.
+	Setuid, Setgid, NoSuid bool
+	// FileCaps says the file carries capabilities (security.capability),
+	// read from the path when the event is decoded.
+	FileCaps bool
+	// Fileless says the file has no link: a memfd, an O_TMPFILE file, or
+	// a deleted one.
+	Fileless bool
+}
+
+// Prctl is the option and arguments of a prctl call.
+type Prctl struct {
+	Option int
+	Name   string // "PR_SET_NAME", ... ("" for an option not in the table)
+	Args   [4]uint64
+}
+
+// PTRACE_MODE_* bits of Event.PtraceMode.
+const (
+	PtraceModeRead      = 0x01
+	PtraceModeAttach    = 0x02
+	PtraceModeNoAudit   = 0x04
+	PtraceModeFSCreds   = 0x08
+	PtraceModeRealCreds = 0x10
+)
 
 // CredChange is the before and after of a credential change.
 type CredChange struct {
 	Old, New Credentials
+	// Flags are the kernel's LSM_SETID_* flags of a setuid or setgid
+	// change (eBPF LSM tier): which call family made it.
+	Flags SetIDFlags
+}
+
+// SetIDFlags are the LSM_SETID_* flags of the setuid and setgid hooks.
+type SetIDFlags uint32
+
+// LSM_SETID_* values.
+const (
+	SetIDID  SetIDFlags = 1 // setuid, setgid
+	SetIDRE  SetIDFlags = 2 // setreuid, setregid
+	SetIDRES SetIDFlags = 4 // setresuid, setresgid
+	SetIDFS  SetIDFlags = 8 // setfsuid, setfsgid
+)
+
+// String returns the flags' names ("LSM_SETID_RES"), joined by "|".
+func (f SetIDFlags) String() string {
+	var s string
+	for _, x := range []struct {
+		f    SetIDFlags
+		name string
+	}{{SetIDID, "LSM_SETID_ID"}, {SetIDRE, "LSM_SETID_RE"}, {SetIDRES, "LSM_SETID_RES"}, {SetIDFS, "LSM_SETID_FS"}} {
+		if f&x.f != 0 {
+			if s != "" {
+				s += "|"
+			}
+			s += x.name
+		}
+	}
+	return s
+}
+
+// PrctlName returns the name of a prctl option ("PR_SET_NAME"), "" when
+// it is not one of the common ones.
+func PrctlName(option int) string {
+	return prctlNames[option]
+}
+
+var prctlNames = map[int]string{
+	1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_GET_DUMPABLE", 4: "PR_SET_DUMPABLE",
+	8: "PR_SET_KEEPCAPS", 15: "PR_SET_NAME", 16: "PR_GET_NAME", 22: "PR_SET_SECCOMP",
+	23: "PR_CAPBSET_READ", 24: "PR_CAPBSET_DROP", 27: "PR_GET_SECUREBITS", 28: "PR_SET_SECUREBITS",
+	35: "PR_SET_MM", 36: "PR_SET_CHILD_SUBREAPER", 38: "PR_SET_NO_NEW_PRIVS",
+	39: "PR_GET_NO_NEW_PRIVS", 47: "PR_CAP_AMBIENT", 0x59616d61: "PR_SET_PTRACER",
 }
 
 // Syscall describes a system call an event came from.

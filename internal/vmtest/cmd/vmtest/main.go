@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -178,9 +179,49 @@ func run() int {
 		}
 	}
 	_ = tw.Flush()
+	// The failures again, last, where a truncated CI log still shows them.
+	for _, r := range results {
+		for _, t := range r.Tests {
+			if t.Passed() {
+				continue
+			}
+			fmt.Printf("=== failures of %s on %s:\n", t.Name, r.Kernel.Name)
+			for _, l := range failureLines(t.Output) {
+				fmt.Println("    " + l)
+			}
+		}
+	}
 	fmt.Printf("vmtest: %s in %s\n", map[int]string{0: "PASS", 1: "FAIL", 2: "ERROR"}[code], time.Since(t0).Round(time.Millisecond))
 	return code
 }
+
+// failureLines picks from a test's output what says why it failed: the
+// FAIL lines, the messages of t.Error and t.Fatal (file_test.go:N:) with
+// their continuation lines, and panics.
+func failureLines(out string) []string {
+	var keep []string
+	cont := false
+	for _, l := range strings.Split(out, "\n") {
+		s := strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(s, "--- FAIL"), strings.HasPrefix(s, "panic:"), strings.HasPrefix(s, "FAIL"):
+			keep, cont = append(keep, s), false
+		case testMessage.MatchString(s):
+			keep, cont = append(keep, s), true
+		case cont && strings.HasPrefix(l, "        ") && !strings.HasPrefix(s, "---") && !strings.HasPrefix(s, "==="):
+			keep = append(keep, "  "+s)
+		default:
+			cont = false
+		}
+	}
+	if len(keep) > 60 {
+		keep = append(keep[:60], fmt.Sprintf("... %d more lines", len(keep)-60))
+	}
+	return keep
+}
+
+// testMessage matches the start of a t.Log/t.Error line: "name_test.go:12: ".
+var testMessage = regexp.MustCompile(`^\S+_test\.go:\d+: `)
 
 func verdict(t vmtest.TestResult) string {
 	switch {
