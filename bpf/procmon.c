@@ -192,6 +192,15 @@ const struct str_key *unused_str_key __attribute__((unused));
 const struct rule_hits *unused_rule_hits __attribute__((unused));
 const struct exe_val *unused_exe_val __attribute__((unused));
 const struct bprm_val *unused_bprm_val __attribute__((unused));
+/* ... and the enums, for the Go side's constants test. */
+const enum rule_attr *unused_rule_attr __attribute__((unused));
+const enum rule_op_kind *unused_rule_op_kind __attribute__((unused));
+const enum rule_end *unused_rule_end __attribute__((unused));
+const enum verdict *unused_verdict __attribute__((unused));
+const enum sandbox_mode *unused_sandbox_mode __attribute__((unused));
+const enum bprm_flag *unused_bprm_flag __attribute__((unused));
+const enum lsm_hook *unused_lsm_hook __attribute__((unused));
+const enum rec_flag *unused_rec_flag __attribute__((unused));
 
 /* rb_flags returns the flags of a ring buffer submit (see wakeup_bytes). */
 static __always_inline __u64 rb_flags(void)

@@ -231,17 +231,25 @@ const (
 	ProcmonProgLsmUsernsCreate      = "lsm_userns_create"
 	ProcmonVarExitHasGroupDead      = "exit_has_group_dead"
 	ProcmonVarImaHash               = "ima_hash"
+	ProcmonVarUnusedBprmFlag        = "unused_bprm_flag"
 	ProcmonVarUnusedBprmVal         = "unused_bprm_val"
 	ProcmonVarUnusedExeVal          = "unused_exe_val"
 	ProcmonVarUnusedExitRec         = "unused_exit_rec"
 	ProcmonVarUnusedHookTable       = "unused_hook_table"
 	ProcmonVarUnusedIntKey          = "unused_int_key"
+	ProcmonVarUnusedLsmHook         = "unused_lsm_hook"
 	ProcmonVarUnusedLsmRec          = "unused_lsm_rec"
 	ProcmonVarUnusedProcRec         = "unused_proc_rec"
+	ProcmonVarUnusedRecFlag         = "unused_rec_flag"
+	ProcmonVarUnusedRuleAttr        = "unused_rule_attr"
+	ProcmonVarUnusedRuleEnd         = "unused_rule_end"
 	ProcmonVarUnusedRuleHits        = "unused_rule_hits"
 	ProcmonVarUnusedRuleOp          = "unused_rule_op"
+	ProcmonVarUnusedRuleOpKind      = "unused_rule_op_kind"
+	ProcmonVarUnusedSandboxMode     = "unused_sandbox_mode"
 	ProcmonVarUnusedStrKey          = "unused_str_key"
 	ProcmonVarUnusedSysRec          = "unused_sys_rec"
+	ProcmonVarUnusedVerdict         = "unused_verdict"
 	ProcmonVarWakeupBytes           = "wakeup_bytes"
 	ProcmonVarWantCwd               = "want_cwd"
 	ProcmonVarWantExePaths          = "want_exe_paths"
@@ -326,22 +334,30 @@ type ProcmonMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProcmonVariableSpecs struct {
-	ExitHasGroupDead *ebpf.VariableSpec `ebpf:"exit_has_group_dead"`
-	ImaHash          *ebpf.VariableSpec `ebpf:"ima_hash"`
-	UnusedBprmVal    *ebpf.VariableSpec `ebpf:"unused_bprm_val"`
-	UnusedExeVal     *ebpf.VariableSpec `ebpf:"unused_exe_val"`
-	UnusedExitRec    *ebpf.VariableSpec `ebpf:"unused_exit_rec"`
-	UnusedHookTable  *ebpf.VariableSpec `ebpf:"unused_hook_table"`
-	UnusedIntKey     *ebpf.VariableSpec `ebpf:"unused_int_key"`
-	UnusedLsmRec     *ebpf.VariableSpec `ebpf:"unused_lsm_rec"`
-	UnusedProcRec    *ebpf.VariableSpec `ebpf:"unused_proc_rec"`
-	UnusedRuleHits   *ebpf.VariableSpec `ebpf:"unused_rule_hits"`
-	UnusedRuleOp     *ebpf.VariableSpec `ebpf:"unused_rule_op"`
-	UnusedStrKey     *ebpf.VariableSpec `ebpf:"unused_str_key"`
-	UnusedSysRec     *ebpf.VariableSpec `ebpf:"unused_sys_rec"`
-	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
-	WantCwd          *ebpf.VariableSpec `ebpf:"want_cwd"`
-	WantExePaths     *ebpf.VariableSpec `ebpf:"want_exe_paths"`
+	ExitHasGroupDead  *ebpf.VariableSpec `ebpf:"exit_has_group_dead"`
+	ImaHash           *ebpf.VariableSpec `ebpf:"ima_hash"`
+	UnusedBprmFlag    *ebpf.VariableSpec `ebpf:"unused_bprm_flag"`
+	UnusedBprmVal     *ebpf.VariableSpec `ebpf:"unused_bprm_val"`
+	UnusedExeVal      *ebpf.VariableSpec `ebpf:"unused_exe_val"`
+	UnusedExitRec     *ebpf.VariableSpec `ebpf:"unused_exit_rec"`
+	UnusedHookTable   *ebpf.VariableSpec `ebpf:"unused_hook_table"`
+	UnusedIntKey      *ebpf.VariableSpec `ebpf:"unused_int_key"`
+	UnusedLsmHook     *ebpf.VariableSpec `ebpf:"unused_lsm_hook"`
+	UnusedLsmRec      *ebpf.VariableSpec `ebpf:"unused_lsm_rec"`
+	UnusedProcRec     *ebpf.VariableSpec `ebpf:"unused_proc_rec"`
+	UnusedRecFlag     *ebpf.VariableSpec `ebpf:"unused_rec_flag"`
+	UnusedRuleAttr    *ebpf.VariableSpec `ebpf:"unused_rule_attr"`
+	UnusedRuleEnd     *ebpf.VariableSpec `ebpf:"unused_rule_end"`
+	UnusedRuleHits    *ebpf.VariableSpec `ebpf:"unused_rule_hits"`
+	UnusedRuleOp      *ebpf.VariableSpec `ebpf:"unused_rule_op"`
+	UnusedRuleOpKind  *ebpf.VariableSpec `ebpf:"unused_rule_op_kind"`
+	UnusedSandboxMode *ebpf.VariableSpec `ebpf:"unused_sandbox_mode"`
+	UnusedStrKey      *ebpf.VariableSpec `ebpf:"unused_str_key"`
+	UnusedSysRec      *ebpf.VariableSpec `ebpf:"unused_sys_rec"`
+	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
+	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WantCwd           *ebpf.VariableSpec `ebpf:"want_cwd"`
+	WantExePaths      *ebpf.VariableSpec `ebpf:"want_exe_paths"`
 }
 
 // ProcmonObjects contains all objects after they have been loaded into the kernel.
@@ -403,22 +419,30 @@ func (m *ProcmonMaps) Close() error {
 //
 // It can be passed to LoadProcmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProcmonVariables struct {
-	ExitHasGroupDead *ebpf.Variable `ebpf:"exit_has_group_dead"`
-	ImaHash          *ebpf.Variable `ebpf:"ima_hash"`
-	UnusedBprmVal    *ebpf.Variable `ebpf:"unused_bprm_val"`
-	UnusedExeVal     *ebpf.Variable `ebpf:"unused_exe_val"`
-	UnusedExitRec    *ebpf.Variable `ebpf:"unused_exit_rec"`
-	UnusedHookTable  *ebpf.Variable `ebpf:"unused_hook_table"`
-	UnusedIntKey     *ebpf.Variable `ebpf:"unused_int_key"`
-	UnusedLsmRec     *ebpf.Variable `ebpf:"unused_lsm_rec"`
-	UnusedProcRec    *ebpf.Variable `ebpf:"unused_proc_rec"`
-	UnusedRuleHits   *ebpf.Variable `ebpf:"unused_rule_hits"`
-	UnusedRuleOp     *ebpf.Variable `ebpf:"unused_rule_op"`
-	UnusedStrKey     *ebpf.Variable `ebpf:"unused_str_key"`
-	UnusedSysRec     *ebpf.Variable `ebpf:"unused_sys_rec"`
-	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
-	WantCwd          *ebpf.Variable `ebpf:"want_cwd"`
-	WantExePaths     *ebpf.Variable `ebpf:"want_exe_paths"`
+	ExitHasGroupDead  *ebpf.Variable `ebpf:"exit_has_group_dead"`
+	ImaHash           *ebpf.Variable `ebpf:"ima_hash"`
+	UnusedBprmFlag    *ebpf.Variable `ebpf:"unused_bprm_flag"`
+	UnusedBprmVal     *ebpf.Variable `ebpf:"unused_bprm_val"`
+	UnusedExeVal      *ebpf.Variable `ebpf:"unused_exe_val"`
+	UnusedExitRec     *ebpf.Variable `ebpf:"unused_exit_rec"`
+	UnusedHookTable   *ebpf.Variable `ebpf:"unused_hook_table"`
+	UnusedIntKey      *ebpf.Variable `ebpf:"unused_int_key"`
+	UnusedLsmHook     *ebpf.Variable `ebpf:"unused_lsm_hook"`
+	UnusedLsmRec      *ebpf.Variable `ebpf:"unused_lsm_rec"`
+	UnusedProcRec     *ebpf.Variable `ebpf:"unused_proc_rec"`
+	UnusedRecFlag     *ebpf.Variable `ebpf:"unused_rec_flag"`
+	UnusedRuleAttr    *ebpf.Variable `ebpf:"unused_rule_attr"`
+	UnusedRuleEnd     *ebpf.Variable `ebpf:"unused_rule_end"`
+	UnusedRuleHits    *ebpf.Variable `ebpf:"unused_rule_hits"`
+	UnusedRuleOp      *ebpf.Variable `ebpf:"unused_rule_op"`
+	UnusedRuleOpKind  *ebpf.Variable `ebpf:"unused_rule_op_kind"`
+	UnusedSandboxMode *ebpf.Variable `ebpf:"unused_sandbox_mode"`
+	UnusedStrKey      *ebpf.Variable `ebpf:"unused_str_key"`
+	UnusedSysRec      *ebpf.Variable `ebpf:"unused_sys_rec"`
+	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
+	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WantCwd           *ebpf.Variable `ebpf:"want_cwd"`
+	WantExePaths      *ebpf.Variable `ebpf:"want_exe_paths"`
 }
 
 // ProcmonPrograms contains all programs after they have been loaded into the kernel.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
+	"github.com/proctrack/proctrack/rules"
 )
 
 // collector records the events of a monitor until stopped.
@@ -350,4 +352,58 @@ func TestSeedFunctions(t *testing.T) {
 	if Default().Method() != "" {
 		t.Error("default monitor still running after MonitorProcEvents returned")
 	}
+}
+
+// TestDeniedEventsChangeNothing: an operation the sandbox denied (reported
+// by the eBPF LSM tier, faked here: this host cannot load LSM programs; the
+// VM tests deny for real) leaves the cached process as it was, and the
+// kernel's rule answer is kept, not evaluated again.
+func TestDeniedEventsChangeNothing(t *testing.T) {
+	src := &fakeSource{name: MethodAudit}
+	withSource(t, MethodAudit, src)
+	set, err := rules.NewSet(mustRule(t, rules.HookSetuid, "Userspace", "uid == 1000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, c := startMonitor(t, Config{Method: MethodAudit, Rules: set})
+	pid := os.Getpid()
+	before := process.FindProcess(pid, false)
+	if before == nil {
+		t.Fatal("no process")
+	}
+	m.Cache().Add(before)
+	for _, ev := range []*process.Event{
+		{Kind: process.EventUID, PID: pid, Verdict: process.VerdictDenied, MatchedInKernel: true, Matched: []string{"Kernel"},
+			Creds: &process.CredChange{Old: before.Creds, New: process.Credentials{UID: 1000, EUID: 1000}}},
+		{Kind: process.EventExec, PID: pid, Verdict: process.VerdictDenied, MatchedInKernel: true, Matched: []string{"Kernel"},
+			Bprm: &process.Bprm{Path: "/tmp/x"}},
+	} {
+		src.sink.Event(ev)
+	}
+	waitFor(t, 2*time.Second, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.events) == 2 })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ev := range c.events {
+		if !slices.Equal(ev.Matched, []string{"Kernel"}) || ev.Process == nil {
+			t.Errorf("%v: matched %q process %v", ev.Kind, ev.Matched, ev.Process)
+		}
+	}
+	item, ok := m.Cache().Peek(pid)
+	if !ok {
+		t.Fatal("process left the cache")
+	}
+	item.Proc.RLock()
+	defer item.Proc.RUnlock()
+	if item.Proc.Creds.UID != before.Creds.UID || item.Proc.Path != before.Path {
+		t.Errorf("cached process changed: uid %d path %q, was %d %q", item.Proc.Creds.UID, item.Proc.Path, before.Creds.UID, before.Path)
+	}
+}
+
+func mustRule(t *testing.T, hook, name, event string) *rules.Rule {
+	t.Helper()
+	r, err := rules.Compile(hook, name, event, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

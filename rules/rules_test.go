@@ -4,21 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/proctrack/proctrack/procmon/process"
 )
-
-func caps(names ...string) process.CapSet {
-	var s process.CapSet
-	for _, n := range names {
-		c, ok := process.CapByName(n)
-		if !ok {
-			panic(n)
-		}
-		s |= 1 << uint(c)
-	}
-	return s
-}
 
 var defs = &Defs{
 	Lists: map[string][]string{
@@ -35,91 +21,9 @@ var defs = &Defs{
 	},
 }
 
-// TestMatch is the table of rules and inputs; casesShared in
-// shared_test.go runs the hook-specific ones through FromEvent too.
-func TestMatch(t *testing.T) {
-	all := process.CapSet(1<<(process.CapLast+1) - 1)
-	cases := []struct {
-		hook, rule string
-		in         Input
-		want       bool
-	}{
-		// Seed 000's five example rules, positive and negative.
-		{"setuid", "uid == 1000 AND euid == 0", Input{UID: 1000, EUID: 0}, true},
-		{"setuid", "uid == 1000 AND euid == 0", Input{UID: 1000, EUID: 1000}, false},
-		{"setuid", "uid == 1000 AND euid == 0", Input{UID: 0, EUID: 0}, false},
-		{"setgid", "gid == 1000 AND egid == 0", Input{GID: 1000, EGID: 0}, true},
-		{"setgid", "gid == 1000 AND egid == 0", Input{GID: 1000, EGID: 1000}, false},
-		{"setcaps", `ecaps == "CAP_SYS_ADMIN"`, Input{ECaps: caps("CAP_SYS_ADMIN")}, true},
-		{"setcaps", `ecaps == "CAP_SYS_ADMIN"`, Input{ECaps: all}, true},
-		{"setcaps", `ecaps == "CAP_SYS_ADMIN"`, Input{ECaps: caps("CAP_NET_RAW"), PCaps: caps("CAP_SYS_ADMIN")}, false},
-		{"create_user_ns", `NOT ecaps == "CAP_SYS_ADMIN"`, Input{EUID: 1000}, true},
-		{"create_user_ns", `NOT ecaps == "CAP_SYS_ADMIN"`, Input{ECaps: caps("CAP_NET_ADMIN")}, true},
-		{"create_user_ns", `NOT ecaps == "CAP_SYS_ADMIN"`, Input{ECaps: all}, false},
-		{"bprm_check", `path_prefix == "/tmp" AND name == "ls"`, Input{Path: "/tmp/ls"}, true},
-		{"bprm_check", `path_prefix == "/tmp" AND name == "ls"`, Input{Path: "/tmp/a/b/ls"}, true},
-		{"bprm_check", `path_prefix == "/tmp" AND name == "ls"`, Input{Path: "/tmpfoo/ls"}, false},
-		{"bprm_check", `path_prefix == "/tmp" AND name == "ls"`, Input{Path: "/usr/bin/ls"}, false},
-		{"bprm_check", `path_prefix == "/tmp" AND name == "ls"`, Input{Path: "/tmp/lsx"}, false},
-		{"bprm_check", `path_prefix == "/tmp" AND name == "ls"`, Input{Path: "/tmp/x", Name: "ls"}, true},
-
-		// Integers.
-		{"setuid", "uid == 0x3e8", Input{UID: 1000}, true},
-		{"setuid", "uid == 0X3E8", Input{UID: 1000}, true},
-		{"setuid", "uid == 4294967295", Input{UID: 1<<32 - 1}, true},
-		{"setuid", "uid in [0, 1000, 0x7d0]", Input{UID: 2000}, true},
-		{"setuid", "uid in [0, 1000]", Input{UID: 2000}, false},
-		{"setuid", "uid != 0", Input{UID: 5}, true},
-		{"setuid", "uid != 0", Input{UID: 0}, false},
-		// Capabilities.
-		{"capset", `ecaps == "ANY_CAPS"`, Input{ECaps: caps("CAP_CHOWN")}, true},
-		{"capset", `ecaps == "ANY_CAPS"`, Input{}, false},
-		{"capset", `ecaps in ["ANY_CAPS"]`, Input{ECaps: caps("CAP_CHOWN")}, true},
-		{"capset", `pcaps in ["CAP_NET_RAW", "CAP_BPF"]`, Input{PCaps: caps("CAP_BPF")}, true},
-		{"capset", `pcaps in ["CAP_NET_RAW", "CAP_BPF"]`, Input{ECaps: caps("CAP_BPF")}, false},
-		{"capset", `ecaps == "sys_admin"`, Input{ECaps: caps("CAP_SYS_ADMIN")}, true},
-		{"capset", `ecaps != "CAP_SYS_ADMIN"`, Input{ECaps: caps("CAP_CHOWN")}, true},
-		// Precedence: NOT > AND > OR, left to right.
-		{"setuid", "uid == 1 OR uid == 2 AND euid == 3", Input{UID: 1, EUID: 9}, true},
-		{"setuid", "(uid == 1 OR uid == 2) AND euid == 3", Input{UID: 1, EUID: 9}, false},
-		{"setuid", "NOT uid == 1 AND euid == 3", Input{UID: 2, EUID: 3}, true},
-		{"setuid", "NOT (uid == 1 AND euid == 3)", Input{UID: 1, EUID: 4}, true},
-		{"setuid", "NOT NOT uid == 1", Input{UID: 1}, true},
-		{"setuid", "not uid == 1 or euid == 2", Input{UID: 1, EUID: 2}, true},
-		// Scope attributes in the event expression.
-		{"prctl", `binary_name == "bash"`, Input{Binary: "/usr/bin/bash"}, true},
-		{"prctl", `binary_prefix == "/usr"`, Input{Binary: "/usr/bin/bash"}, true},
-		{"prctl", `parent_binary_path == "/usr/sbin/sshd"`, Input{ParentBinary: "/usr/sbin/sshd"}, true},
-		{"prctl", `parent_binary_name in ["sshd", "login"]`, Input{ParentBinary: "/bin/login"}, true},
-		{"prctl", `parent_binary_prefix == "/"`, Input{ParentBinary: "/bin/login"}, true},
-		{"prctl", `parent_binary_prefix == "/"`, Input{}, false},
-		{"ptrace_access_check", "", Input{}, true},
-		// Lists and macros.
-		{"bprm_check", "path in shells", Input{Path: "/bin/sh"}, true},
-		{"bprm_check", "path in shells", Input{Path: "/bin/dash"}, false},
-		{"bprm_check", `path == "shells"`, Input{Path: "shells"}, true},
-		{"bprm_check", "shell_str", Input{Path: "shells"}, true},
-		{"setuid", "euid in admins", Input{EUID: 1000}, true},
-		{"capset", "ecaps in netcaps", Input{ECaps: caps("CAP_NET_RAW")}, true},
-		{"bprm_check", "root_tmp", Input{EUID: 0, Path: "/dev/shm/x"}, true},
-		{"bprm_check", "root_tmp", Input{EUID: 1, Path: "/dev/shm/x"}, false},
-		{"bprm_check", "NOT is_root OR from_tmp", Input{EUID: 0, Path: "/tmp/x"}, true},
-		{"bprm_check", "NOT is_root OR from_tmp", Input{EUID: 0, Path: "/bin/x"}, false},
-		// Strings with escapes.
-		{"bprm_check", `name == "a\"b\\c"`, Input{Path: `/x/a"b\c`}, true},
-	}
-	for _, c := range cases {
-		r, err := Compile(c.hook, "T", c.rule, defs)
-		if err != nil {
-			t.Errorf("%s: %q: %v", c.hook, c.rule, err)
-			continue
-		}
-		in := c.in
-		if got := r.Match(&in); got != c.want {
-			t.Errorf("%s: %q on %v = %v, want %v", c.hook, c.rule, in.String(), got, c.want)
-		}
-	}
-}
+// TestMatch runs the shared table of rules and inputs
+// (internal/rulecases, run in package rules_test) through Match; see
+// TestCases in cases_test.go.
 
 func TestErrors(t *testing.T) {
 	cases := []struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/proctrack/proctrack/bpf"
 	"github.com/proctrack/proctrack/internal/procfs"
 	"github.com/proctrack/proctrack/procmon/process"
+	"github.com/proctrack/proctrack/rules"
 )
 
 // bytesOf returns the memory of a record (a copy, with extra appended).
@@ -164,6 +165,58 @@ func TestDecodeSyscallAndLSM(t *testing.T) {
 	l.Hook = 99
 	if _, err := d.decode(bytesOf(&l, lsmSize, nil)); !errors.Is(err, errMalformed) {
 		t.Errorf("unknown hook: %v", err)
+	}
+}
+
+// TestDecodeRuleAnswers checks the kernel's rule answers in LSM and exec
+// records: matched rules by name, the verdict, a denied exec attempt, the
+// setid flags, prctl's option and ptrace's mode.
+func TestDecodeRuleAnswers(t *testing.T) {
+	d := testDecoder()
+	set := ruleSet(t,
+		rules.Spec{Hook: HookSetuid, Name: "A", Event: "uid == 1"},
+		rules.Spec{Hook: HookSetuid, Name: "B", Event: "uid == 2"},
+		rules.Spec{Hook: HookBprmCheck, Name: "C", Event: `path_prefix == "/usr"`})
+	tables, err := compileRules(set, map[string]SandboxMode{HookSetuid: SandboxDenyList}, AllHooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.rules = tables
+
+	var l bpf.ProcmonLsmRec
+	l.H = bpf.ProcmonRecHdr{Kind: recLSM, Pid: 7, Tid: 7, Ppid: 1}
+	l.Hook, l.Rules, l.Matched, l.Scoped, l.Verdict = hookSetuid, 1, 0b10, 0b11, verdictDeny
+	l.Args[0] = uint64(process.SetIDRES)
+	ev, err := d.decode(bytesOf(&l, lsmSize, nil))
+	if err != nil || ev.Verdict != process.VerdictDenied || !ev.MatchedInKernel || !slices.Equal(ev.Matched, []string{"B"}) ||
+		ev.Creds.Flags != process.SetIDRES || ev.Creds.Flags.String() != "LSM_SETID_RES" {
+		t.Errorf("denied setuid: %v %+v", err, ev)
+	}
+	// an allow-list denial names the rules whose scope covered it
+	l.Matched, l.Scoped = 0, 0b01
+	if ev, _ := d.decode(bytesOf(&l, lsmSize, nil)); !slices.Equal(ev.Matched, []string{"A"}) {
+		t.Errorf("allow-list denial names %q", ev.Matched)
+	}
+	// a denied exec attempt
+	l.Hook, l.Matched, l.Scoped, l.BprmFlags = hookBprm, 0, 1, bprmSetuid|bprmRules
+	for i, c := range "/tmp/x" {
+		l.Path[i] = int8(c)
+	}
+	ev, _ = d.decode(bytesOf(&l, lsmSize, nil))
+	if ev.Kind != process.EventExec || ev.Verdict != process.VerdictDenied || ev.Bprm == nil || ev.Bprm.Path != "/tmp/x" ||
+		!ev.Bprm.Setuid || ev.Bprm.Setgid || !slices.Equal(ev.Matched, []string{"C"}) || ev.PPID != 1 {
+		t.Errorf("denied exec: %+v %+v", ev, ev.Bprm)
+	}
+	// prctl and ptrace details; no rules evaluated
+	l = bpf.ProcmonLsmRec{H: l.H, Hook: hookPrctl}
+	l.Args[0], l.Args[1] = 15, 0x1234
+	ev, _ = d.decode(bytesOf(&l, lsmSize, nil))
+	if ev.Prctl == nil || ev.Prctl.Name != "PR_SET_NAME" || ev.Prctl.Args[0] != 0x1234 || ev.MatchedInKernel || ev.Verdict != process.VerdictNone {
+		t.Errorf("prctl: %+v %+v", ev, ev.Prctl)
+	}
+	l.Hook, l.Args[0], l.TargetPid = hookPtrace, process.PtraceModeAttach|process.PtraceModeRealCreds, 9
+	if ev, _ := d.decode(bytesOf(&l, lsmSize, nil)); ev.PtraceMode != process.PtraceModeAttach|process.PtraceModeRealCreds || ev.PID != 9 {
+		t.Errorf("ptrace: %+v", ev)
 	}
 }
 
