@@ -119,13 +119,14 @@
 //   - MaxRulesPerHook (64): rules per hook in a Set (NewSet).
 //
 // The limits bound the work per event (at most MaxOps comparisons of at
-// most MaxValues values each) and leave room for compiling rules into BPF
-// maps for the LSM tier.
+// most MaxValues values each) and the size of the kernel's tables.
 //
-// # Enforcement
+// # Evaluation and enforcement
 //
-// Rules select events to report; they do not block anything. The sandbox
-// blocks of the configuration (procmon.SandboxConfig) are parsed and
-// validated but not enforced: denying operations in the kernel comes with
-// the LSM-tier work, which will compile these same rules into BPF maps.
+// Match evaluates a rule in Go; Postfix gives the same expressions in
+// postfix order (Op), from which methods/ebpf builds the BPF map tables
+// the LSM tier evaluates in the kernel (EvalPostfix is the reference for
+// that form). internal/rulecases holds the table of cases both are checked
+// against. Rules select the events to report; the configuration's sandbox
+// blocks (procmon.SandboxConfig) make the LSM tier deny with them.
 package rules

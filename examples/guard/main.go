@@ -4,20 +4,21 @@
 //	go run ./examples/guard -config examples/guard/policy.yaml
 //	go run ./examples/guard -config policy.yaml -method audit -json
 //
-// Each match prints the rule, the hook, the process and its credentials:
+// Each match prints the rule, the hook, the process and its credentials,
+// and for a sandboxed hook the verdict:
 //
 //	RootShell (bprm_check) pid=4242 ppid=4200 path=/usr/bin/bash uid=0 euid=0 gid=0 egid=0 ecaps=0x1ffffffffff method=ebpf
+//	NoExecFromTmp (bprm_check) DENIED pid=4250 ppid=4200 path=/tmp/x uid=1000 euid=1000 gid=1000 egid=1000 ecaps=0x0 method=ebpf
 //
 // policy.yaml, next to this file, reports root shells, unexpected switches
 // to uid 0, user namespaces created without CAP_SYS_ADMIN and programs run
-// from temporary directories. Rules only report: nothing is denied (sandbox
-// blocks are validated, and enforcement comes with the eBPF LSM tier).
+// from temporary directories; it denies nothing. sandbox.yaml denies execs
+// from temporary directories: it needs the eBPF LSM tier (Linux >= 6.2 with
+// bpf in the LSM list), and elsewhere guard stops at once saying why.
 //
-// Rules are evaluated here, on the events the monitor delivers: the
-// credentials and binary are read from the event's process as the consumer
-// sees it, which a later event of the same process may already have
-// changed. Evaluation inside the monitor, when each event is received, is
-// exact; see the rules package.
+// The monitor matched the rules (in the kernel on the LSM tier) when it
+// received each event; the details printed are read from the event's
+// process when guard prints them.
 package main
 
 import (
@@ -69,6 +70,10 @@ type Match struct {
 	GID    uint32    `json:"gid"`
 	EGID   uint32    `json:"egid"`
 	ECaps  []string  `json:"ecaps"`
+	// Verdict is "allowed" or "denied" on a sandboxed hook.
+	Verdict string `json:"verdict,omitempty"`
+	// InKernel says the kernel evaluated the rule (eBPF LSM tier).
+	InKernel bool `json:"in_kernel,omitempty"`
 }
 
 // run loads the policy, monitors until ctx ends and prints matches to out;
@@ -117,6 +122,13 @@ func run(ctx context.Context, out, status io.Writer, configPath, method string, 
 			// The monitor matched the rules when it received the event;
 			// the details printed are read now.
 			hook, in, _ := rules.FromEvent(&ev)
+			if ev.Bprm != nil {
+				in.Path, in.Binary = ev.Bprm.Path, ev.Bprm.Path // a denied exec did not change the process
+			}
+			verdict := ""
+			if ev.Verdict == procmon.VerdictDenied {
+				verdict = " DENIED"
+			}
 			for _, name := range ev.Matched {
 				mt := match(&ev, name, hook, &in)
 				if asJSON {
@@ -125,8 +137,8 @@ func run(ctx context.Context, out, status io.Writer, configPath, method string, 
 					}
 					continue
 				}
-				fmt.Fprintf(out, "%s (%s) pid=%d ppid=%d path=%s uid=%d euid=%d gid=%d egid=%d ecaps=%#x method=%s\n",
-					mt.Rule, mt.Hook, mt.PID, mt.PPID, mt.Path, mt.UID, mt.EUID, mt.GID, mt.EGID, uint64(in.ECaps), mt.Method)
+				fmt.Fprintf(out, "%s (%s)%s pid=%d ppid=%d path=%s uid=%d euid=%d gid=%d egid=%d ecaps=%#x method=%s\n",
+					mt.Rule, mt.Hook, verdict, mt.PID, mt.PPID, mt.Path, mt.UID, mt.EUID, mt.GID, mt.EGID, uint64(in.ECaps), mt.Method)
 			}
 		}
 	}
@@ -136,7 +148,7 @@ func run(ctx context.Context, out, status io.Writer, configPath, method string, 
 func match(ev *procmon.Event, rule, hook string, in *rules.Input) Match {
 	mt := Match{Time: ev.Time, Rule: rule, Hook: hook, Method: ev.Method, PID: ev.PID,
 		Path: in.Binary, Parent: in.ParentBinary, UID: in.UID, EUID: in.EUID, GID: in.GID, EGID: in.EGID,
-		ECaps: in.ECaps.Names()}
+		ECaps: in.ECaps.Names(), Verdict: ev.Verdict.String(), InKernel: ev.MatchedInKernel}
 	if p := ev.Process; p != nil {
 		p.RLock()
 		mt.PPID = p.PPID

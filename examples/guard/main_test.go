@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"github.com/proctrack/proctrack/procmon"
 	"github.com/proctrack/proctrack/procmon/process"
 	"github.com/proctrack/proctrack/rules"
@@ -131,6 +133,31 @@ func TestGuard(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no ExecFromTmp match for %s (pid %d):\n%s\nstatus:\n%s", bin, cmd.Process.Pid, out.String(), status.String())
+	}
+}
+
+// TestSandboxPolicy checks sandbox.yaml: it loads, and where the eBPF LSM
+// tier does not run (this host) guard refuses to start with a reason
+// instead of watching without denying. The VM tests deny for real.
+func TestSandboxPolicy(t *testing.T) {
+	f, err := procmon.LoadFileConfig("sandbox.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc := f.MonitorConfig(); len(mc.Ebpf.Sandbox) != 2 {
+		t.Errorf("sandbox modes %v", mc.Ebpf.Sandbox)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the refusal needs root to try the eBPF method")
+	}
+	if r := methodebpf.ProbeTier(); r.Tier == methodebpf.TierLSM {
+		t.Skip("the LSM tier runs here: guard would deny")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = run(ctx, &bytes.Buffer{}, &bytes.Buffer{}, "sandbox.yaml", "", false)
+	if !errors.Is(err, procmon.ErrSandbox) || !strings.Contains(err.Error(), "LSM tier") {
+		t.Errorf("error %v", err)
 	}
 }
 

@@ -18,7 +18,8 @@
 //     (task_fix_setuid, task_fix_setgid, capset, task_prctl, userns_create,
 //     ptrace_access_check, bprm_check_security), each attached only when its
 //     Config.Hooks entry is on. The programs pass the kernel's decision
-//     through unchanged (report-only). With Config.IMAHash, bprm_check
+//     through unchanged unless Config.Sandbox makes a hook deny (see Rules
+//     in the kernel below). With Config.IMAHash, bprm_check
 //     stashes bpf_ima_file_hash's digest of the binary and the exec event
 //     carries it as Process.Checksums[process.HashIMA] ("sha256:<hex>").
 //   - Tracepoint tier: any kernel with BTF and BPF ring buffers (5.8+).
@@ -74,7 +75,8 @@
 // signal->live having dropped to zero) carries a Process with the identity
 // (ID, PPID, Starttime, StartedAt, Comm), and ExitCode, the wait(2) status.
 //
-// Privilege events (report-only on both tiers):
+// Privilege events (reported on both tiers; denied on the LSM tier only
+// in sandbox mode, see below):
 //
 //	hook                 kind         tracepoint tier (successful calls)         LSM tier
 //	setuid               EventUID     setuid setreuid setresuid setfsuid[32]     task_fix_setuid
@@ -84,7 +86,7 @@
 //	prctl                EventPrctl   prctl (every option)                       task_prctl
 //	create_user_ns       EventUserNS  unshare, clone, clone3 with CLONE_NEWUSER  userns_create
 //	ptrace_access_check  EventPtrace  ptrace TRACEME ATTACH SEIZE DETACH         ptrace_access_check (attach modes)
-//	bprm_check           -            -                                          bprm_check_security (IMA digest)
+//	bprm_check           EventExec    -                                          bprm_check_security (Event.Bprm, IMA)
 //
 // On the tracepoint tier Creds.New holds the caller's credentials after the
 // call and Creds.Old is left zero (the monitor fills it from its cache);
@@ -95,8 +97,40 @@
 // namespace); ptrace ATTACH and SEIZE name the tracee as PID (the pid as
 // the tracer's pid namespace sees it) and the caller as Tracer, DETACH has
 // Tracer 0, TRACEME names the caller and its parent. On the LSM tier
-// Creds.Old and New are both exact (the hook sees both); ptrace names the
-// tracee and Tracer; prctl carries its five arguments in Syscall.
+// Creds.Old and New are both exact (the hook sees both) and Creds.Flags
+// holds the LSM_SETID_* flags; ptrace names the tracee, Tracer and the mode
+// (PtraceMode); prctl carries its option and arguments in Prctl and
+// Syscall. bprm_check adds Event.Bprm to the exec event that follows it
+// (the binary's path, set-user-ID, set-group-ID, nosuid, fileless; file
+// capabilities are read from the path when the record is decoded).
+//
+// # Rules in the kernel and sandbox mode
+//
+// On the LSM tier Config.Rules are compiled (rules.go) into BPF map
+// tables: hook_tables (per hook: its operations, the attributes its
+// comparisons use, the sandbox mode), rule_ops (each rule's scope and
+// event in postfix form), rule_ints and rule_strs (each value a rule names
+// -> the bits of the comparisons it satisfies). A hook program ORs the bits
+// of the operation's values (one lookup per integer or string attribute,
+// one per path component for a prefix), runs the operations with bpf_loop
+// over a stack of bits, and reports the operation only when a rule matched
+// it (Event.Matched from the rules' bits, Event.MatchedInKernel) or the
+// sandbox denied it; a hook without rules reports everything. The scope
+// attributes read exe_paths, the executable path of each process (written
+// at exec from bprm_check's bpf_d_path, copied at fork, removed at exit,
+// seeded from /proc at Start and garbage-collected with the map of live
+// processes); it is kept only when a rule uses them. Config.Sandbox turns
+// a hook's rules into decisions: SandboxDenyList denies what a rule
+// matches, SandboxAllowList what a rule's scope covers and no rule
+// matches; the program then returns -EPERM and the record carries the
+// verdict (Event.Verdict). Sandbox mode on the tracepoint tier, or on a
+// hook that cannot deny (prctl, ptrace_access_check), is an error matching
+// ErrSandbox at Start.
+//
+// The limits are package rules' (64 rules per hook, 64 operations per
+// rule), plus MaxKernelString (255 bytes per string) and 4096 comparisons
+// of ids and strings per hook; the tracepoint tier ignores Config.Rules
+// (the monitor evaluates them in userspace).
 //
 // # Losses
 //
@@ -141,9 +175,11 @@
 // On Debian's 6.12 with lsm=...,bpf it checks that the LSM tier is chosen
 // and runs it with every hook and IMAHash (TestLSMTier: LSM records for
 // setuid, capset, prctl, userns_create and ptrace, and an IMA digest equal
-// to the binary's sha256); on Debian's 6.1, whose LSM list has bpf, that the
-// tracepoint tier is chosen by version ("kernel 6.1 < 6.2") and that the
-// CO-RE programs load and report there. PROCTRACK_EBPF_EXPECT_TIER=lsm or
+// to the binary's sha256), the rules in the kernel against package rules
+// (TestKernelRulesAgree) and sandbox denials (TestSandboxSetuid,
+// TestSandboxBprmAllowList); on Debian's 6.1, whose LSM list has bpf, that
+// the tracepoint tier is chosen by version ("kernel 6.1 < 6.2"), that the
+// CO-RE programs load and report there, and that sandbox mode is refused. PROCTRACK_EBPF_EXPECT_TIER=lsm or
 // =tracepoint makes TestTierProbe and TestVMEbpf fail unless the probe
 // chose that tier.
 package ebpf
