@@ -2,13 +2,20 @@ package ebpf
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/proctrack/proctrack/bpf"
 	"github.com/proctrack/proctrack/procmon/process"
 	"github.com/proctrack/proctrack/rules"
 )
@@ -273,4 +280,57 @@ func TestKernelRulesAgree(t *testing.T) {
 			t.Logf("%s: %q", hook, want)
 		}
 	}
+}
+
+// TestRuleCost measures what the kernel's rules add to an exec: the run
+// time of the bprm_check program (the kernel's BPF statistics) with eight
+// rules (path prefixes, names, a scope on the parent's binary) as an
+// allow-list that allows everything it sees, against the same program
+// without rules. It asserts only that the programs ran; the figures are
+// logged (under TCG in the VM: several times the native cost).
+func TestRuleCost(t *testing.T) {
+	requireLSMTier(t)
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		t.Skipf("BPF run-time statistics: %v", err)
+	}
+	defer stats.Close()
+	const n = 300
+	script := `i=0; while [ $i -lt ` + strconv.Itoa(n) + ` ]; do /bin/true; i=$((i+1)); done`
+	var specs []rules.Spec
+	for i, p := range []string{"/usr", "/bin", "/sbin", "/opt", "/vmtest", "/lib", "/home", "/root"} {
+		specs = append(specs, rules.Spec{Hook: HookBprmCheck, Name: "R" + strconv.Itoa(i),
+			Scope: `NOT parent_binary_name == "nonexistent"`, Event: `path_prefix == "` + p + `" OR name == "true"`})
+	}
+	set := ruleSet(t, specs...)
+	var report []string
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"no rules", Config{Hooks: map[string]bool{HookBprmCheck: true}}},
+		{"8 rules, allow-list", Config{Hooks: map[string]bool{HookBprmCheck: true}, Rules: set,
+			Sandbox: map[string]SandboxMode{HookBprmCheck: SandboxAllowList}}},
+	} {
+		src := New(c.cfg)
+		if err := src.Start(t.Context(), nopSink{}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		wall := time.Since(start) / n
+		st, err := src.obj.coll.Programs[bpf.ProcmonProgLsmBprmCheck].Stats()
+		_ = src.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.RunCount < n {
+			t.Fatalf("%s: bprm_check ran %d times for %d execs", c.name, st.RunCount, n)
+		}
+		report = append(report, fmt.Sprintf("%s: bprm_check %v per run (%d runs), exec %v", c.name,
+			st.Runtime/time.Duration(st.RunCount), st.RunCount, wall))
+	}
+	t.Logf("per exec: %s", strings.Join(report, "; "))
 }

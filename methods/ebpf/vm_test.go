@@ -41,6 +41,7 @@ func TestVMEbpf(t *testing.T) {
 	t.Run("SandboxBprm", TestSandboxBprmAllowList)
 	t.Run("SandboxNeedsLSM", TestSandboxNeedsLSMTier)
 	t.Run("RulesAgree", TestKernelRulesAgree)
+	t.Run("RuleCost", TestRuleCost)
 	t.Run("Storm", func(t *testing.T) { testExecStorm(t, 300) })
 }
 
