@@ -236,10 +236,15 @@ func (m *Monitor) Start(ctx context.Context) error {
 // SetMethod switches to another preferred method while running (or sets it
 // before Start): the current method is stopped and the ladder is climbed
 // again from method. The cache is kept, and /proc is read again to cover the
-// switch.
+// switch. With sandbox mode on, only ebpf (or "") is accepted: another
+// method is refused (ErrSandbox) and the running one kept.
 func (m *Monitor) SetMethod(method string) error {
 	if method != "" && !slices.Contains(Methods, method) {
 		return fmt.Errorf("%w %q (want one of %v)", ErrUnknownMethod, method, Methods)
+	}
+	if hooks := m.cfg.sandboxed(); len(hooks) > 0 && method != "" && method != MethodEbpf {
+		// Refused before the running method stops: the sandbox stays.
+		return fmt.Errorf("procmon: %w: sandbox mode on %s needs the eBPF LSM tier, and method %s was asked for", ErrSandbox, strings.Join(hooks, ", "), method)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

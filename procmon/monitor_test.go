@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -406,4 +407,24 @@ func mustRule(t *testing.T, hook, name, event string) *rules.Rule {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestSandboxRefusesOtherMethods: with sandbox mode on, a method other than
+// ebpf is refused, at New+Start and by SetMethod, with ErrSandbox.
+func TestSandboxRefusesOtherMethods(t *testing.T) {
+	fc, err := ParseConfig([]byte("method: netlink\nsetuid:\n  enabled: true\n  sandbox: {enabled: true, deny_list: true}\n  rules: [{rule: R, event: uid == 1000}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(fc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Start(t.Context()); !errors.Is(err, ErrSandbox) || !strings.Contains(err.Error(), "method netlink was asked for") {
+		t.Errorf("Start: %v", err)
+	}
+	if err := m.SetMethod(MethodAudit); !errors.Is(err, ErrSandbox) {
+		t.Errorf("SetMethod(audit): %v", err)
+	}
 }
