@@ -46,18 +46,7 @@ func (r *Reader) Exec(pid int) (*Process, error) {
 		return p, nil
 	}
 	// What names the process first: a short-lived one may be gone soon.
-	var errs []error
-	if link, err := r.r.Exe(pid); err == nil {
-		p.setExeFast(link)
-	} else {
-		errs = append(errs, err)
-	}
-	if args, err := r.r.Cmdline(pid); err == nil {
-		p.Args = args
-		p.CleanArgs()
-	} else {
-		errs = append(errs, err)
-	}
+	errs := r.image(p, pid)
 	if s, err := r.r.Status(pid); err == nil {
 		p.applyStatus(s)
 	} else {
@@ -89,18 +78,7 @@ func (r *Reader) Creds(pid int) (Credentials, error) {
 func (r *Reader) ExecOf(k Key, startedAt time.Time) (*Process, error) {
 	p := NewProcessEmpty(k.PID, "")
 	p.Starttime, p.StartedAt = int64(k.StartTicks), startedAt
-	var errs []error
-	if link, err := r.r.Exe(k.PID); err == nil {
-		p.setExeFast(link)
-	} else {
-		errs = append(errs, err)
-	}
-	if args, err := r.r.Cmdline(k.PID); err == nil {
-		p.Args = args
-		p.CleanArgs()
-	} else {
-		errs = append(errs, err)
-	}
+	errs := r.image(p, k.PID)
 	if s, err := r.r.Status(k.PID); err == nil {
 		p.applyStatus(s)
 		p.Comm, p.PPID = s.Name, s.PPID
@@ -112,6 +90,33 @@ func (r *Reader) ExecOf(k Key, startedAt time.Time) (*Process, error) {
 		return p, err
 	}
 	return p, nil
+}
+
+// image reads the executable and the arguments of pid into p, as one pair:
+// the executable is read again after the arguments, and when an exec came
+// in between (the link changed) both are read again, so that the
+// arguments of one image are never given to another.
+func (r *Reader) image(p *Process, pid int) []error {
+	var errs []error
+	link, err := r.r.Exe(pid)
+	for try := 0; ; try++ {
+		if err == nil {
+			p.setExeFast(link)
+		} else {
+			errs = append(errs, err)
+		}
+		if args, err := r.r.Cmdline(pid); err == nil {
+			p.Args = args
+			p.CleanArgs()
+		} else {
+			errs = append(errs, err)
+		}
+		again, err2 := r.r.Exe(pid)
+		if err != nil || err2 != nil || again == link || try == 1 {
+			return errs
+		}
+		link, err, errs = again, nil, errs[:0]
+	}
 }
 
 // setExeFast sets Path from an exe link without further system calls.
