@@ -38,6 +38,8 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define PTRACE_SEIZE 0x4206
 #define PTRACE_MODE_ATTACH 0x02
 
+#define EEXIST 17
+
 /* Set by userspace before loading. */
 const volatile bool exit_has_group_dead = false; /* sched_process_exit(p, group_dead) */
 const volatile bool ima_hash = false;            /* bprm_check stashes IMA digests */
@@ -179,6 +181,19 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rule_scratch);
 } rule_scratch_map SEC(".maps");
+
+/* Thread groups whose exit record went out, for kernels whose
+ * sched_process_exit does not pass group_dead: there every thread that
+ * reaches the tracepoint after signal->live dropped to zero reads zero
+ * (do_exit decrements live before exit_mm, the tracepoint comes after it),
+ * so the threads of an exit_group race and the first to insert its group
+ * here sends the one record. LRU: old groups fall out by themselves. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct exit_key);
+	__type(value, __u8);
+} exited SEC(".maps");
 
 /* Make the record types part of the object's BTF for bpf2go. */
 const struct proc_rec *unused_proc_rec __attribute__((unused));
@@ -586,8 +601,11 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 	__u32 tgid;
 
 	/* The process ends with its last thread: the kernel says so where the
-	 * tracepoint passes group_dead; elsewhere signal->live has dropped to
-	 * zero by the time the tracepoint runs. */
+	 * tracepoint passes group_dead. Elsewhere signal->live has dropped to
+	 * zero by the time the tracepoint runs, but not only for the last
+	 * thread: every thread still between its decrement and the tracepoint
+	 * reads zero too, and the first of them to claim the group in `exited`
+	 * reports it. */
 	if (exit_has_group_dead)
 		last = ctx[1] != 0;
 	else
@@ -595,6 +613,17 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 	if (!last)
 		return 0;
 	tgid = BPF_CORE_READ(task, tgid);
+	if (!exit_has_group_dead) {
+		struct exit_key k = {};
+		__u8 one = 1;
+
+		k.tgid = tgid;
+		k.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+		/* int: before 6.4 (bpf_map_ops returning long) the upper half of
+		 * a map update's error is zero, not sign-extended. */
+		if ((int)bpf_map_update_elem(&exited, &k, &one, BPF_NOEXIST) == -EEXIST)
+			return 0;
+	}
 	bpf_map_delete_elem(&procs, &tgid);
 	if (want_exe_paths)
 		bpf_map_delete_elem(&exe_paths, &tgid);

@@ -284,6 +284,13 @@ struct proc_info {
 	__u32 execs;
 };
 
+/* Key of the map of reported exits: a thread group, by tgid and start. */
+struct exit_key {
+	__u64 start_ns;
+	__u32 tgid;
+	__u32 _pad;
+};
+
 /* Value of the bprm stash, keyed by the exec'ing thread's id: what
  * bprm_check saw, for the exec record that follows. */
 struct bprm_val {

@@ -55,6 +55,13 @@ type ProcmonExeVal struct {
 	Path    [256]int8
 }
 
+type ProcmonExitKey struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Tgid    uint32
+	Pad     uint32
+}
+
 type ProcmonExitRec struct {
 	_        structs.HostLayout
 	H        ProcmonRecHdr
@@ -207,6 +214,7 @@ const (
 	ProcmonMapBprmStash             = "bprm_stash"
 	ProcmonMapEvents                = "events"
 	ProcmonMapExePaths              = "exe_paths"
+	ProcmonMapExited                = "exited"
 	ProcmonMapHookTables            = "hook_tables"
 	ProcmonMapLost                  = "lost"
 	ProcmonMapProcs                 = "procs"
@@ -317,6 +325,7 @@ type ProcmonMapSpecs struct {
 	BprmStash      *ebpf.MapSpec `ebpf:"bprm_stash"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	ExePaths       *ebpf.MapSpec `ebpf:"exe_paths"`
+	Exited         *ebpf.MapSpec `ebpf:"exited"`
 	HookTables     *ebpf.MapSpec `ebpf:"hook_tables"`
 	Lost           *ebpf.MapSpec `ebpf:"lost"`
 	Procs          *ebpf.MapSpec `ebpf:"procs"`
@@ -383,6 +392,7 @@ type ProcmonMaps struct {
 	BprmStash      *ebpf.Map `ebpf:"bprm_stash"`
 	Events         *ebpf.Map `ebpf:"events"`
 	ExePaths       *ebpf.Map `ebpf:"exe_paths"`
+	Exited         *ebpf.Map `ebpf:"exited"`
 	HookTables     *ebpf.Map `ebpf:"hook_tables"`
 	Lost           *ebpf.Map `ebpf:"lost"`
 	Procs          *ebpf.Map `ebpf:"procs"`
@@ -401,6 +411,7 @@ func (m *ProcmonMaps) Close() error {
 		m.BprmStash,
 		m.Events,
 		m.ExePaths,
+		m.Exited,
 		m.HookTables,
 		m.Lost,
 		m.Procs,

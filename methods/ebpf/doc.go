@@ -72,7 +72,9 @@
 // EventExit (sched_process_exit, for the last thread of the group: the
 // tracepoint's group_dead where the kernel passes it (newer kernels such
 // as 6.18; checked in the kernel's BTF at load), else
-// signal->live having dropped to zero) carries a Process with the identity
+// signal->live having dropped to zero, which the exiting threads of a
+// group can all see, so the first of them claims the group in an LRU map
+// and the others send nothing) carries a Process with the identity
 // (ID, PPID, Starttime, StartedAt, Comm), and ExitCode, the wait(2) status.
 //
 // Privilege events (reported on both tiers; denied on the LSM tier only

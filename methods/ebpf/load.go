@@ -103,8 +103,12 @@ func load(tier string, hooks map[string]bool, cfg *Config, tables *ruleTables) (
 	tables.size(spec)
 	ring := cfg.ringSize(os.Getpagesize())
 	spec.Maps[bpf.ProcmonMapEvents].MaxEntries = ring
+	groupDead := exitHasGroupDead()
+	if groupDead {
+		spec.Maps[bpf.ProcmonMapExited].MaxEntries = 1 // unused: the tracepoint says which exit is the last
+	}
 	for name, v := range map[string]any{
-		bpf.ProcmonVarExitHasGroupDead: exitHasGroupDead(),
+		bpf.ProcmonVarExitHasGroupDead: groupDead,
 		bpf.ProcmonVarImaHash:          cfg.IMAHash && tier == TierLSM,
 		bpf.ProcmonVarWantCwd:          !cfg.NoCWD,
 		bpf.ProcmonVarWakeupBytes:      cfg.wakeupBytes(ring),

@@ -405,6 +405,33 @@ func TestExitCodeAndThreads(t *testing.T) {
 	}
 }
 
+// TestExitOncePerThreadGroup runs many multi-threaded processes and checks
+// that each makes exactly one exit event: where sched_process_exit does not
+// pass group_dead, every thread of an exit_group that reaches the
+// tracepoint after signal->live dropped to zero sees zero.
+func TestExitOncePerThreadGroup(t *testing.T) {
+	_, rec := startSource(t, Config{})
+	var pids []int
+	for range 50 {
+		h := helper("threads")
+		if _, err := h.Output(); err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, h.Process.Pid)
+	}
+	for _, pid := range pids {
+		if rec.WaitFor(process.EventExit, pid, nil, 10*time.Second) == nil {
+			t.Fatalf("no exit event of %d", pid)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // a second exit would be late by less
+	for _, pid := range pids {
+		if n := len(rec.All(process.EventExit, pid)); n != 1 {
+			t.Errorf("pid %d: %d exit events", pid, n)
+		}
+	}
+}
+
 // TestKernelThread checks that a kernel thread's fork is reported as one.
 func TestKernelThread(t *testing.T) {
 	_, rec := startSource(t, Config{})

@@ -27,6 +27,7 @@ func TestVMEbpf(t *testing.T) {
 	t.Run("Identity", TestIdentityMatchesProc)
 	t.Run("FailedExec", TestFailedExec)
 	t.Run("ExitCodeAndThreads", TestExitCodeAndThreads)
+	t.Run("ExitOnce", TestExitOncePerThreadGroup)
 	t.Run("ArgsTruncated", TestArgsTruncated)
 	t.Run("Loss", TestLossReported)
 	t.Run("GC", TestGarbageCollection)
