@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/proctrack/proctrack/internal/rulecases"
 	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"io"
 	"os"
@@ -49,17 +50,8 @@ bprm_check:
       event: path_prefix == "/tmp" AND name == "ls"
 `
 
-func capsOf(names ...string) process.CapSet {
-	var s process.CapSet
-	for _, n := range names {
-		c, ok := process.CapByName(n)
-		if !ok {
-			panic(n)
-		}
-		s |= 1 << uint(c)
-	}
-	return s
-}
+// capsOf returns the set of the named capabilities.
+var capsOf = rulecases.Caps
 
 // allCaps is root's effective set.
 var allCaps = process.CapSet(1<<(process.CapLast+1) - 1)

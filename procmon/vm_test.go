@@ -95,14 +95,8 @@ func TestVMSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(sleep)
-	if err != nil {
-		t.Fatal(err)
-	}
 	copied := filepath.Join(tmp, "sleep")
-	if err := os.WriteFile(copied, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	copyFile(t, sleep, copied)
 	if err := exec.Command(copied, "0").Run(); !errors.Is(err, syscall.EPERM) {
 		t.Errorf("exec from /tmp under the allow-list: %v, want EPERM", err)
 	}

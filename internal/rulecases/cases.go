@@ -33,8 +33,9 @@ var Defs = &rules.Defs{
 	},
 }
 
-// caps returns the set of the named capabilities.
-func caps(names ...string) process.CapSet {
+// Caps returns the set of the named capabilities; it panics on a name that
+// is not one (test data).
+func Caps(names ...string) process.CapSet {
 	var s process.CapSet
 	for _, n := range names {
 		c, ok := process.CapByName(n)
@@ -57,11 +58,11 @@ var Cases = []Case{
 	{"setuid", "uid == 1000 AND euid == 0", rules.Input{UID: 0, EUID: 0}, false},
 	{"setgid", "gid == 1000 AND egid == 0", rules.Input{GID: 1000, EGID: 0}, true},
 	{"setgid", "gid == 1000 AND egid == 0", rules.Input{GID: 1000, EGID: 1000}, false},
-	{"setcaps", `ecaps == "CAP_SYS_ADMIN"`, rules.Input{ECaps: caps("CAP_SYS_ADMIN")}, true},
+	{"setcaps", `ecaps == "CAP_SYS_ADMIN"`, rules.Input{ECaps: Caps("CAP_SYS_ADMIN")}, true},
 	{"setcaps", `ecaps == "CAP_SYS_ADMIN"`, rules.Input{ECaps: all}, true},
-	{"setcaps", `ecaps == "CAP_SYS_ADMIN"`, rules.Input{ECaps: caps("CAP_NET_RAW"), PCaps: caps("CAP_SYS_ADMIN")}, false},
+	{"setcaps", `ecaps == "CAP_SYS_ADMIN"`, rules.Input{ECaps: Caps("CAP_NET_RAW"), PCaps: Caps("CAP_SYS_ADMIN")}, false},
 	{"create_user_ns", `NOT ecaps == "CAP_SYS_ADMIN"`, rules.Input{EUID: 1000}, true},
-	{"create_user_ns", `NOT ecaps == "CAP_SYS_ADMIN"`, rules.Input{ECaps: caps("CAP_NET_ADMIN")}, true},
+	{"create_user_ns", `NOT ecaps == "CAP_SYS_ADMIN"`, rules.Input{ECaps: Caps("CAP_NET_ADMIN")}, true},
 	{"create_user_ns", `NOT ecaps == "CAP_SYS_ADMIN"`, rules.Input{ECaps: all}, false},
 	{"bprm_check", `path_prefix == "/tmp" AND name == "ls"`, rules.Input{Path: "/tmp/ls"}, true},
 	{"bprm_check", `path_prefix == "/tmp" AND name == "ls"`, rules.Input{Path: "/tmp/a/b/ls"}, true},
@@ -79,13 +80,13 @@ var Cases = []Case{
 	{"setuid", "uid != 0", rules.Input{UID: 5}, true},
 	{"setuid", "uid != 0", rules.Input{UID: 0}, false},
 	// Capabilities.
-	{"capset", `ecaps == "ANY_CAPS"`, rules.Input{ECaps: caps("CAP_CHOWN")}, true},
+	{"capset", `ecaps == "ANY_CAPS"`, rules.Input{ECaps: Caps("CAP_CHOWN")}, true},
 	{"capset", `ecaps == "ANY_CAPS"`, rules.Input{}, false},
-	{"capset", `ecaps in ["ANY_CAPS"]`, rules.Input{ECaps: caps("CAP_CHOWN")}, true},
-	{"capset", `pcaps in ["CAP_NET_RAW", "CAP_BPF"]`, rules.Input{PCaps: caps("CAP_BPF")}, true},
-	{"capset", `pcaps in ["CAP_NET_RAW", "CAP_BPF"]`, rules.Input{ECaps: caps("CAP_BPF")}, false},
-	{"capset", `ecaps == "sys_admin"`, rules.Input{ECaps: caps("CAP_SYS_ADMIN")}, true},
-	{"capset", `ecaps != "CAP_SYS_ADMIN"`, rules.Input{ECaps: caps("CAP_CHOWN")}, true},
+	{"capset", `ecaps in ["ANY_CAPS"]`, rules.Input{ECaps: Caps("CAP_CHOWN")}, true},
+	{"capset", `pcaps in ["CAP_NET_RAW", "CAP_BPF"]`, rules.Input{PCaps: Caps("CAP_BPF")}, true},
+	{"capset", `pcaps in ["CAP_NET_RAW", "CAP_BPF"]`, rules.Input{ECaps: Caps("CAP_BPF")}, false},
+	{"capset", `ecaps == "sys_admin"`, rules.Input{ECaps: Caps("CAP_SYS_ADMIN")}, true},
+	{"capset", `ecaps != "CAP_SYS_ADMIN"`, rules.Input{ECaps: Caps("CAP_CHOWN")}, true},
 	// Precedence: NOT > AND > OR, left to right.
 	{"setuid", "uid == 1 OR uid == 2 AND euid == 3", rules.Input{UID: 1, EUID: 9}, true},
 	{"setuid", "(uid == 1 OR uid == 2) AND euid == 3", rules.Input{UID: 1, EUID: 9}, false},
@@ -107,7 +108,7 @@ var Cases = []Case{
 	{"bprm_check", `path == "shells"`, rules.Input{Path: "shells"}, true},
 	{"bprm_check", "shell_str", rules.Input{Path: "shells"}, true},
 	{"setuid", "euid in admins", rules.Input{EUID: 1000}, true},
-	{"capset", "ecaps in netcaps", rules.Input{ECaps: caps("CAP_NET_RAW")}, true},
+	{"capset", "ecaps in netcaps", rules.Input{ECaps: Caps("CAP_NET_RAW")}, true},
 	{"bprm_check", "root_tmp", rules.Input{EUID: 0, Path: "/dev/shm/x"}, true},
 	{"bprm_check", "root_tmp", rules.Input{EUID: 1, Path: "/dev/shm/x"}, false},
 	{"bprm_check", "NOT is_root OR from_tmp", rules.Input{EUID: 0, Path: "/tmp/x"}, true},

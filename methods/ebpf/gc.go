@@ -17,27 +17,9 @@ import (
 // processes, without replacing what the programs wrote meanwhile. It
 // returns how many it added.
 func seedProcs(m *ebpf.Map, procRoot string) (int, error) {
-	pids, err := procfs.PIDs(procRoot)
-	if err != nil {
-		return 0, err
-	}
-	r := procfs.NewReader(procRoot)
-	n := 0
-	for _, pid := range pids {
-		s, err := r.Stat(pid)
-		if err != nil || s.State == 'Z' || s.State == 'X' {
-			continue
-		}
-		v := bpf.ProcmonProcInfo{StartNs: s.StartTicks * nsPerTick, Ppid: uint32(s.PPID)}
-		switch err := m.Update(uint32(pid), &v, ebpf.UpdateNoExist); {
-		case err == nil:
-			n++
-		case errors.Is(err, ebpf.ErrKeyExist):
-		default:
-			return n, err
-		}
-	}
-	return n, nil
+	return seedMap(m, procRoot, func(_ int, s *procfs.Stat) (bpf.ProcmonProcInfo, bool) {
+		return bpf.ProcmonProcInfo{StartNs: s.StartTicks * nsPerTick, Ppid: uint32(s.PPID)}, true
+	})
 }
 
 // seedExePaths adds the executable path of every process /proc lists to
@@ -45,6 +27,23 @@ func seedProcs(m *ebpf.Map, procRoot string) (int, error) {
 // programs wrote meanwhile. The start time is stored at the tick
 // resolution of /proc, which is what the programs compare.
 func seedExePaths(m *ebpf.Map, procRoot string) (int, error) {
+	return seedMap(m, procRoot, func(pid int, s *procfs.Stat) (bpf.ProcmonExeVal, bool) {
+		exe, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), "exe"))
+		if err != nil {
+			return bpf.ProcmonExeVal{}, false // a kernel thread, or gone
+		}
+		exe = strings.TrimSuffix(exe, deletedSuffix)
+		v := bpf.ProcmonExeVal{StartNs: s.StartTicks * nsPerTick, Len: uint32(len(exe))}
+		for i := 0; i < len(exe) && i < ruleStr-1; i++ {
+			v.Path[i] = int8(exe[i])
+		}
+		return v, true
+	})
+}
+
+// seedMap adds an entry for each live process /proc lists (value says what,
+// or false for none) to a map keyed by tgid, keeping the entries there.
+func seedMap[V any](m *ebpf.Map, procRoot string, value func(pid int, s *procfs.Stat) (V, bool)) (int, error) {
 	pids, err := procfs.PIDs(procRoot)
 	if err != nil {
 		return 0, err
@@ -56,14 +55,9 @@ func seedExePaths(m *ebpf.Map, procRoot string) (int, error) {
 		if err != nil || s.State == 'Z' || s.State == 'X' {
 			continue
 		}
-		exe, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), "exe"))
-		if err != nil {
-			continue // a kernel thread, or gone
-		}
-		exe = strings.TrimSuffix(exe, deletedSuffix)
-		v := bpf.ProcmonExeVal{StartNs: s.StartTicks * nsPerTick, Len: uint32(len(exe))}
-		for i := 0; i < len(exe) && i < ruleStr-1; i++ {
-			v.Path[i] = int8(exe[i])
+		v, ok := value(pid, s)
+		if !ok {
+			continue
 		}
 		switch err := m.Update(uint32(pid), &v, ebpf.UpdateNoExist); {
 		case err == nil:

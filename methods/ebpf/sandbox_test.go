@@ -47,6 +47,30 @@ func requireLSMTier(t *testing.T) {
 	}
 }
 
+// copySelf copies the test binary to a new directory under /tmp as name;
+// it returns the binary's path and the copy's.
+func copySelf(t *testing.T, name string) (self, copied string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp("/tmp", "proctrack-sandbox-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied = filepath.Join(tmp, name)
+	if err := os.WriteFile(copied, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return self, copied
+}
+
 // helperResult runs a helper to its end and returns its pid and output.
 func helperResult(t *testing.T, mode string, args ...string) (int, string) {
 	t.Helper()
@@ -100,24 +124,8 @@ func TestSandboxSetuid(t *testing.T) {
 // reported denied; an exec of this binary where it lies is allowed.
 func TestSandboxBprmAllowList(t *testing.T) {
 	requireLSMTier(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	self, copied := copySelf(t, "copy")
 	dir := filepath.Dir(self)
-	tmp, err := os.MkdirTemp("/tmp", "proctrack-sandbox-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	copied := filepath.Join(tmp, "copy")
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(copied, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	set := ruleSet(t, rules.Spec{Hook: HookBprmCheck, Name: "SystemOnly",
 		Scope: `parent_binary_path == "` + self + `"`,
 		Event: `path_prefix in ["/usr", "/bin", "/sbin", "` + dir + `"]`})
@@ -183,24 +191,8 @@ func TestSandboxNeedsLSMTier(t *testing.T) {
 // operation is reported.
 func TestKernelRulesAgree(t *testing.T) {
 	requireLSMTier(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := filepath.Base(self)
-	tmp, err := os.MkdirTemp("/tmp", "proctrack-agree-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	copied := filepath.Join(tmp, "ls")
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(copied, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	self, copied := copySelf(t, "ls")
+	name, tmp := filepath.Base(self), filepath.Dir(copied)
 	specs := []rules.Spec{
 		{Hook: HookSetuid, Name: "any", Event: "uid != 4294967295"},
 		{Hook: HookSetuid, Name: "to1000", Event: "uid == 1000 AND euid == 1000"},
@@ -333,4 +325,34 @@ func TestRuleCost(t *testing.T) {
 			st.Runtime/time.Duration(st.RunCount), st.RunCount, wall))
 	}
 	t.Logf("per exec: %s", strings.Join(report, "; "))
+}
+
+// TestSandboxDenyEachHook denies one operation on each hook that can deny,
+// with a deny-list rule on the value the operation sets: the call fails
+// with EPERM and the event says denied.
+func TestSandboxDenyEachHook(t *testing.T) {
+	requireLSMTier(t)
+	for _, c := range []struct {
+		hook, event, mode string
+		kind              process.EventKind
+	}{
+		{HookSetuid, "uid == 1000", "setuid", process.EventUID},
+		{HookSetgid, "gid == 1000 AND egid == 1000", "setgid", process.EventGID},
+		{HookCapset, `NOT ecaps == "CAP_NET_RAW"`, "capset", process.EventCapset},
+		{HookCreateUserNS, "euid == 0", "userns", process.EventUserNS},
+	} {
+		t.Run(c.hook, func(t *testing.T) {
+			set := ruleSet(t, rules.Spec{Hook: c.hook, Name: "Deny", Event: c.event})
+			_, rec := startSource(t, Config{Hooks: map[string]bool{}, Rules: set,
+				Sandbox: map[string]SandboxMode{c.hook: SandboxDenyList}})
+			pid, out := helperResult(t, c.mode)
+			if !strings.Contains(out, "operation not permitted") {
+				t.Errorf("%s: %q, want EPERM", c.mode, out)
+			}
+			ev := rec.WaitFor(c.kind, pid, nil, 3*time.Second)
+			if ev == nil || ev.Verdict != process.VerdictDenied || !slices.Equal(ev.Matched, []string{"Deny"}) {
+				t.Errorf("event %+v", ev)
+			}
+		})
+	}
 }

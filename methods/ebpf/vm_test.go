@@ -40,6 +40,7 @@ func TestVMEbpf(t *testing.T) {
 	t.Run("LSMTier", TestLSMTier)
 	t.Run("SandboxSetuid", TestSandboxSetuid)
 	t.Run("SandboxBprm", TestSandboxBprmAllowList)
+	t.Run("SandboxEachHook", TestSandboxDenyEachHook)
 	t.Run("SandboxNeedsLSM", TestSandboxNeedsLSMTier)
 	t.Run("RulesAgree", TestKernelRulesAgree)
 	t.Run("RuleCost", TestRuleCost)
