@@ -217,9 +217,9 @@ func ParseFileConfig(data []byte) (*FileConfig, error) {
 		case "gc_period":
 			f.GCPeriod, err = decodePeriod(v)
 		case "lists":
-			err = v.Decode(&f.Lists)
+			f.Lists, err = decodeLists(v)
 		case "macros":
-			err = v.Decode(&f.Macros)
+			f.Macros, err = decodeMacros(v)
 		default:
 			if _, ok := rules.CanonicalHook(key); !ok {
 				return nil, cfgErr(k, "unknown key %q: expected one of %s or a hook (%s)",
@@ -263,6 +263,69 @@ func decodePeriod(v *yaml.Node) (time.Duration, error) {
 		return 0, cfgErr(v, "gc_period: expected a positive period, found %q", v.Value)
 	}
 	return d, nil
+}
+
+// decodeLists reads the lists: a mapping of names to items, or Bombini's
+// sequence of {list: name, items: [...]}. Items keep their text: numbers
+// are read by the attribute they are compared with.
+func decodeLists(v *yaml.Node) (map[string][]string, error) {
+	if v.Kind != yaml.SequenceNode {
+		var m map[string][]string
+		err := v.Decode(&m)
+		return m, err
+	}
+	m := map[string][]string{}
+	for _, e := range v.Content {
+		if err := checkKeys(e, "list", "items"); err != nil {
+			return nil, err
+		}
+		var l struct {
+			List  string   `yaml:"list"`
+			Items []string `yaml:"items"`
+		}
+		if err := e.Decode(&l); err != nil {
+			return nil, err
+		}
+		if l.List == "" || len(l.Items) == 0 {
+			return nil, cfgErr(e, "lists: expected a name (list:) and items (items: [...])")
+		}
+		if _, dup := m[l.List]; dup {
+			return nil, cfgErr(e, "lists: list %q is defined twice", l.List)
+		}
+		m[l.List] = l.Items
+	}
+	return m, nil
+}
+
+// decodeMacros reads the macros: a mapping of names to conditions, or
+// Bombini's sequence of {macro: name, condition: ...}.
+func decodeMacros(v *yaml.Node) (map[string]string, error) {
+	if v.Kind != yaml.SequenceNode {
+		var m map[string]string
+		err := v.Decode(&m)
+		return m, err
+	}
+	m := map[string]string{}
+	for _, e := range v.Content {
+		if err := checkKeys(e, "macro", "condition"); err != nil {
+			return nil, err
+		}
+		var d struct {
+			Macro     string `yaml:"macro"`
+			Condition string `yaml:"condition"`
+		}
+		if err := e.Decode(&d); err != nil {
+			return nil, err
+		}
+		if d.Macro == "" || d.Condition == "" {
+			return nil, cfgErr(e, "macros: expected a name (macro:) and a condition (condition:)")
+		}
+		if _, dup := m[d.Macro]; dup {
+			return nil, cfgErr(e, "macros: macro %q is defined twice", d.Macro)
+		}
+		m[d.Macro] = d.Condition
+	}
+	return m, nil
 }
 
 // decodeHook reads a hook block, keeping where each rule's texts are.

@@ -4,17 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/proctrack/proctrack/internal/rulecases"
-	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/proctrack/proctrack/internal/rulecases"
+	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"github.com/proctrack/proctrack/procmon/process"
 	"github.com/proctrack/proctrack/rules"
 )
@@ -558,4 +559,45 @@ func FuzzParseConfig(f *testing.F) {
 		fc.MonitorConfig()
 		fc.Rules().MatchEvent(credEvent(EventUID, "/bin/x", process.Credentials{UID: 1}))
 	})
+}
+
+// TestConfigBombiniLists reads lists and macros written as Bombini writes
+// them (sequences of {list, items} and {macro, condition}, lists referenced
+// as "in (name)"), which match as the mapping form does.
+func TestConfigBombiniLists(t *testing.T) {
+	const y = `lists:
+  - list: shells
+    items: ["/bin/bash", "/bin/sh"]
+  - list: privileged_uids
+    items: [0, 1000]
+macros:
+  - macro: is_root
+    condition: euid == 0
+bprm_check:
+  enabled: true
+  rules:
+    - rule: RootShell
+      event: path in (shells) AND is_root
+setuid:
+  enabled: true
+  rules:
+    - rule: Privileged
+      event: uid in (privileged_uids)
+`
+	f, err := ParseFileConfig([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(f.Lists["privileged_uids"], []string{"0", "1000"}) || f.Macros["is_root"] != "euid == 0" {
+		t.Errorf("lists %v macros %v", f.Lists, f.Macros)
+	}
+	if _, m := f.Rules().MatchEvent(procEvent(EventExec, "/bin/sh", process.Credentials{})); len(m) != 1 || m[0].Name() != "RootShell" {
+		t.Errorf("root shell matched %v", m)
+	}
+	if _, err := ParseConfig([]byte("lists:\n  - list: a\n    items: [x]\n  - list: a\n    items: [y]\n")); err == nil || !strings.Contains(err.Error(), `list "a" is defined twice`) {
+		t.Errorf("a list defined twice: %v", err)
+	}
+	if _, err := ParseConfig([]byte("macros:\n  - macro: m\n    when: x\n")); !errors.Is(err, ErrConfig) {
+		t.Errorf("a macro without condition: %v", err)
+	}
 }

@@ -25,7 +25,9 @@
 //	not        = "NOT" not | primary
 //	primary    = "(" expr ")" | comparison | macro
 //	comparison = attribute ( "==" | "!=" ) value
-//	           | attribute "in" ( "[" value { "," value } "]" | list )
+//	           | attribute "in" ( "[" elems "]" | "(" elems ")" | list )
+//	elems      = elem { "," elem }
+//	elem       = value | list
 //	value      = integer | string
 //	integer    = decimal | "0x" hexadecimal        (1000, 0x3e8)
 //	string     = '"' { character | '\"' | '\\' } '"'

@@ -434,25 +434,39 @@ func (p *parser) parseComparison(at token) (*node, error) {
 					return nil, err
 				}
 			}
-		case tokLBrack:
+		case tokLBrack, tokLParen:
+			// [values] or, as Bombini writes it, (values); an element
+			// may be a list name.
+			closer, closeText := tokRBrack, "]"
+			if v.kind == tokLParen {
+				closer, closeText = tokRParen, ")"
+			}
 			for {
 				e := p.next()
-				if e.kind != tokInt && e.kind != tokString {
-					return nil, p.errAt(ErrSyntax, e, "expected a value in the list, found %s", e.describe())
-				}
-				if err := p.addValue(n, e, ""); err != nil {
-					return nil, err
+				switch e.kind {
+				case tokInt, tokString:
+					if err := p.addValue(n, e, ""); err != nil {
+						return nil, err
+					}
+				case tokList:
+					for _, s := range e.list {
+						if err := p.addValue(n, e, s); err != nil {
+							return nil, err
+						}
+					}
+				default:
+					return nil, p.errAt(ErrSyntax, e, "expected a value or a list name in the list, found %s", e.describe())
 				}
 				sep := p.next()
-				if sep.kind == tokRBrack {
+				if sep.kind == closer {
 					break
 				}
 				if sep.kind != tokComma {
-					return nil, p.errAt(ErrSyntax, sep, "expected \",\" or \"]\" in the list, found %s", sep.describe())
+					return nil, p.errAt(ErrSyntax, sep, "expected \",\" or %q in the list, found %s", closeText, sep.describe())
 				}
 			}
 		default:
-			return nil, p.errAt(ErrSyntax, v, "expected \"[\" or a list name after \"in\", found %s", v.describe())
+			return nil, p.errAt(ErrSyntax, v, "expected \"[\", \"(\" or a list name after \"in\", found %s", v.describe())
 		}
 		if n.count() > MaxValues {
 			return nil, p.errAt(ErrLimit, op, "more than %d values after \"in\" (MaxValues)", MaxValues)

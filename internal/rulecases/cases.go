@@ -115,4 +115,9 @@ var Cases = []Case{
 	{"bprm_check", "NOT is_root OR from_tmp", rules.Input{EUID: 0, Path: "/bin/x"}, false},
 	// Strings with escapes.
 	{"bprm_check", `name == "a\"b\\c"`, rules.Input{Path: `/x/a"b\c`}, true},
+	// Bombini's list syntax: values and list names in parentheses.
+	{"bprm_check", "path in (shells)", rules.Input{Path: "/bin/sh"}, true},
+	{"setuid", "uid in (0, 1000)", rules.Input{UID: 1000}, true},
+	{"setuid", "uid in (admins)", rules.Input{UID: 7}, false},
+	{"bprm_check", `path in [shells, "/opt/x"]`, rules.Input{Path: "/opt/x"}, true},
 }
