@@ -104,7 +104,9 @@ type Config struct {
 	// (Event.Matched names those that matched); nil means none.
 	Rules *rules.Set
 	// Hooks are the configuration file's hook blocks (enabled, sandbox,
-	// rules) by hook name. Their sandbox blocks (enabled ones on enabled
+	// rules) by hook name. With bprm_check enabled (here or in
+	// Ebpf.Hooks) exec events carry Event.Bprm on every method: the eBPF
+	// LSM tier's from the kernel, the others' read from the binary's file. Their sandbox blocks (enabled ones on enabled
 	// hooks) are enforced unless Ebpf.Sandbox is set: a monitor with a
 	// sandbox runs the eBPF LSM tier or does not start (ErrSandbox).
 	Hooks map[string]HookConfig
@@ -163,6 +165,7 @@ type Monitor struct {
 	closed     bool
 	prevStats  methods.Stats // counters of sources that ran before the current one
 	reader     *process.Reader
+	bprm       bool // fill Event.Bprm of execs from the file (bprm_check on)
 	reconcileC chan struct{}
 
 	detailMu sync.Mutex
@@ -198,6 +201,7 @@ func New(cfg Config) (*Monitor, error) {
 		events:     make(chan Event, cfg.EventBuffer),
 		preferred:  cfg.Method,
 		reader:     process.NewReader(),
+		bprm:       cfg.Hooks[rules.HookBprmCheck].Enabled || cfg.Ebpf.Hooks[rules.HookBprmCheck],
 		reconcileC: make(chan struct{}, 1),
 	}, nil
 }

@@ -428,3 +428,53 @@ func TestSandboxRefusesOtherMethods(t *testing.T) {
 		t.Errorf("SetMethod(audit): %v", err)
 	}
 }
+
+// TestExecBprmEveryMethod: with bprm_check enabled, the exec events of a
+// method without the LSM tier carry Event.Bprm read from the binary: a
+// set-user-ID copy of sleep says so.
+func TestExecBprmEveryMethod(t *testing.T) {
+	proctest.RequireRoot(t, "netlink or audit, and a set-user-ID file")
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "suid-sleep")
+	data, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(bin, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{MethodNetlink, MethodAudit} {
+		t.Run(method, func(t *testing.T) {
+			m, c := startMonitor(t, Config{Method: method, Hooks: map[string]HookConfig{rules.HookBprmCheck: {Enabled: true}}})
+			if m.Method() != method {
+				t.Skipf("%s does not run here: %+v", method, m.Status())
+			}
+			cmd := exec.Command(bin, "0.3")
+			if err := cmd.Run(); err != nil {
+				t.Fatal(err)
+			}
+			var got *Event
+			waitFor(t, 5*time.Second, func() bool {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				for i := range c.events {
+					if ev := &c.events[i]; ev.Kind == EventExec && ev.PID == cmd.Process.Pid && ev.Bprm != nil {
+						got = ev
+						return true
+					}
+				}
+				return false
+			})
+			if b := got.Bprm; b.Path != bin || !b.Setuid || b.Setgid || b.Fileless {
+				t.Errorf("bprm %+v", b)
+			}
+		})
+	}
+}

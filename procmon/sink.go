@@ -188,6 +188,10 @@ func (m *Monitor) onExec(ev *process.Event) {
 			p.Starttime, p.StartedAt = id.Starttime, id.StartedAt
 		}
 	}
+	if ev.Bprm == nil && m.bprm && p.Path != "" {
+		// What the eBPF LSM tier's bprm_check carries, from the file.
+		ev.Bprm = process.BprmFromFile(p.Path, p.RealPath, p.Fileless || p.ExeDeleted)
+	}
 	ev.Process = m.cache.Put(p)
 	if !p.Incomplete && p.Starttime != 0 {
 		m.scheduleDetails(ev.Process.Key())

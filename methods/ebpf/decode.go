@@ -409,8 +409,7 @@ func bprmInfo(path string, flags uint32) *process.Bprm {
 	b := &process.Bprm{Path: path, Setuid: flags&bprmSetuid != 0, Setgid: flags&bprmSetgid != 0,
 		NoSuid: flags&bprmNosuid != 0, Fileless: flags&bprmFileless != 0}
 	if path != "" && !b.Fileless {
-		n, err := unix.Getxattr(path, "security.capability", nil)
-		b.FileCaps = err == nil && n > 0
+		b.FileCaps = process.HasFileCaps(path)
 	}
 	return b
 }

@@ -85,8 +85,10 @@ type Event struct {
 	// (VerdictAllowed or VerdictDenied); VerdictNone elsewhere. A denied
 	// operation did not happen: the process is as it was.
 	Verdict Verdict
-	// Bprm is what the bprm_check hook saw of the executed binary, on the
-	// eBPF LSM tier (EventExec, and a denied exec attempt).
+	// Bprm describes the executed binary (EventExec, and a denied exec
+	// attempt) when the bprm_check hook is enabled: what the hook saw on
+	// the eBPF LSM tier, read from the file (BprmFromFile) by the monitor
+	// for the other methods.
 	Bprm *Bprm
 	// Prctl is the option and arguments of EventPrctl.
 	Prctl *Prctl
