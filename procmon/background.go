@@ -62,9 +62,15 @@ func (m *Monitor) readDetails(k process.Key) {
 	if !ok || item.Exited != 0 {
 		return // exited meanwhile: nothing to read, no system call spent
 	}
+	item.Proc.RLock()
+	before := item.Proc.Creds
+	item.Proc.RUnlock()
 	p := process.NewProcessEmpty(k.PID, "")
 	p.Starttime = int64(k.StartTicks)
 	if p.GetDetails() == nil {
+		if before.UserNS != 0 && p.Creds.UserNS != 0 && p.Creds.UserNS != before.UserNS {
+			m.nsBefore.Store(k, before)
+		}
 		m.cache.Put(p)
 	}
 }
@@ -107,6 +113,12 @@ func (m *Monitor) reconcile() {
 		}
 	}
 	m.cache.ExitMissing(live, since)
+	m.nsBefore.Range(func(k, _ any) bool {
+		if !live[k.(process.Key)] {
+			m.nsBefore.Delete(k)
+		}
+		return true
+	})
 }
 
 // newSource returns the Source of a method.

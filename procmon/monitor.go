@@ -168,6 +168,11 @@ type Monitor struct {
 	bprm       bool // fill Event.Bprm of execs from the file (bprm_check on)
 	reconcileC chan struct{}
 
+	// nsBefore holds, by process.Key, the credentials a detail refresh
+	// replaced when the process had entered another user namespace: the
+	// userns event that may still be on its way needs the credentials of
+	// before (see onUserNS).
+	nsBefore sync.Map
 	detailMu sync.Mutex
 	details  []detailReq
 

@@ -478,3 +478,73 @@ func TestExecBprmEveryMethod(t *testing.T) {
 		})
 	}
 }
+
+// TestUserNSEventAfterRefresh: a userns event that reaches the monitor
+// after the detail refresh has read the process inside its new namespace
+// (an overloaded host, a slow method) is still judged on the credentials
+// the process had before. The process and its namespace are real; the
+// method is faked, to deliver the event late on purpose.
+func TestUserNSEventAfterRefresh(t *testing.T) {
+	proctest.RequireRoot(t, "setpriv to uid 1000")
+	setpriv := proctest.RequireTool(t, "setpriv")
+	unshare := proctest.RequireTool(t, "unshare")
+	src := &fakeSource{name: MethodAudit}
+	withSource(t, MethodAudit, src)
+	set, err := rules.NewSet(mustRule(t, rules.HookCreateUserNS, "Unpriv", `NOT ecaps == "CAP_SYS_ADMIN" AND euid == 1000`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, c := startMonitor(t, Config{Method: MethodAudit, Rules: set})
+	self := process.FindProcess(os.Getpid(), false)
+	if self == nil {
+		t.Fatal("no process")
+	}
+
+	// --map-root-user: sleep runs as root of the new namespace, with every
+	// capability there, as unshare itself between its unshare(2) and exec.
+	cmd := exec.Command(setpriv, "--reuid=1000", "--regid=1000", "--clear-groups", unshare, "--user", "--map-root-user", "sleep", "5")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	// The exec as the method saw it, before the namespace: uid 1000, no
+	// capabilities, this test's user namespace.
+	before := process.NewProcessEmpty(pid, "unshare")
+	before.Path = unshare
+	waitFor(t, 5*time.Second, func() bool {
+		k, err := process.CurrentKey(pid)
+		before.Starttime = int64(k.StartTicks)
+		return err == nil
+	})
+	before.Creds = process.Credentials{UID: 1000, EUID: 1000, SUID: 1000, FSUID: 1000, GID: 1000, EGID: 1000,
+		SGID: 1000, FSGID: 1000, UserNS: self.Creds.UserNS}
+	src.sink.Event(&process.Event{Kind: process.EventExec, PID: pid, Process: before})
+	// The process is in its new namespace (sleep runs there) when the
+	// detail refresh reads it.
+	waitFor(t, 5*time.Second, func() bool {
+		p := process.FindProcess(pid, false)
+		return p != nil && p.Comm == "sleep" && p.Creds.UserNS != self.Creds.UserNS
+	})
+	m.readDetails(before.Key())
+	if item, _ := m.Cache().Peek(pid); item.Proc.Creds.CapEffective == 0 {
+		t.Fatalf("the refresh did not read the new namespace: %+v", item.Proc.Creds)
+	}
+	// Now the late userns event, without credentials (as audit sends it).
+	src.sink.Event(&process.Event{Kind: process.EventUserNS, PID: pid})
+	var got *Event
+	waitFor(t, 5*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i := range c.events {
+			if ev := &c.events[i]; ev.Kind == EventUserNS && ev.PID == pid {
+				got = ev
+				return true
+			}
+		}
+		return false
+	})
+	if !slices.Equal(got.Matched, []string{"Unpriv"}) || got.Creds == nil || got.Creds.Old.CapEffective != 0 || got.Creds.New.CapEffective == 0 {
+		t.Errorf("matched %q creds %+v", got.Matched, got.Creds)
+	}
+}

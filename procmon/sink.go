@@ -76,6 +76,8 @@ func (m *Monitor) Event(ev *process.Event) {
 		m.onCreds(ev)
 	case ev.Kind == process.EventComm:
 		m.onComm(ev)
+	case ev.Kind == process.EventUserNS:
+		m.onUserNS(ev)
 	default:
 		m.attach(ev)
 	}
@@ -198,9 +200,35 @@ func (m *Monitor) onExec(ev *process.Event) {
 	}
 }
 
+// onUserNS completes a user namespace event whose method did not see the
+// creator's credentials before the namespace existed (every method but the
+// eBPF LSM tier): Creds.Old is the cached process's credentials, or those
+// a detail refresh replaced when it found the process already in the new
+// namespace (the event came late); Creds.New, unless the method gave it,
+// the cached ones.
+func (m *Monitor) onUserNS(ev *process.Event) {
+	m.attach(ev)
+	if ev.Creds != nil && ev.Creds.Old.UserNS != 0 {
+		return
+	}
+	p := ev.Process
+	p.RLock()
+	cur, k := p.Creds, p.Key()
+	p.RUnlock()
+	old := cur
+	if v, ok := m.nsBefore.LoadAndDelete(k); ok {
+		old = v.(process.Credentials)
+	}
+	if ev.Creds == nil {
+		ev.Creds = &process.CredChange{New: cur}
+	}
+	ev.Creds.Old = old
+}
+
 // onExit marks the process exited in the cache.
 func (m *Monitor) onExit(ev *process.Event) {
 	if ev.Process != nil && ev.Process.Starttime != 0 {
+		m.nsBefore.Delete(ev.Process.Key())
 		m.cache.Exit(ev.Process.Key())
 		if item, ok := m.cache.Get(ev.Process.Key()); ok {
 			ev.Process = item.Proc
@@ -215,6 +243,7 @@ func (m *Monitor) onExit(ev *process.Event) {
 		}
 		return
 	}
+	m.nsBefore.Delete(item.Proc.Key())
 	m.cache.Exit(item.Proc.Key())
 	ev.Process = item.Proc
 }
