@@ -555,16 +555,8 @@ func (f *FileConfig) MonitorConfig() Config {
 	for _, h := range rules.Hooks {
 		cfg.Ebpf.Hooks[h] = f.Enabled(h)
 	}
-	for name, h := range f.Hooks {
-		if mode := h.Sandbox.Mode(); mode != methodebpf.SandboxOff && h.Enabled {
-			if cfg.Ebpf.Sandbox == nil {
-				cfg.Ebpf.Sandbox = map[string]methodebpf.SandboxMode{}
-			}
-			hook, _ := rules.CanonicalHook(name)
-			cfg.Ebpf.Sandbox[hook] = mode
-		}
-	}
 	cfg.Rules = f.Rules()
 	cfg.Hooks = f.Hooks
+	cfg.Ebpf.Sandbox = cfg.sandbox()
 	return cfg
 }

@@ -34,9 +34,12 @@ var ErrUnavailable = methods.ErrUnavailable
 // and the monitor never falls back to a method that would only watch.
 var ErrSandbox = methodebpf.ErrSandbox
 
-// sandbox returns the sandbox modes of the hook blocks (enabled ones, on
-// enabled hooks), nil for none.
+// sandbox returns the sandbox modes in force: Ebpf.Sandbox when set, else
+// those of the hook blocks (enabled ones, on enabled hooks); nil for none.
 func (c *Config) sandbox() map[string]methodebpf.SandboxMode {
+	if c.Ebpf.Sandbox != nil {
+		return c.Ebpf.Sandbox
+	}
 	var out map[string]methodebpf.SandboxMode
 	for name, h := range c.Hooks {
 		if mode := h.Sandbox.Mode(); mode != methodebpf.SandboxOff && h.Enabled {
@@ -53,13 +56,8 @@ func (c *Config) sandbox() map[string]methodebpf.SandboxMode {
 // sandboxed returns the hooks with a sandbox, sorted.
 func (c *Config) sandboxed() []string {
 	var hooks []string
-	for h, mode := range c.Ebpf.Sandbox {
+	for h, mode := range c.sandbox() {
 		if mode != methodebpf.SandboxOff {
-			hooks = append(hooks, h)
-		}
-	}
-	for h := range c.sandbox() {
-		if !slices.Contains(hooks, h) && c.Ebpf.Sandbox == nil {
 			hooks = append(hooks, h)
 		}
 	}

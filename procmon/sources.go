@@ -18,9 +18,7 @@ var sources = map[string]func(Config) (methods.Source, error){
 		if e.Rules == nil {
 			e.Rules = cfg.Rules
 		}
-		if e.Sandbox == nil {
-			e.Sandbox = cfg.sandbox()
-		}
+		e.Sandbox = cfg.sandbox()
 		return methodebpf.New(e), nil
 	},
 	MethodNetlink: func(cfg Config) (methods.Source, error) {

@@ -77,6 +77,7 @@ type decoder struct {
 	c        *counters
 	aligned  []uint64    // an 8-byte aligned copy of a record, when needed
 	rules    *ruleTables // the rules in the kernel (LSM tier), for their names
+	bprm     bool        // the bprm_check hook is on: exec events carry Event.Bprm
 }
 
 // decode returns the event of a record, or nil for a record that makes no
@@ -239,7 +240,7 @@ func (d *decoder) procRecord(raw []byte) (*process.Event, error) {
 			p.Checksums = map[string]string{process.HashIMA: name + ":" + hex.EncodeToString(r.Ima[:size])}
 		}
 	}
-	if kind == process.EventExec && flags&fBprm != 0 {
+	if kind == process.EventExec && flags&fBprm != 0 && d.bprm {
 		ev.Bprm = bprmInfo(p.Path, r.BprmFlags)
 		if r.BprmFlags&bprmRules != 0 {
 			d.verdict(ev, hookBprm, r.Matched, 0, r.Verdict)

@@ -171,6 +171,7 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 		hostMnt:  procfs.ReadNamespaces(procfs.DefaultRoot, os.Getpid())[1],
 		c:        &s.c,
 		rules:    tables,
+		bprm:     hooks[HookBprmCheck],
 	}
 	s.obj, s.rd, s.stop = obj, rd, make(chan struct{})
 	s.stopCtx = context.AfterFunc(ctx, func() { _ = rd.Close() })
