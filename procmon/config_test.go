@@ -379,6 +379,7 @@ type evalSink struct {
 	m       *Monitor
 	mu      sync.Mutex
 	results []evalResult
+	trace   []string // every event, for failure messages
 }
 
 type evalResult struct {
@@ -389,6 +390,9 @@ type evalResult struct {
 
 func (s *evalSink) Event(ev *process.Event) {
 	s.m.Event(ev)
+	s.mu.Lock()
+	s.trace = append(s.trace, traceLine(ev))
+	s.mu.Unlock()
 	if _, in, ok := rules.FromEvent(ev); ok {
 		s.mu.Lock()
 		s.results = append(s.results, evalResult{ev.Kind, ev.PID, in})
@@ -415,6 +419,35 @@ func (s *evalSink) of(kind EventKind, pid int) []rules.Input {
 	}
 	if kind == EventExec && len(out) > 1 {
 		out = out[len(out)-1:]
+	}
+	return out
+}
+
+// traceLine describes an event as the monitor completed it.
+func traceLine(ev *process.Event) string {
+	line := fmt.Sprintf("pid=%d %v", ev.PID, ev.Kind)
+	if p := ev.Process; p != nil {
+		p.RLock()
+		line += fmt.Sprintf(" path=%q euid=%d ecaps=%#x userns=%d", p.Path, p.Creds.EUID, uint64(p.Creds.CapEffective), p.Creds.UserNS)
+		p.RUnlock()
+	}
+	if c := ev.Creds; c != nil {
+		line += fmt.Sprintf(" old={euid=%d ecaps=%#x userns=%d} new={euid=%d ecaps=%#x userns=%d}",
+			c.Old.EUID, uint64(c.Old.CapEffective), c.Old.UserNS, c.New.EUID, uint64(c.New.CapEffective), c.New.UserNS)
+	}
+	return line
+}
+
+// traceOf returns the trace lines of pid's events.
+func (s *evalSink) traceOf(pid int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	prefix := fmt.Sprintf("pid=%d ", pid)
+	for _, l := range s.trace {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
 	}
 	return out
 }
@@ -518,7 +551,7 @@ func TestRuleCasesMethods(t *testing.T) {
 				case got != c.want && isGap:
 					t.Logf("known gap: %s: rule %q gives %v, want %v: %s", c.name, c.rule, got, c.want, gap)
 				case got != c.want:
-					t.Errorf("%s: rule %q matched %v, want %v; events:\n\t%s", c.name, c.rule, got, c.want, strings.Join(seen, "\n\t"))
+					t.Errorf("%s: rule %q matched %v, want %v; events:\n\t%s\nevery event of pid %d:\n\t%s", c.name, c.rule, got, c.want, strings.Join(seen, "\n\t"), pids[i], strings.Join(sink.traceOf(pids[i]), "\n\t"))
 				case isGap:
 					t.Errorf("%s: the known gap is closed (%s): remove it from knownGaps", c.name, gap)
 				}

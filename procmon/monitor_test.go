@@ -548,3 +548,48 @@ func TestUserNSEventAfterRefresh(t *testing.T) {
 		t.Errorf("matched %q creds %+v", got.Matched, got.Creds)
 	}
 }
+
+// TestAuditExecOfGoneProcess: audit reports an exec without the start
+// time; when the process has already exited (a short-lived child) the exec
+// still applies to the cached entry of that process, so that its later
+// events (a user namespace, a credential change) see the new image. Found
+// by TestRuleCasesMethods/audit failing in CI: the exec went to a new
+// entry keyed (pid, 0) and the userns event was judged on the process as
+// it was before the exec.
+func TestAuditExecOfGoneProcess(t *testing.T) {
+	sleep := proctest.RequireTool(t, "sleep")
+	src := &fakeSource{name: MethodAudit}
+	withSource(t, MethodAudit, src)
+	m, _ := startMonitor(t, Config{Method: MethodAudit})
+
+	cmd := exec.Command(sleep, "0.01")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	key, err := process.CurrentKey(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.sink.Event(&process.Event{Kind: process.EventFork, PID: pid, PPID: os.Getpid()})
+	waitFor(t, 5*time.Second, func() bool { _, ok := m.Cache().Get(key); return ok })
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// The exec as audit reports it, handled after the process is gone.
+	img := process.NewProcessEmpty(pid, "unshare")
+	img.Path, img.PPID = "/usr/bin/unshare", os.Getpid()
+	src.sink.Event(&process.Event{Kind: process.EventExec, PID: pid, Process: img})
+	src.sink.Event(&process.Event{Kind: process.EventUserNS, PID: pid})
+	waitFor(t, 5*time.Second, func() bool {
+		item, ok := m.Cache().Get(key)
+		return ok && item.Proc.Path == img.Path
+	})
+	item, ok := m.Cache().Get(key)
+	if !ok || item.Proc.Path != img.Path {
+		t.Fatalf("the exec did not reach the cached process %v: %+v", key, item)
+	}
+	if _, stray := m.Cache().Get(process.Key{PID: pid}); stray {
+		t.Errorf("the exec made a second entry for pid %d without a start time", pid)
+	}
+}

@@ -185,8 +185,15 @@ func (m *Monitor) onExec(ev *process.Event) {
 			m.incomplete.Add(1)
 		}
 	} else if p.Starttime == 0 {
-		// A method that carries the image but not the start time (audit).
-		if id, err := m.reader.Identity(p.ID); err == nil {
+		// A method that carries the image but not the start time (audit):
+		// the cached live process of the pid is the one that exec'd (its
+		// exit comes after this event), even when it is already gone from
+		// /proc; /proc only for a process the cache has not seen.
+		if item, ok := m.cache.Peek(p.ID); ok && item.Exited == 0 && item.Proc.Starttime != 0 {
+			item.Proc.RLock()
+			p.Starttime, p.StartedAt = item.Proc.Starttime, item.Proc.StartedAt
+			item.Proc.RUnlock()
+		} else if id, err := m.reader.Identity(p.ID); err == nil {
 			p.Starttime, p.StartedAt = id.Starttime, id.StartedAt
 		}
 	}
