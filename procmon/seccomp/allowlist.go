@@ -36,7 +36,7 @@ var allowAMD64 = []string{
 	"capget",            // ebpf, ebpf-tracepoint
 	"clock_gettime",     // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"clone",             // go runtime
-	"clone3",            // ebpf, audit, proc
+	"clone3",            // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"close",             // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"connect",           // go runtime
 	"epoll_create1",     // ebpf, ebpf-tracepoint, go runtime, extra
@@ -55,13 +55,14 @@ var allowAMD64 = []string{
 	"getrandom",         // extra
 	"getsockname",       // netlink, audit
 	"getsockopt",        // netlink
-	"gettid",            // ebpf, audit, proc, go runtime
+	"gettid",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"kill",              // go runtime
-	"madvise",           // ebpf-tracepoint, go runtime
+	"madvise",           // ebpf, ebpf-tracepoint, go runtime
 	"mincore",           // go runtime
 	"mmap",              // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
-	"mprotect",          // ebpf, audit, proc, go runtime, extra
-	"munmap",            // ebpf, ebpf-tracepoint, audit, go runtime
+	"mount",             // ebpf, extra
+	"mprotect",          // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
+	"munmap",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"nanosleep",         // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"newfstatat",        // ebpf, ebpf-tracepoint, netlink, audit, proc, extra
 	"openat",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
@@ -75,19 +76,19 @@ var allowAMD64 = []string{
 	"recvfrom",          // audit
 	"recvmmsg",          // netlink
 	"restart_syscall",   // extra
-	"rseq",              // ebpf, audit, proc
+	"rseq",              // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"rt_sigaction",      // go runtime
-	"rt_sigprocmask",    // ebpf, ebpf-tracepoint, audit, proc, go runtime
+	"rt_sigprocmask",    // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"rt_sigreturn",      // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"sched_getaffinity", // netlink, go runtime, extra
 	"sched_setaffinity", // netlink
 	"sched_yield",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"sendmsg",           // netlink
 	"sendto",            // audit
-	"set_robust_list",   // ebpf, audit, proc
+	"set_robust_list",   // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"setitimer",         // go runtime
 	"setsockopt",        // netlink, audit
-	"sigaltstack",       // ebpf, audit, proc, go runtime
+	"sigaltstack",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"socket",            // netlink, audit, go runtime
 	"statfs",            // ebpf, ebpf-tracepoint
 	"statx",             // extra
@@ -95,6 +96,7 @@ var allowAMD64 = []string{
 	"timer_create",      // go runtime
 	"timer_delete",      // go runtime
 	"timer_settime",     // go runtime
+	"umount2",           // ebpf, extra
 	"uname",             // ebpf, ebpf-tracepoint, go runtime, extra
 	"write",             // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 }
@@ -106,7 +108,7 @@ var allowARM64 = []string{
 	"capget",            // ebpf, ebpf-tracepoint
 	"clock_gettime",     // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"clone",             // go runtime
-	"clone3",            // ebpf, audit, proc
+	"clone3",            // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"close",             // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"connect",           // go runtime
 	"epoll_create1",     // ebpf, ebpf-tracepoint, go runtime, extra
@@ -126,13 +128,14 @@ var allowARM64 = []string{
 	"getrandom",         // extra
 	"getsockname",       // netlink, audit
 	"getsockopt",        // netlink
-	"gettid",            // ebpf, audit, proc, go runtime
+	"gettid",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"kill",              // go runtime
-	"madvise",           // ebpf-tracepoint, go runtime
+	"madvise",           // ebpf, ebpf-tracepoint, go runtime
 	"mincore",           // go runtime
 	"mmap",              // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
-	"mprotect",          // ebpf, audit, proc, go runtime, extra
-	"munmap",            // ebpf, ebpf-tracepoint, audit, go runtime
+	"mount",             // ebpf, extra
+	"mprotect",          // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
+	"munmap",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"nanosleep",         // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"openat",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"openat2",           // extra
@@ -145,19 +148,19 @@ var allowARM64 = []string{
 	"recvfrom",          // audit
 	"recvmmsg",          // netlink
 	"restart_syscall",   // extra
-	"rseq",              // ebpf, audit, proc
+	"rseq",              // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"rt_sigaction",      // go runtime
-	"rt_sigprocmask",    // ebpf, ebpf-tracepoint, audit, proc, go runtime
+	"rt_sigprocmask",    // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"rt_sigreturn",      // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"sched_getaffinity", // netlink, go runtime, extra
 	"sched_setaffinity", // netlink
 	"sched_yield",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"sendmsg",           // netlink
 	"sendto",            // audit
-	"set_robust_list",   // ebpf, audit, proc
+	"set_robust_list",   // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"setitimer",         // go runtime
 	"setsockopt",        // netlink, audit
-	"sigaltstack",       // ebpf, audit, proc, go runtime
+	"sigaltstack",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"socket",            // netlink, audit, go runtime
 	"statfs",            // ebpf, ebpf-tracepoint
 	"statx",             // extra
@@ -165,6 +168,7 @@ var allowARM64 = []string{
 	"timer_create",      // go runtime
 	"timer_delete",      // go runtime
 	"timer_settime",     // go runtime
+	"umount2",           // ebpf, extra
 	"uname",             // ebpf, ebpf-tracepoint, go runtime, extra
 	"write",             // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 }

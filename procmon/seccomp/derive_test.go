@@ -66,6 +66,8 @@ var extraSyscalls = map[string]string{
 	"newfstatat":        "os.Stat, os.Lstat",
 	"fstat":             "os.File.Stat",
 	"openat2":           "checksum: opening a binary by path without following symlinks, when /proc/<pid>/exe fails",
+	"mount":             "ebpf: securityfs mounted for a moment to read the active LSM list, on a host that has not mounted it",
+	"umount2":           "ebpf: securityfs unmounted after that read",
 }
 
 // amd64ToARM64 maps the x86_64 system calls that arm64 lacks to what the
