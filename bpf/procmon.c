@@ -49,6 +49,19 @@ const volatile bool want_cwd = true;             /* walk the working directory *
  * wakes it for every record it has caught up with (the kernel's default).
  * A wakeup is an irq_work, a self-IPI: costly in a VM. */
 const volatile __u64 wakeup_bytes = 0;
+/* With wakeup_bytes 0: a record submitted less than this many nanoseconds
+ * after the last wakeup does not wake the reader, which looks at the ring
+ * buffer again within that time after any read (the reader's side of this
+ * contract is in methods/ebpf/source.go, readLoop). The first record after
+ * a quiet spell wakes it at once; a burst costs one wakeup per gap instead
+ * of one per record. 0 wakes the reader for every record it has caught up
+ * with. */
+const volatile __u64 wakeup_gap_ns = 0;
+
+/* When the last record that was allowed to wake the reader was submitted
+ * (bpf_ktime_get_ns). Racy across CPUs by design: two CPUs may both wake
+ * the reader, which is harmless. */
+__u64 last_wakeup_ns = 0;
 
 /* Scratch space of the variable-length records. */
 #define SCRATCH_BYTES 16384
@@ -217,14 +230,22 @@ const enum bprm_flag *unused_bprm_flag __attribute__((unused));
 const enum lsm_hook *unused_lsm_hook __attribute__((unused));
 const enum rec_flag *unused_rec_flag __attribute__((unused));
 
-/* rb_flags returns the flags of a ring buffer submit (see wakeup_bytes). */
+/* rb_flags returns the flags of a ring buffer submit (see wakeup_bytes and
+ * wakeup_gap_ns). */
 static __always_inline __u64 rb_flags(void)
 {
-	if (!wakeup_bytes)
+	if (wakeup_bytes) {
+		if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+			return BPF_RB_FORCE_WAKEUP;
+		return BPF_RB_NO_WAKEUP;
+	}
+	if (!wakeup_gap_ns)
 		return 0;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
-		return BPF_RB_FORCE_WAKEUP;
-	return BPF_RB_NO_WAKEUP;
+	__u64 now = bpf_ktime_get_ns();
+	if (last_wakeup_ns && now - last_wakeup_ns < wakeup_gap_ns)
+		return BPF_RB_NO_WAKEUP;
+	last_wakeup_ns = now;
+	return 0;
 }
 
 static __always_inline void count_lost(__u32 kind)

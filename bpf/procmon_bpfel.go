@@ -239,6 +239,7 @@ const (
 	ProcmonProgLsmUsernsCreate      = "lsm_userns_create"
 	ProcmonVarExitHasGroupDead      = "exit_has_group_dead"
 	ProcmonVarImaHash               = "ima_hash"
+	ProcmonVarLastWakeupNs          = "last_wakeup_ns"
 	ProcmonVarUnusedBprmFlag        = "unused_bprm_flag"
 	ProcmonVarUnusedBprmVal         = "unused_bprm_val"
 	ProcmonVarUnusedExeVal          = "unused_exe_val"
@@ -259,6 +260,7 @@ const (
 	ProcmonVarUnusedSysRec          = "unused_sys_rec"
 	ProcmonVarUnusedVerdict         = "unused_verdict"
 	ProcmonVarWakeupBytes           = "wakeup_bytes"
+	ProcmonVarWakeupGapNs           = "wakeup_gap_ns"
 	ProcmonVarWantCwd               = "want_cwd"
 	ProcmonVarWantExePaths          = "want_exe_paths"
 )
@@ -345,6 +347,7 @@ type ProcmonMapSpecs struct {
 type ProcmonVariableSpecs struct {
 	ExitHasGroupDead  *ebpf.VariableSpec `ebpf:"exit_has_group_dead"`
 	ImaHash           *ebpf.VariableSpec `ebpf:"ima_hash"`
+	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
 	UnusedBprmFlag    *ebpf.VariableSpec `ebpf:"unused_bprm_flag"`
 	UnusedBprmVal     *ebpf.VariableSpec `ebpf:"unused_bprm_val"`
 	UnusedExeVal      *ebpf.VariableSpec `ebpf:"unused_exe_val"`
@@ -365,6 +368,7 @@ type ProcmonVariableSpecs struct {
 	UnusedSysRec      *ebpf.VariableSpec `ebpf:"unused_sys_rec"`
 	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WakeupGapNs       *ebpf.VariableSpec `ebpf:"wakeup_gap_ns"`
 	WantCwd           *ebpf.VariableSpec `ebpf:"want_cwd"`
 	WantExePaths      *ebpf.VariableSpec `ebpf:"want_exe_paths"`
 }
@@ -432,6 +436,7 @@ func (m *ProcmonMaps) Close() error {
 type ProcmonVariables struct {
 	ExitHasGroupDead  *ebpf.Variable `ebpf:"exit_has_group_dead"`
 	ImaHash           *ebpf.Variable `ebpf:"ima_hash"`
+	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
 	UnusedBprmFlag    *ebpf.Variable `ebpf:"unused_bprm_flag"`
 	UnusedBprmVal     *ebpf.Variable `ebpf:"unused_bprm_val"`
 	UnusedExeVal      *ebpf.Variable `ebpf:"unused_exe_val"`
@@ -452,6 +457,7 @@ type ProcmonVariables struct {
 	UnusedSysRec      *ebpf.Variable `ebpf:"unused_sys_rec"`
 	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WakeupGapNs       *ebpf.Variable `ebpf:"wakeup_gap_ns"`
 	WantCwd           *ebpf.Variable `ebpf:"want_cwd"`
 	WantExePaths      *ebpf.Variable `ebpf:"want_exe_paths"`
 }

@@ -57,7 +57,8 @@ func (c *countSink) Lost(n uint64, _ string) { c.lost.Add(n) }
 // the source runs). source-cpu-us/exec and bpf-child-us/exec are the
 // differences the source makes.
 func BenchmarkExecStorm(b *testing.B) {
-	b.Run("immediate", func(b *testing.B) { benchExecStorm(b, Config{}) })
+	b.Run("gap-1ms", func(b *testing.B) { benchExecStorm(b, Config{}) })
+	b.Run("every-record", func(b *testing.B) { benchExecStorm(b, Config{WakeupGap: -1}) })
 	b.Run("batch-10ms", func(b *testing.B) { benchExecStorm(b, Config{BatchDelay: 10 * time.Millisecond}) })
 }
 

@@ -47,6 +47,7 @@ const (
 const (
 	DefaultGCPeriod       = 30 * time.Second
 	DefaultRingBufferSize = 8 << 20
+	DefaultWakeupGap      = time.Millisecond
 )
 
 // Config configures a Source. The zero value runs the best tier with every
@@ -85,6 +86,16 @@ type Config struct {
 	// quarter of a smaller ring buffer) wait, and the reader otherwise
 	// polls every BatchDelay: events reach the sink up to BatchDelay late.
 	BatchDelay time.Duration
+	// WakeupGap bounds how late an event of a burst reaches the sink
+	// (with BatchDelay 0). The first record after a quiet spell wakes the
+	// reader at once; records that follow within WakeupGap of that wakeup
+	// do not wake it again, and the reader, after any read, looks at the
+	// ring buffer again within WakeupGap. An exec storm then costs one
+	// wakeup per WakeupGap instead of three per exec. 0 means
+	// DefaultWakeupGap (1 ms); a negative value wakes the reader for every
+	// record it has caught up with. The reader looks again at least every
+	// 200 ms whatever the gap.
+	WakeupGap time.Duration
 	// NoCWD leaves the working directory out of exec and fork events (one
 	// path walk less in the kernel per event); the monitor reads it later.
 	NoCWD bool
@@ -115,7 +126,19 @@ func (c *Config) wakeupBytes(ringSize uint32) uint64 {
 	return uint64(min(64<<10, ringSize/4))
 }
 
-// poll returns how often the reader wakes by itself.
+// wakeupGap returns the kernel's wakeup gap (0: none; see WakeupGap).
+func (c *Config) wakeupGap() time.Duration {
+	switch {
+	case c.BatchDelay > 0 || c.WakeupGap < 0:
+		return 0
+	case c.WakeupGap == 0:
+		return DefaultWakeupGap
+	}
+	return c.WakeupGap
+}
+
+// poll returns how often the reader wakes by itself when it has read
+// nothing lately.
 func (c *Config) poll() time.Duration {
 	if c.BatchDelay > 0 {
 		return min(c.BatchDelay, pollInterval)

@@ -145,14 +145,18 @@
 //
 // # Cost and latency
 //
-// By default the kernel wakes the reader for each record it has caught up
-// with, so events reach the sink at once. A wakeup is an irq_work (a
-// self-IPI), which in a virtual machine costs about 10 µs per record (the
-// exec program itself takes about 5 µs, the exit program 1 µs, the
-// sys_exit filter about 75 ns per system call on the development VM).
-// Config.BatchDelay > 0 wakes the reader only once 64 KiB wait and lets it
-// poll every BatchDelay instead. Under load the reader lags and the kernel
-// skips the wakeups by itself.
+// A wakeup of the reader is an irq_work (a self-IPI), which in a virtual
+// machine costs 10-25 µs, paid by the process whose exec or exit made the
+// record (the exec program itself takes about 3 µs, the exit program 1 µs,
+// the sys_exit filter about 50 ns per system call on the development VM).
+// So the kernel wakes the reader only for the first record after a quiet
+// spell: records submitted within Config.WakeupGap (default 1 ms) of the
+// last wakeup do not wake it, and the reader, after any read, looks at the
+// ring buffer again within WakeupGap. A lone event reaches the sink at
+// once; an event of a burst up to WakeupGap late. WakeupGap < 0 wakes the
+// reader for every record it has caught up with (the kernel's default).
+// Config.BatchDelay > 0 instead wakes the reader only once 64 KiB wait and
+// lets it poll every BatchDelay.
 //
 // # Privileges
 //

@@ -112,6 +112,7 @@ func load(tier string, hooks map[string]bool, cfg *Config, tables *ruleTables) (
 		bpf.ProcmonVarImaHash:          cfg.IMAHash && tier == TierLSM,
 		bpf.ProcmonVarWantCwd:          !cfg.NoCWD,
 		bpf.ProcmonVarWakeupBytes:      cfg.wakeupBytes(ring),
+		bpf.ProcmonVarWakeupGapNs:      uint64(cfg.wakeupGap().Nanoseconds()),
 		bpf.ProcmonVarWantExePaths:     tables.scope,
 	} {
 		vs, ok := spec.Variables[name]

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proctrack/proctrack/bpf"
 	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/procmon/process"
 )
@@ -498,4 +499,58 @@ func TestBatchDelay(t *testing.T) {
 		t.Errorf("exec event %+v", ev)
 	}
 	t.Logf("exit event %v after the process ended", time.Since(start).Round(time.Millisecond))
+}
+
+// TestWakeupGap: within WakeupGap of the last wakeup the kernel does not
+// wake the reader (the BPF global last_wakeup_ns keeps the time of the
+// first record), and the records that did not wake it are delivered all
+// the same by the reader's own looks at the ring buffer. WakeupGap < 0
+// never takes the gap's path.
+func TestWakeupGap(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		gap     time.Duration
+		skipped bool // wakeups skipped after the first
+	}{
+		{"hour", time.Hour, true},
+		{"every-record", -1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, rec := startSource(t, Config{WakeupGap: tc.gap})
+			last := src.obj.coll.Variables[bpf.ProcmonVarLastWakeupNs]
+			if last == nil {
+				t.Fatal("no last_wakeup_ns variable")
+			}
+			read := func() uint64 {
+				var v uint64
+				if err := last.Get(&v); err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+			run := func(arg string) {
+				cmd := exec.Command("/bin/true", arg)
+				if err := cmd.Run(); err != nil {
+					t.Fatal(err)
+				}
+				if rec.WaitFor(process.EventExit, cmd.Process.Pid, nil, 5*time.Second) == nil {
+					t.Fatalf("no exit event for %s", arg)
+				}
+				if ev := rec.WaitFor(process.EventExec, cmd.Process.Pid, nil, 0); ev == nil || ev.Process.Args[1] != arg {
+					t.Fatalf("exec event of %s: %+v", arg, ev)
+				}
+			}
+			run("first")
+			first := read()
+			for i := range 3 {
+				run("burst-" + strconv.Itoa(i))
+			}
+			switch now := read(); {
+			case tc.skipped && (first == 0 || now != first):
+				t.Errorf("last wakeup %d after the first record, %d after the burst: want the same, non-zero", first, now)
+			case !tc.skipped && (first != 0 || now != 0):
+				t.Errorf("last wakeup %d, %d: the gap's path was taken with WakeupGap %v", first, now, tc.gap)
+			}
+		})
+	}
 }

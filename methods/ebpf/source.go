@@ -226,13 +226,22 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 		rec       ringbuf.Record
 		lastLost  uint64
 		poll      = s.cfg.poll()
+		gap       = min(s.cfg.wakeupGap(), pollInterval)
+		wait      = poll
+		read      bool // a record since the last timeout
 		nextCheck = time.Now().Add(pollInterval)
 	)
 	for {
-		rd.SetDeadline(time.Now().Add(poll))
+		rd.SetDeadline(time.Now().Add(wait))
 		err := rd.ReadInto(&rec)
 		switch {
 		case err == nil:
+			// The kernel does not wake this reader for records that come
+			// within gap of the last wakeup: after a read, look again
+			// within gap, until a wait of gap finds nothing.
+			if gap > 0 {
+				wait, read = gap, true
+			}
 			if k := kindOf(rec.RawSample); int(k) < recKinds {
 				s.c.records[k].Add(1)
 			}
@@ -245,6 +254,12 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 				s.c.events.Add(1)
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The reader returns the timeout after the records it found
+			// then: a timeout right after records keeps the short wait.
+			if !read {
+				wait = poll
+			}
+			read = false
 		case errors.Is(err, ringbuf.ErrClosed):
 			s.checkLost(lostMap, sink, &lastLost)
 			return
