@@ -36,6 +36,11 @@ func (c *countSink) Lost(uint64, string)  { c.lost++ }
 // parent's share of fork and wait, plus the source's reader goroutine when
 // it runs). source-cpu-us/exec, the difference, is the source's own cost.
 func BenchmarkExecStorm(b *testing.B) {
+	b.Run("gap-500us", func(b *testing.B) { benchExecStorm(b, Config{}) })
+	b.Run("every-message", func(b *testing.B) { benchExecStorm(b, Config{WakeupGap: -1}) })
+}
+
+func benchExecStorm(b *testing.B, cfg Config) {
 	proctest.RequireRoot(b, "the proc connector with a forced 32 MiB buffer")
 	tag := "bench-" + strconv.Itoa(b.N) + "-"
 	// run returns the storm's wall time, and the CPU time from its start
@@ -54,7 +59,7 @@ func BenchmarkExecStorm(b *testing.B) {
 	baseWall, baseCPU := run(func() {})
 
 	sink := &countSink{}
-	src := New(Config{})
+	src := New(cfg)
 	if err := src.Start(context.Background(), sink); err != nil {
 		b.Fatalf("Start: %v", err)
 	}

@@ -80,8 +80,13 @@
 // One goroutine reads, with recvmmsg into reused buffers, and calls the
 // sink synchronously; the only allocation per event is the *process.Event
 // (and its CredChange for uid and gid events). Decoding a message takes
-// about 10 ns; the rest of the cost, about 10 µs of CPU per message on an
-// otherwise idle 2-CPU VM, is the kernel and the Go runtime waking the
-// reader goroutine, once per message at low rates and once per batch
-// under load: see BenchmarkSourceCPU and BenchmarkExecStorm.
+// about 10 ns; what costs is waking the reader, about 10 µs of CPU per
+// wakeup on the development VM, paid partly by the process whose fork, exec
+// or exit sent the message. So after a read that found messages the reader
+// sleeps Config.WakeupGap (default 500 µs) before reading again; the messages
+// the kernel queues meanwhile wake no thread, as the socket is out of the
+// Go runtime's poller (the reader waits in poll(2) on it and on an eventfd
+// that Close signals). A lone event reaches the sink at once, an event of a
+// burst up to WakeupGap late; WakeupGap < 0 reads every message as it
+// comes. See BenchmarkSourceCPU and BenchmarkExecStorm.
 package netlink

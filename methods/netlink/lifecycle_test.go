@@ -249,51 +249,46 @@ func TestConcurrentClose(t *testing.T) {
 	t.Logf("stats at close: %+v", src.Stats())
 }
 
-// fakeRawConn is a syscall.RawConn over a datagram socket pair whose Read
-// fails like the poller after an error-only readiness event.
-type fakeRawConn struct {
-	fd       int
-	failures int
-	stop     func()
-	reads    int
-}
-
-func (c *fakeRawConn) Control(f func(fd uintptr)) error  { f(uintptr(c.fd)); return nil }
-func (c *fakeRawConn) Write(func(fd uintptr) bool) error { return errors.New("not used") }
-func (c *fakeRawConn) Read(f func(fd uintptr) bool) error {
-	c.reads++
-	if c.reads <= c.failures {
-		return errors.New("not pollable")
+// TestWakeupGap: after a read that found messages the reader sleeps
+// Config.WakeupGap before it reads again, so an event that follows at
+// once is delivered no sooner than the gap after the first; and Close cuts
+// a long sleep short.
+func TestWakeupGap(t *testing.T) {
+	const gap = 300 * time.Millisecond
+	rec := newRecorder()
+	src := startSourceWith(t, Config{WakeupGap: gap}, rec)
+	run := func() int {
+		cmd := exec.Command("/bin/true")
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd.Process.Pid
 	}
-	c.stop()
-	if !f(uintptr(c.fd)) {
-		return errors.New("unexpected wait")
+	first := run()
+	if rec.WaitFor(process.EventExit, first, nil, 5*time.Second) == nil {
+		t.Fatal("no exit event of the first process")
 	}
-	return nil
-}
+	seen := time.Now()
+	second := run()
+	if rec.WaitFor(process.EventExit, second, nil, 5*time.Second) == nil {
+		t.Fatal("no exit event of the second process")
+	}
+	if d := time.Since(seen); d < gap-50*time.Millisecond {
+		t.Errorf("the second exit came %v after the first, within the %v gap", d, gap)
+	}
 
-// TestReaderSurvivesPollerError checks that the reader goroutine drains and
-// retries when the poller refuses to wait, instead of stopping.
-func TestReaderSurvivesPollerError(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
+	// A sleep of an hour, cut short by Close.
+	long := New(Config{WakeupGap: time.Hour, Logger: src.log})
+	if err := long.Start(context.Background(), newRecorder()); err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	s := New(Config{})
-	sink := newRecorder()
-	s.rd = newReader(s, sink, 1)
-	rc := &fakeRawConn{fd: fds[0], failures: 3, stop: func() { s.stopping.Store(true) }}
-	done := make(chan struct{})
+	run()
+	time.Sleep(50 * time.Millisecond) // the reader reads, then sleeps
 	start := time.Now()
-	s.run(rc, done)
-	<-done
-	if err := s.Err(); err != nil {
-		t.Errorf("reader stopped with %v", err)
+	if err := long.Close(); err != nil {
+		t.Fatal(err)
 	}
-	if rc.reads != 4 {
-		t.Errorf("%d reads, want 4 (3 failures, then the stop)", rc.reads)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
 	}
-	t.Logf("recovered from %d poller errors in %v", rc.failures, time.Since(start))
 }

@@ -61,7 +61,18 @@ type Config struct {
 	// Logger receives the source's log records (slog.Default() when
 	// nil).
 	Logger *slog.Logger
+	// WakeupGap trades latency for CPU in bursts. After a read that found
+	// messages the reader sleeps this long before it reads again, off the
+	// socket's wait queue, so that the messages the kernel queues
+	// meanwhile wake no thread; once a read finds nothing it waits for
+	// the socket again. A lone event reaches the sink at once, an event
+	// of a burst up to WakeupGap late. 0 means DefaultWakeupGap (500 µs); a
+	// negative value has every message wake the reader.
+	WakeupGap time.Duration
 }
+
+// DefaultWakeupGap is the default Config.WakeupGap.
+const DefaultWakeupGap = 500 * time.Microsecond
 
 // Counters are a Source's detailed counters; Stats sums them up as a
 // methods.Stats.
@@ -89,8 +100,9 @@ type Source struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	state   int // stateNew, stateRunning, stateClosed
-	conn    *nl.Conn
+	state   int           // stateNew, stateRunning, stateClosed
+	conn    *nl.Conn      // until the reader takes the socket over (detach)
+	fd, efd int           // then: the socket, and the eventfd that stops the reader
 	done    chan struct{} // closed when the reader goroutine returns
 	stopCtx func() bool   // unregisters the context.AfterFunc
 	rcvBuf  atomic.Int64
@@ -119,6 +131,9 @@ var _ methods.Source = (*Source)(nil)
 func New(cfg Config) *Source {
 	if cfg.RcvBuf <= 0 {
 		cfg.RcvBuf = DefaultRcvBuf
+	}
+	if cfg.WakeupGap == 0 {
+		cfg.WakeupGap = DefaultWakeupGap
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -218,6 +233,10 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	}
 
 	s.primeSequences(rc)
+	if err := s.detach(rc); err != nil {
+		_ = s.sendOp(mcastIgnore, 0)
+		return err
+	}
 
 	done := make(chan struct{})
 	s.done = done
@@ -225,7 +244,33 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	s.stopCtx = context.AfterFunc(ctx, func() { _ = s.shutdown() })
 	ok = true
 	s.log.Debug("netlink: listening to the proc connector", "rcvbuf", s.rcvBuf.Load())
-	go s.run(rc, done)
+	go s.run(done)
+	return nil
+}
+
+// detach takes the socket out of the Go runtime's network poller for the
+// reader goroutine: it duplicates the descriptor and closes the
+// connection, which removes the original from the runtime's epoll set. A
+// socket in that set wakes a runtime thread for every message that
+// arrives, even while nobody reads; out of it, messages queued while the
+// reader sleeps (Config.WakeupGap) wake no one.
+func (s *Source) detach(rc syscall.RawConn) error {
+	fd, efd := -1, -1
+	var derr error
+	if err := rc.Control(func(raw uintptr) { fd, derr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
+		return fmt.Errorf("netlink: duplicate the socket: %w", errors.Join(err, derr))
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		_ = unix.Close(fd)
+		return fmt.Errorf("netlink: eventfd: %w", err)
+	}
+	if err := s.conn.Close(); err != nil {
+		_ = unix.Close(fd)
+		_ = unix.Close(efd)
+		return fmt.Errorf("netlink: hand the socket to the reader: %w", err)
+	}
+	s.conn, s.fd, s.efd = nil, fd, efd
 	return nil
 }
 
@@ -407,17 +452,35 @@ func (s *Source) sendOp(op, ack uint32) error {
 	le.PutUint32(b[12:], ack) // seq (b[8:12]) and flags stay 0
 	le.PutUint16(b[16:], 4)   // len: the op
 	le.PutUint32(b[20:], op)
-	_, err := s.conn.Send(nl.Message{Header: nl.Header{Type: nlmsgDone}, Data: b})
-	return err
+	if s.conn != nil {
+		_, err := s.conn.Send(nl.Message{Header: nl.Header{Type: nlmsgDone}, Data: b})
+		return err
+	}
+	// Detached: the netlink header by hand (the kernel fills in the
+	// sender's port id).
+	msg := make([]byte, unix.NLMSG_HDRLEN+len(b))
+	le.PutUint32(msg[0:], uint32(len(msg)))
+	le.PutUint16(msg[4:], nlmsgDone)
+	copy(msg[unix.NLMSG_HDRLEN:], b)
+	return unix.Sendto(s.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
 }
 
-// run is the reader goroutine.
-func (s *Source) run(rc syscall.RawConn, done chan struct{}) {
+// run is the reader goroutine. It drains the socket, and sleeps
+// Config.WakeupGap after a drain that found messages (see WakeupGap);
+// after one that found none it waits in poll(2) for the socket or for
+// shutdown's eventfd. It owns the descriptors and closes them when it
+// returns.
+func (s *Source) run(done chan struct{}) {
 	defer close(done)
+	defer func() {
+		_ = unix.Close(s.fd)
+		_ = unix.Close(s.efd)
+	}()
 	r := s.rd
-	backoff := time.Duration(0)
+	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.efd), Events: unix.POLLIN}}
 	for {
-		err := rc.Read(r.readFn)
+		before := s.messages.Load()
+		r.read(uintptr(s.fd))
 		if s.stopping.Load() {
 			return
 		}
@@ -429,36 +492,39 @@ func (s *Source) run(rc syscall.RawConn, done chan struct{}) {
 			_ = s.shutdown()
 			return
 		}
-		// The poller refused to wait: it does so after an error-only
-		// readiness event (EPOLLERR without EPOLLIN, as when the
-		// kernel flags ENOBUFS on an empty queue) until the next
-		// event. Drain what is there, which consumes the error, and
-		// wait a little before asking the poller again.
-		before := s.messages.Load()
-		_ = rc.Control(func(fd uintptr) { r.read(fd) })
-		if s.messages.Load() != before {
-			backoff = 0
-		} else {
-			backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
+		if s.cfg.WakeupGap > 0 && s.messages.Load() != before {
+			// Sleep off the socket's wait queue; shutdown cuts it short.
+			ts := unix.NsecToTimespec(s.cfg.WakeupGap.Nanoseconds())
+			_, _ = unix.Ppoll(fds[1:], &ts, nil)
+			continue
 		}
-		s.log.Debug("netlink: poller error, draining", "err", err, "backoff", backoff)
-		time.Sleep(backoff)
+		// An error-only readiness (POLLERR: the kernel flagged ENOBUFS
+		// on an empty queue) returns at once; the next read consumes it.
+		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+			err = fmt.Errorf("netlink: poll: %w", err)
+			s.readErr.Store(&err)
+			s.log.Error("netlink: reader stopped", "err", err)
+			_ = s.shutdown()
+			return
+		}
 	}
 }
 
 // shutdown unsubscribes (PROC_CN_MCAST_IGNORE: the kernel counts listeners
 // and a socket closed without it would keep the count up, and the kernel
-// generating events) and closes the socket, once. Closing the socket
-// wakes the reader goroutine, which then returns.
+// generating events) and stops the reader goroutine, once: the reader
+// closes the socket when it returns, so the send comes first.
 func (s *Source) shutdown() error {
 	s.shutOnce.Do(func() {
-		s.stopping.Store(true)
 		var errs []error
 		if err := s.sendOp(mcastIgnore, 0); err != nil {
 			errs = append(errs, fmt.Errorf("netlink: send PROC_CN_MCAST_IGNORE: %w", err))
 		}
-		if err := s.conn.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("netlink: close: %w", err))
+		s.stopping.Store(true)
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1)
+		if _, err := unix.Write(s.efd, one[:]); err != nil {
+			errs = append(errs, fmt.Errorf("netlink: wake the reader: %w", err))
 		}
 		s.shutErr = errors.Join(errs...)
 	})

@@ -67,9 +67,14 @@ func storm(tb testing.TB, n, par int, tag string) []int {
 
 // startSource starts a Source with sink and closes it at the end of the test.
 func startSource(tb testing.TB, sink *recorder) *Source {
+	return startSourceWith(tb, Config{}, sink)
+}
+
+// startSourceWith is startSource with a Config.
+func startSourceWith(tb testing.TB, cfg Config, sink *recorder) *Source {
 	tb.Helper()
 	proctest.RequireRoot(tb, "the proc connector on older kernels and a 32 MiB SO_RCVBUFFORCE buffer")
-	src := New(Config{})
+	src := New(cfg)
 	if err := src.Start(context.Background(), sink); err != nil {
 		tb.Fatalf("Start: %v", err)
 	}

@@ -43,7 +43,7 @@ var allowAMD64 = []string{
 	"epoll_ctl",         // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"epoll_pwait",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"epoll_pwait2",      // go runtime
-	"eventfd2",          // ebpf, ebpf-tracepoint, go runtime, extra
+	"eventfd2",          // ebpf, ebpf-tracepoint, netlink, go runtime, extra
 	"exit",              // go runtime, extra
 	"exit_group",        // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"faccessat",         // go runtime
@@ -57,17 +57,18 @@ var allowAMD64 = []string{
 	"getsockopt",        // netlink
 	"gettid",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"kill",              // go runtime
-	"madvise",           // ebpf, ebpf-tracepoint, go runtime
+	"madvise",           // ebpf, go runtime
 	"mincore",           // go runtime
 	"mmap",              // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"mount",             // ebpf, extra
 	"mprotect",          // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
-	"munmap",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
+	"munmap",            // ebpf, ebpf-tracepoint, netlink, audit, go runtime
 	"nanosleep",         // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"newfstatat",        // ebpf, ebpf-tracepoint, netlink, audit, proc, extra
 	"openat",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"openat2",           // extra
 	"pipe2",             // go runtime
+	"ppoll",             // netlink
 	"prctl",             // go runtime
 	"pread64",           // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"prlimit64",         // extra
@@ -84,7 +85,7 @@ var allowAMD64 = []string{
 	"sched_setaffinity", // netlink
 	"sched_yield",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"sendmsg",           // netlink
-	"sendto",            // audit
+	"sendto",            // netlink, audit
 	"set_robust_list",   // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"setitimer",         // go runtime
 	"setsockopt",        // netlink, audit
@@ -115,7 +116,7 @@ var allowARM64 = []string{
 	"epoll_ctl",         // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"epoll_pwait",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"epoll_pwait2",      // go runtime
-	"eventfd2",          // ebpf, ebpf-tracepoint, go runtime, extra
+	"eventfd2",          // ebpf, ebpf-tracepoint, netlink, go runtime, extra
 	"exit",              // go runtime, extra
 	"exit_group",        // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"faccessat",         // go runtime
@@ -130,16 +131,17 @@ var allowARM64 = []string{
 	"getsockopt",        // netlink
 	"gettid",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"kill",              // go runtime
-	"madvise",           // ebpf, ebpf-tracepoint, go runtime
+	"madvise",           // ebpf, go runtime
 	"mincore",           // go runtime
 	"mmap",              // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"mount",             // ebpf, extra
 	"mprotect",          // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
-	"munmap",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
+	"munmap",            // ebpf, ebpf-tracepoint, netlink, audit, go runtime
 	"nanosleep",         // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"openat",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"openat2",           // extra
 	"pipe2",             // go runtime
+	"ppoll",             // netlink
 	"prctl",             // go runtime
 	"pread64",           // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"prlimit64",         // extra
@@ -156,7 +158,7 @@ var allowARM64 = []string{
 	"sched_setaffinity", // netlink
 	"sched_yield",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"sendmsg",           // netlink
-	"sendto",            // audit
+	"sendto",            // netlink, audit
 	"set_robust_list",   // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"setitimer",         // go runtime
 	"setsockopt",        // netlink, audit
