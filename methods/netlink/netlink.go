@@ -485,11 +485,7 @@ func (s *Source) run(done chan struct{}) {
 			return
 		}
 		if r.err != nil {
-			// The socket failed under us: stop and say so.
-			err := fmt.Errorf("netlink: receive: %w", r.err)
-			s.readErr.Store(&err)
-			s.log.Error("netlink: reader stopped", "err", err)
-			_ = s.shutdown()
+			s.fail(fmt.Errorf("netlink: receive: %w", r.err))
 			return
 		}
 		if s.cfg.WakeupGap > 0 && s.messages.Load() != before {
@@ -501,13 +497,18 @@ func (s *Source) run(done chan struct{}) {
 		// An error-only readiness (POLLERR: the kernel flagged ENOBUFS
 		// on an empty queue) returns at once; the next read consumes it.
 		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
-			err = fmt.Errorf("netlink: poll: %w", err)
-			s.readErr.Store(&err)
-			s.log.Error("netlink: reader stopped", "err", err)
-			_ = s.shutdown()
+			s.fail(fmt.Errorf("netlink: poll: %w", err))
 			return
 		}
 	}
+}
+
+// fail records the error that stops the reader (the socket failed under
+// it), says so, and shuts the source down.
+func (s *Source) fail(err error) {
+	s.readErr.Store(&err)
+	s.log.Error("netlink: reader stopped", "err", err)
+	_ = s.shutdown()
 }
 
 // shutdown unsubscribes (PROC_CN_MCAST_IGNORE: the kernel counts listeners
