@@ -255,8 +255,10 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 // arrives, even while nobody reads; out of it, messages queued while the
 // reader sleeps (Config.WakeupGap) wake no one.
 func (s *Source) detach(rc syscall.RawConn) error {
-	fd, efd := -1, -1
-	var derr error
+	var (
+		fd   int
+		derr error
+	)
 	if err := rc.Control(func(raw uintptr) { fd, derr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
 		return fmt.Errorf("netlink: duplicate the socket: %w", errors.Join(err, derr))
 	}
