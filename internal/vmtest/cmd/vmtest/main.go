@@ -142,7 +142,7 @@ func run() int {
 		if !*quiet {
 			opts.Console = &prefixWriter{w: os.Stdout, prefix: "[" + k.Name + "] "}
 		}
-		r, err := vmtest.Boot(ctx, k, tests, opts)
+		r, err := bootRetrying(ctx, k, tests, opts)
 		results = append(results, r)
 		fmt.Printf("--- kernel %s: release %s, cmdline %q\n", k.Name, r.Release, r.Cmdline)
 		fmt.Printf("    lsm=%s\n", r.LSM)
@@ -193,6 +193,26 @@ func run() int {
 	}
 	fmt.Printf("vmtest: %s in %s\n", map[int]string{0: "PASS", 1: "FAIL", 2: "ERROR"}[code], time.Since(t0).Round(time.Millisecond))
 	return code
+}
+
+// bootAttempts is how many times a kernel is booted when it never reaches
+// /init. Under TCG a guest kernel sometimes dies while it boots, before any
+// test runs (seen: an int3 Oops in sched_clock_cpu while the kernel patches
+// its own code with several vCPUs); that is no verdict on the tests.
+const bootAttempts = 3
+
+// bootRetrying boots k with the tests, again when the guest never reached
+// /init, up to bootAttempts times.
+func bootRetrying(ctx context.Context, k vmtest.Kernel, tests []vmtest.Test, opts vmtest.Options) (*vmtest.Result, error) {
+	for attempt := 1; ; attempt++ {
+		r, err := vmtest.Boot(ctx, k, tests, opts)
+		// Console is empty when the VM never ran (no qemu, a bad option).
+		if r == nil || r.Release != "" || r.Console == "" || attempt == bootAttempts || ctx.Err() != nil {
+			return r, err
+		}
+		fmt.Printf("vmtest: kernel %s never reached /init (the guest failed while booting, before any test): booting again, attempt %d of %d\n",
+			k.Name, attempt+1, bootAttempts)
+	}
 }
 
 // failureLines picks from a test's output what says why it failed: the
