@@ -1094,7 +1094,10 @@ static __always_inline int rules_eval(struct rule_in *in, struct rule_out *out)
 }
 
 /* report says whether an answer is reported: without rules always, with
- * rules when one matched or the sandbox denied. */
+ * rules when one matched or the sandbox denied. Credential changes
+ * (lsm_cred_change, capset) are sent whatever the answer: userspace keeps
+ * its process cache true with the unreported ones (Event.CacheOnly) and
+ * passes on only what report() would. */
 static __always_inline bool report(const struct rule_out *out)
 {
 	return !out->evaluated || out->matched || out->verdict == VERDICT_DENY;
@@ -1183,8 +1186,6 @@ static __always_inline int lsm_cred_change(__u32 hook, struct cred *new, const s
 	creds_in(&in, new);
 	scope_of(&in, task);
 	rules_eval(&in, &out);
-	if (!report(&out))
-		return decide(ret, &out);
 	r = lsm_begin(hook, ret, &out);
 	if (!r)
 		return decide(ret, &out);
@@ -1225,8 +1226,6 @@ int BPF_PROG(lsm_capset, struct cred *new, const struct cred *old, const kernel_
 	bpf_probe_read_kernel(&in.pcaps, sizeof(__u64), permitted);
 	scope_of(&in, task);
 	rules_eval(&in, &out);
-	if (!report(&out))
-		return decide(ret, &out);
 	r = lsm_begin(HOOK_CAPSET, ret, &out);
 	if (!r)
 		return decide(ret, &out);

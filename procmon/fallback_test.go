@@ -1,13 +1,17 @@
 package procmon
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +26,32 @@ func TestMain(m *testing.M) {
 	if os.Getenv("PROCTRACK_MONITOR_CHILD") != "" {
 		os.Exit(monitorChild())
 	}
+	if uid := os.Getenv("PROCTRACK_SETUID_CHILD"); uid != "" {
+		os.Exit(setuidChild(uid))
+	}
 	os.Exit(m.Run())
+}
+
+// setuidChild waits for a line on its standard input, then sets its real,
+// effective and saved uid to uid without an exec, prints "ok", and lives
+// until its standard input ends.
+func setuidChild(uid string) int {
+	in := bufio.NewReader(os.Stdin)
+	if _, err := in.ReadString('\n'); err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	id, err := strconv.Atoi(uid)
+	if err == nil {
+		err = syscall.Setresuid(id, id, id)
+	}
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("ok")
+	_, _ = io.Copy(io.Discard, in)
+	return 0
 }
 
 // monitorChild starts a monitor, prints its Status as JSON, starts a

@@ -81,6 +81,9 @@ func (m *Monitor) Event(ev *process.Event) {
 	default:
 		m.attach(ev)
 	}
+	if ev.CacheOnly {
+		return // the kernel's rules did not report it: the cache has it
+	}
 	// The kernel's answer (eBPF LSM tier) stands; elsewhere the rules are
 	// evaluated here, on receipt.
 	if m.cfg.Rules != nil && !ev.MatchedInKernel {

@@ -1,7 +1,9 @@
 package procmon
 
 import (
+	"bufio"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,5 +122,53 @@ func TestVMSandbox(t *testing.T) {
 	}
 	if st := m.Status(); st.Running != MethodEbpf {
 		t.Errorf("status %+v", st)
+	}
+
+	// A setuid no rule names, without an exec after it and after the
+	// detail refresh that follows the exec: not delivered, but the cache
+	// has the new uid (the kernel sent it CacheOnly).
+	child := exec.Command(os.Args[0])
+	child.Env = append(os.Environ(), "PROCTRACK_SETUID_CHILD=1001")
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stdin.Close(); _ = child.Wait() }()
+	time.Sleep(5 * DefaultDetailDelay) // the refresh has read the child as root
+	if _, err := io.WriteString(stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if line != "ok\n" {
+		t.Fatalf("setuid child: %q", line)
+	}
+	pid := child.Process.Pid
+	var uid uint32
+	for end := time.Now().Add(5 * time.Second); uid != 1001 && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if item, ok := m.Cache().Peek(pid); ok {
+			item.Proc.RLock()
+			uid = item.Proc.Creds.UID
+			item.Proc.RUnlock()
+		}
+	}
+	if uid != 1001 {
+		t.Errorf("the cache has uid %d for the child that set 1001 (a setuid no rule matched)", uid)
+	}
+	for drained := false; !drained; {
+		select {
+		case ev := <-m.Events():
+			if ev.PID == pid && ev.Kind == EventUID {
+				t.Errorf("the setuid no rule matched was delivered: %+v", ev)
+			}
+		default:
+			drained = true
+		}
 	}
 }

@@ -368,6 +368,8 @@ func (d *decoder) lsm(raw []byte) (*process.Event, error) {
 	ev.Creds = &process.CredChange{Old: convertCreds(&r.OldC), New: convertCreds(&r.NewC)}
 	if r.Rules != 0 {
 		d.verdict(ev, r.Hook, r.Matched, r.Scoped, r.Verdict)
+		// Sent only for the cache (see report in bpf/procmon.c).
+		ev.CacheOnly = r.Matched == 0 && r.Verdict != verdictDeny
 	}
 	switch kind {
 	case process.EventUID, process.EventGID:

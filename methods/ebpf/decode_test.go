@@ -192,11 +192,21 @@ func TestDecodeRuleAnswers(t *testing.T) {
 		ev.Creds.Flags != process.SetIDRES || ev.Creds.Flags.String() != "LSM_SETID_RES" {
 		t.Errorf("denied setuid: %v %+v", err, ev)
 	}
+	if ev.CacheOnly {
+		t.Error("a denied setuid marked CacheOnly")
+	}
 	// an allow-list denial names the rules whose scope covered it
 	l.Matched, l.Scoped = 0, 0b01
-	if ev, _ := d.decode(bytesOf(&l, lsmSize, nil)); !slices.Equal(ev.Matched, []string{"A"}) {
-		t.Errorf("allow-list denial names %q", ev.Matched)
+	if ev, _ := d.decode(bytesOf(&l, lsmSize, nil)); !slices.Equal(ev.Matched, []string{"A"}) || ev.CacheOnly {
+		t.Errorf("allow-list denial names %q, cache only %v", ev.Matched, ev.CacheOnly)
 	}
+	// an allowed setuid no rule matched: sent for the cache only
+	l.Matched, l.Scoped, l.Verdict = 0, 0, verdictAllow
+	l.NewC.Uid = 1000
+	if ev, _ := d.decode(bytesOf(&l, lsmSize, nil)); !ev.CacheOnly || len(ev.Matched) != 0 || ev.Creds.New.UID != 1000 {
+		t.Errorf("unmatched setuid: cache only %v, matched %q, creds %+v", ev.CacheOnly, ev.Matched, ev.Creds)
+	}
+	l.NewC.Uid, l.Verdict = 0, verdictDeny
 	// a denied exec attempt
 	l.Hook, l.Matched, l.Scoped, l.BprmFlags = hookBprm, 0, 1, bprmSetuid|bprmRules
 	for i, c := range "/tmp/x" {

@@ -117,7 +117,10 @@
 // one per path component for a prefix), runs the operations with bpf_loop
 // over a stack of bits, and reports the operation only when a rule matched
 // it (Event.Matched from the rules' bits, Event.MatchedInKernel) or the
-// sandbox denied it; a hook without rules reports everything. The scope
+// sandbox denied it; a hook without rules reports everything. Credential
+// changes (setuid, setgid, capset) that no rule matched are still sent,
+// marked Event.CacheOnly: a monitor keeps its cache's credentials true with
+// them and does not deliver them. The scope
 // attributes read exe_paths, the executable path of each process (written
 // at exec from bprm_check's bpf_d_path, copied at fork, removed at exit,
 // seeded from /proc at Start and garbage-collected with the map of live

@@ -81,7 +81,8 @@ func helperResult(t *testing.T, mode string, args ...string) (int, string) {
 
 // TestSandboxSetuid: a setuid(1000) under a matching deny-list rule fails
 // with EPERM and is reported denied, naming the rule; under a rule that
-// does not match it succeeds and is not reported (it matched no rule).
+// does not match it succeeds and is sent for the cache only (CacheOnly,
+// with the new credentials): it matched no rule.
 func TestSandboxSetuid(t *testing.T) {
 	requireLSMTier(t)
 	for _, c := range []struct {
@@ -100,14 +101,18 @@ func TestSandboxSetuid(t *testing.T) {
 				t.Errorf("setresuid(1000): %q, want denied %v", out, c.denied)
 			}
 			ev := rec.WaitFor(process.EventUID, pid, nil, 3*time.Second)
+			if ev == nil {
+				t.Fatal("no event of the setuid")
+			}
 			if !c.denied {
-				if ev != nil {
-					t.Errorf("an event matching no rule was reported: %+v", ev)
+				if !ev.CacheOnly || len(ev.Matched) != 0 || ev.Verdict == process.VerdictDenied || ev.Creds == nil || ev.Creds.New.UID != 1000 {
+					t.Errorf("a setuid matching no rule: cache only %v, matched %q, verdict %v, creds %+v",
+						ev.CacheOnly, ev.Matched, ev.Verdict, ev.Creds)
 				}
 				return
 			}
-			if ev == nil {
-				t.Fatal("no event of the denied setuid")
+			if ev.CacheOnly {
+				t.Error("the denied setuid is marked CacheOnly")
 			}
 			if ev.Verdict != process.VerdictDenied || !ev.MatchedInKernel || !slices.Equal(ev.Matched, []string{"NoUid1000"}) {
 				t.Errorf("verdict %v in kernel %v matched %q", ev.Verdict, ev.MatchedInKernel, ev.Matched)

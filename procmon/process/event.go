@@ -81,6 +81,12 @@ type Event struct {
 	// MatchedInKernel says the kernel evaluated the rules (the eBPF LSM
 	// tier's rule tables) and Matched holds its answer.
 	MatchedInKernel bool
+	// CacheOnly marks an event a method sends only to keep the process
+	// cache true: a credential change (EventUID, EventGID, EventCapset)
+	// that no rule matched in the kernel on the eBPF LSM tier, where
+	// unmatched operations are not reported. The monitor applies it to
+	// its cache and does not deliver it.
+	CacheOnly bool
 	// Verdict is the sandbox's decision where the hook has a sandbox
 	// (VerdictAllowed or VerdictDenied); VerdictNone elsewhere. A denied
 	// operation did not happen: the process is as it was.
