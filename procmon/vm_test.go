@@ -1,7 +1,6 @@
 package procmon
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/internal/vmtest"
 	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 )
@@ -127,29 +127,15 @@ func TestVMSandbox(t *testing.T) {
 	// A setuid no rule names, without an exec after it and after the
 	// detail refresh that follows the exec: not delivered, but the cache
 	// has the new uid (the kernel sent it CacheOnly).
-	child := exec.Command(os.Args[0])
-	child.Env = append(os.Environ(), "PROCTRACK_SETUID_CHILD=1001")
-	stdin, err := child.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = stdin.Close(); _ = child.Wait() }()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "PROCTRACK_SETUID_CHILD=1001")
+	child := proctest.Start(t, cmd)
 	time.Sleep(5 * DefaultDetailDelay) // the refresh has read the child as root
-	if _, err := io.WriteString(stdin, "go\n"); err != nil {
+	if _, err := io.WriteString(child.Stdin, "go\n"); err != nil {
 		t.Fatal(err)
 	}
-	line, _ := bufio.NewReader(stdout).ReadString('\n')
-	if line != "ok\n" {
-		t.Fatalf("setuid child: %q", line)
-	}
-	pid := child.Process.Pid
+	child.WaitLine(t, "ok")
+	pid := child.PID
 	var uid uint32
 	for end := time.Now().Add(5 * time.Second); uid != 1001 && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 		if item, ok := m.Cache().Peek(pid); ok {
