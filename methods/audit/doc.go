@@ -124,6 +124,16 @@
 // daemon failed to receive. Malformed records are skipped and counted in
 // Stats.Errors.
 //
+// # Cost
+//
+// The event socket is read out of the Go runtime's poller: the reader
+// waits in poll(2) on it and on an eventfd that Close signals. After it has
+// read records and found no more, it sleeps Config.WakeupGap (default
+// 500 µs) before reading again, so that the records kauditd queues
+// meanwhile wake no thread; an event of a burst reaches the sink up to
+// WakeupGap late, a lone one at once. In a poller, every record woke a
+// runtime thread, a third of the reader's CPU in an exec storm.
+//
 // # Close
 //
 // Close (or the end of Start's context) deletes the source's rules, sets

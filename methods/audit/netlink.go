@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -13,17 +14,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nlConn is a NETLINK_AUDIT socket driven by the Go runtime's poller, so
-// that a blocked receive wakes up on a read deadline or when the socket is
-// closed (libaudit's NetlinkClient blocks in recvfrom and cannot be woken).
-// It implements libaudit.NetlinkSendReceiver, so libaudit.AuditClient can
-// run its requests (SetPID) over it.
+// nlConn is a NETLINK_AUDIT socket that its users wait on with poll(2), out
+// of the Go runtime's poller: in the poller, every record the kernel queues
+// wakes a runtime thread, even while the reader sleeps between bursts
+// (Config.WakeupGap). A blocked receive wakes up at its read deadline or
+// when Close signals the eventfd (libaudit's NetlinkClient blocks in
+// recvfrom and cannot be woken). It implements libaudit.NetlinkSendReceiver,
+// so libaudit.AuditClient can run its requests (SetPID) over it.
 type nlConn struct {
-	f      *os.File
-	rc     syscall.RawConn
-	portID uint32
-	seq    atomic.Uint32
-	buf    []byte
+	fd, efd  int
+	portID   uint32
+	seq      atomic.Uint32
+	buf      []byte
+	deadline atomic.Int64 // of blocking receives, unix ns; 0: none
+
+	// mu is held for reading around every system call on fd and for
+	// writing by Close, so that the descriptors are closed only once no
+	// call uses them.
+	mu     sync.RWMutex
+	closed bool
 }
 
 var _ libaudit.NetlinkSendReceiver = (*nlConn)(nil)
@@ -58,13 +67,12 @@ func dialAudit(groups uint32, rcvbuf int) (*nlConn, error) {
 		}
 	}
 	// Missing ENOBUFS reports would hide multicast losses: keep them on.
-	f := os.NewFile(uintptr(fd), "audit-netlink")
-	rc, err := f.SyscallConn()
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("audit netlink: %w", err)
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("audit netlink: eventfd: %w", err)
 	}
-	return &nlConn{f: f, rc: rc, portID: nl.Pid, buf: make([]byte, 64<<10)}, nil
+	return &nlConn{fd: fd, efd: efd, portID: nl.Pid, buf: make([]byte, 64<<10)}, nil
 }
 
 // Send sends msg to the kernel with the next sequence number and returns it.
@@ -87,21 +95,20 @@ func (c *nlConn) send(msg syscall.NetlinkMessage, noWait bool) (uint32, error) {
 	binary.NativeEndian.PutUint32(b[12:], c.portID)
 	copy(b[unix.SizeofNlMsghdr:], msg.Data)
 	to := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
-	var serr error
-	op := func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), b, 0, to)
-		return noWait || !errors.Is(serr, unix.EAGAIN)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for {
+		if c.closed {
+			return seq, os.ErrClosed
+		}
+		err := unix.Sendto(c.fd, b, 0, to)
+		if noWait || !errors.Is(err, unix.EAGAIN) {
+			return seq, err
+		}
+		if err := c.wait(unix.POLLOUT, -1); err != nil {
+			return seq, err
+		}
 	}
-	var err error
-	if noWait {
-		err = c.rc.Control(func(fd uintptr) { op(fd) })
-	} else {
-		err = c.rc.Write(op)
-	}
-	if err != nil {
-		return seq, err
-	}
-	return seq, serr
 }
 
 // Receive reads one datagram and hands it to p; with nonBlocking it
@@ -117,32 +124,34 @@ func (c *nlConn) Receive(nonBlocking bool, p libaudit.NetlinkParser) ([]syscall.
 // recv reads one datagram from the kernel into the connection's buffer
 // (valid until the next call). A blocking recv returns
 // os.ErrDeadlineExceeded at the read deadline and os.ErrClosed once the
-// connection is closed.
+// connection is closed; a non-blocking one returns EAGAIN when nothing is
+// queued.
 func (c *nlConn) recv(nonBlocking bool) ([]byte, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	for {
-		var (
-			n    int
-			from unix.Sockaddr
-			rerr error
-		)
-		op := func(fd uintptr) bool {
-			n, from, rerr = unix.Recvfrom(int(fd), c.buf, unix.MSG_DONTWAIT)
-			return nonBlocking || !errors.Is(rerr, unix.EAGAIN)
+		if c.closed {
+			return nil, os.ErrClosed
 		}
-		var err error
-		if nonBlocking {
-			err = c.rc.Control(func(fd uintptr) { op(fd) })
-		} else {
-			err = c.rc.Read(op)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if errors.Is(rerr, unix.EINTR) {
+		n, from, err := unix.Recvfrom(c.fd, c.buf, unix.MSG_DONTWAIT)
+		switch {
+		case errors.Is(err, unix.EINTR):
 			continue
-		}
-		if rerr != nil {
-			return nil, rerr
+		case errors.Is(err, unix.EAGAIN) && !nonBlocking:
+			timeout := -1
+			if d := c.deadline.Load(); d != 0 {
+				left := time.Until(time.Unix(0, d))
+				if left <= 0 {
+					return nil, os.ErrDeadlineExceeded
+				}
+				timeout = int((left + time.Millisecond - 1) / time.Millisecond)
+			}
+			if err := c.wait(unix.POLLIN, timeout); err != nil {
+				return nil, err
+			}
+			continue
+		case err != nil:
+			return nil, err
 		}
 		if nl, ok := from.(*unix.SockaddrNetlink); !ok || nl.Pid != 0 {
 			continue // not from the kernel: ignore
@@ -154,11 +163,63 @@ func (c *nlConn) recv(nonBlocking bool) ([]byte, error) {
 	}
 }
 
-// setReadDeadline sets the deadline of blocking receives.
-func (c *nlConn) setReadDeadline(t time.Time) error { return c.f.SetReadDeadline(t) }
+// wait polls the socket for events and the eventfd for Close, for at most
+// timeout ms (-1: no limit). It returns nil when the socket may be ready or
+// the timeout passed (the caller tries again and checks its deadline), and
+// os.ErrClosed after Close. Called with mu held for reading.
+func (c *nlConn) wait(events int16, timeout int) error {
+	fds := []unix.PollFd{{Fd: int32(c.fd), Events: events}, {Fd: int32(c.efd), Events: unix.POLLIN}}
+	if _, err := unix.Poll(fds, timeout); err != nil && !errors.Is(err, unix.EINTR) {
+		return err
+	}
+	if fds[1].Revents != 0 {
+		return os.ErrClosed
+	}
+	return nil
+}
 
-// Close closes the socket, waking a blocked receive.
-func (c *nlConn) Close() error { return c.f.Close() }
+// sleep waits d without reading: records queued meanwhile wake no thread.
+// Close cuts it short.
+func (c *nlConn) sleep(d time.Duration) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return
+	}
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	_, _ = unix.Ppoll([]unix.PollFd{{Fd: int32(c.efd), Events: unix.POLLIN}}, &ts, nil)
+}
+
+// setReadDeadline sets the deadline of blocking receives.
+func (c *nlConn) setReadDeadline(t time.Time) error {
+	var d int64
+	if !t.IsZero() {
+		d = t.UnixNano()
+	}
+	c.deadline.Store(d)
+	return nil
+}
+
+// Close wakes a blocked receive or send, waits for it to return, and
+// closes the socket. A second Close returns nil.
+func (c *nlConn) Close() error {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	c.mu.RLock()
+	if !c.closed {
+		_, _ = unix.Write(c.efd, one[:])
+	}
+	c.mu.RUnlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	err := unix.Close(c.fd)
+	_ = unix.Close(c.efd)
+	return err
+}
 
 // splitMessage returns the type and payload of a datagram from the kernel.
 // An audit datagram carries one message, whose header length is not

@@ -32,6 +32,8 @@ const (
 	DefaultStatusInterval = time.Second
 	// DefaultReceiveBuffer is the default Config.ReceiveBuffer (bytes).
 	DefaultReceiveBuffer = 8 << 20
+	// DefaultWakeupGap is the default Config.WakeupGap.
+	DefaultWakeupGap = 500 * time.Microsecond
 )
 
 // Config configures a Source. The zero value is ready to use.
@@ -70,6 +72,12 @@ type Config struct {
 	// the audit socket: it then joins the multicast group and never
 	// becomes the audit pid (nor sets the backlog).
 	Multicast bool
+	// WakeupGap trades latency for CPU in bursts: after it has read
+	// records and found no more, the reader sleeps this long before it
+	// reads again, so that the records the kernel queues meanwhile wake no
+	// thread. 0 means DefaultWakeupGap (500 µs); a negative value has
+	// every record wake the reader.
+	WakeupGap time.Duration
 }
 
 // Status is the audit-specific state of a running Source.
@@ -171,6 +179,9 @@ func New(cfg Config) *Source {
 	}
 	if cfg.ReceiveBuffer <= 0 {
 		cfg.ReceiveBuffer = DefaultReceiveBuffer
+	}
+	if cfg.WakeupGap == 0 {
+		cfg.WakeupGap = DefaultWakeupGap
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -519,15 +530,28 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 	now := time.Now()
 	nextMaint, nextStatus := now.Add(tick), now.Add(s.cfg.StatusInterval)
 	_ = conn.setReadDeadline(nextMaint)
-	var errLogged time.Time
+	var (
+		errLogged time.Time
+		got       bool // records read since the last time the queue was empty
+		slept     bool // the last empty queue was followed by a sleep
+	)
 	for {
-		b, err := conn.recv(false)
+		// After records, drain without blocking, then sleep the gap
+		// once; block only when a read after the sleep finds nothing.
+		nonBlocking := s.cfg.WakeupGap > 0 && (got || slept)
+		b, err := conn.recv(nonBlocking)
 		if s.stopping.Load() && err != nil {
 			return
 		}
 		switch {
 		case err == nil:
 			s.handle(r, st, b)
+			got = true
+		case nonBlocking && errors.Is(err, syscall.EAGAIN):
+			if got {
+				conn.sleep(s.cfg.WakeupGap)
+			}
+			got, slept = false, got
 		case errors.Is(err, os.ErrDeadlineExceeded):
 		case errors.Is(err, syscall.ENOBUFS):
 			// The socket overflowed (multicast: the kernel does not wait

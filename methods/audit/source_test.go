@@ -661,3 +661,52 @@ func TestRules(t *testing.T) {
 		t.Error("a rule without a valid owner is not a leftover")
 	}
 }
+
+// TestWakeupGap: after records the reader sleeps Config.WakeupGap before
+// it reads again, so an event that follows at once is delivered no sooner
+// than the gap after the first; and Close cuts a long sleep short.
+func TestWakeupGap(t *testing.T) {
+	guardAudit(t)
+	tp := truePath(t)
+	const gap = 300 * time.Millisecond
+	exits := func(pid int) func(*process.Event) bool {
+		return func(ev *process.Event) bool { return ev.Kind == process.EventExit && ev.PID == pid }
+	}
+	run := func() int {
+		cmd := exec.Command(tp)
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd.Process.Pid
+	}
+	sink := &recSink{}
+	startSource(t, Config{WakeupGap: gap}, sink)
+	sink.wait(t, 5*time.Second, "exit of the first process", exits(run()))
+	seen := time.Now()
+	sink.wait(t, 5*time.Second, "exit of the second process", exits(run()))
+	if d := time.Since(seen); d < gap-50*time.Millisecond {
+		t.Errorf("the second exit came %v after the first, within the %v gap", d, gap)
+	}
+}
+
+// TestCloseCutsWakeupGap: Close returns at once while the reader sleeps a
+// gap of an hour.
+func TestCloseCutsWakeupGap(t *testing.T) {
+	guardAudit(t)
+	sink := &recSink{}
+	s := New(Config{WakeupGap: time.Hour, Logger: testLogger(t)})
+	if err := s.Start(context.Background(), sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command(truePath(t)).Run(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the reader reads, then sleeps
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+}

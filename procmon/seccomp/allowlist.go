@@ -43,7 +43,7 @@ var allowAMD64 = []string{
 	"epoll_ctl",         // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"epoll_pwait",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"epoll_pwait2",      // go runtime
-	"eventfd2",          // ebpf, ebpf-tracepoint, netlink, go runtime, extra
+	"eventfd2",          // ebpf, ebpf-tracepoint, netlink, audit, go runtime, extra
 	"exit",              // go runtime, extra
 	"exit_group",        // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"faccessat",         // go runtime
@@ -57,7 +57,7 @@ var allowAMD64 = []string{
 	"getsockopt",        // netlink
 	"gettid",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"kill",              // go runtime
-	"madvise",           // ebpf, go runtime
+	"madvise",           // ebpf, ebpf-tracepoint, go runtime
 	"mincore",           // go runtime
 	"mmap",              // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"mount",             // ebpf, extra
@@ -68,7 +68,7 @@ var allowAMD64 = []string{
 	"openat",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"openat2",           // extra
 	"pipe2",             // go runtime
-	"ppoll",             // netlink
+	"ppoll",             // netlink, audit
 	"prctl",             // go runtime
 	"pread64",           // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"prlimit64",         // extra
@@ -116,7 +116,7 @@ var allowARM64 = []string{
 	"epoll_ctl",         // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"epoll_pwait",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"epoll_pwait2",      // go runtime
-	"eventfd2",          // ebpf, ebpf-tracepoint, netlink, go runtime, extra
+	"eventfd2",          // ebpf, ebpf-tracepoint, netlink, audit, go runtime, extra
 	"exit",              // go runtime, extra
 	"exit_group",        // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"faccessat",         // go runtime
@@ -131,7 +131,7 @@ var allowARM64 = []string{
 	"getsockopt",        // netlink
 	"gettid",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"kill",              // go runtime
-	"madvise",           // ebpf, go runtime
+	"madvise",           // ebpf, ebpf-tracepoint, go runtime
 	"mincore",           // go runtime
 	"mmap",              // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"mount",             // ebpf, extra
@@ -141,7 +141,7 @@ var allowARM64 = []string{
 	"openat",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"openat2",           // extra
 	"pipe2",             // go runtime
-	"ppoll",             // netlink
+	"ppoll",             // netlink, audit
 	"prctl",             // go runtime
 	"pread64",           // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"prlimit64",         // extra
