@@ -12,6 +12,8 @@ import (
 
 	libaudit "github.com/elastic/go-libaudit/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/proctrack/proctrack/internal/pollstop"
 )
 
 // nlConn is a NETLINK_AUDIT socket that its users wait on with poll(2), out
@@ -22,7 +24,8 @@ import (
 // recvfrom and cannot be woken). It implements libaudit.NetlinkSendReceiver,
 // so libaudit.AuditClient can run its requests (SetPID) over it.
 type nlConn struct {
-	fd, efd  int
+	fd       int
+	stop     *pollstop.Stopper
 	portID   uint32
 	seq      atomic.Uint32
 	buf      []byte
@@ -67,12 +70,12 @@ func dialAudit(groups uint32, rcvbuf int) (*nlConn, error) {
 		}
 	}
 	// Missing ENOBUFS reports would hide multicast losses: keep them on.
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	stop, err := pollstop.New()
 	if err != nil {
 		_ = unix.Close(fd)
-		return nil, fmt.Errorf("audit netlink: eventfd: %w", err)
+		return nil, fmt.Errorf("audit netlink: %w", err)
 	}
-	return &nlConn{fd: fd, efd: efd, portID: nl.Pid, buf: make([]byte, 64<<10)}, nil
+	return &nlConn{fd: fd, stop: stop, portID: nl.Pid, buf: make([]byte, 64<<10)}, nil
 }
 
 // Send sends msg to the kernel with the next sequence number and returns it.
@@ -138,13 +141,11 @@ func (c *nlConn) recv(nonBlocking bool) ([]byte, error) {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.EAGAIN) && !nonBlocking:
-			timeout := -1
+			timeout := time.Duration(-1)
 			if d := c.deadline.Load(); d != 0 {
-				left := time.Until(time.Unix(0, d))
-				if left <= 0 {
+				if timeout = time.Until(time.Unix(0, d)); timeout <= 0 {
 					return nil, os.ErrDeadlineExceeded
 				}
-				timeout = int((left + time.Millisecond - 1) / time.Millisecond)
 			}
 			if err := c.wait(unix.POLLIN, timeout); err != nil {
 				return nil, err
@@ -163,19 +164,16 @@ func (c *nlConn) recv(nonBlocking bool) ([]byte, error) {
 	}
 }
 
-// wait polls the socket for events and the eventfd for Close, for at most
-// timeout ms (-1: no limit). It returns nil when the socket may be ready or
-// the timeout passed (the caller tries again and checks its deadline), and
-// os.ErrClosed after Close. Called with mu held for reading.
-func (c *nlConn) wait(events int16, timeout int) error {
-	fds := []unix.PollFd{{Fd: int32(c.fd), Events: events}, {Fd: int32(c.efd), Events: unix.POLLIN}}
-	if _, err := unix.Poll(fds, timeout); err != nil && !errors.Is(err, unix.EINTR) {
-		return err
-	}
-	if fds[1].Revents != 0 {
+// wait waits for events on the socket, at most timeout (-1: no limit). It
+// returns nil when the socket may be ready or the timeout passed (the
+// caller tries again and checks its deadline), and os.ErrClosed after
+// Close. Called with mu held for reading.
+func (c *nlConn) wait(events int16, timeout time.Duration) error {
+	stopped, err := c.stop.Wait(c.fd, events, timeout)
+	if stopped {
 		return os.ErrClosed
 	}
-	return nil
+	return err
 }
 
 // sleep waits d without reading: records queued meanwhile wake no thread.
@@ -183,11 +181,9 @@ func (c *nlConn) wait(events int16, timeout int) error {
 func (c *nlConn) sleep(d time.Duration) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.closed {
-		return
+	if !c.closed {
+		c.stop.Sleep(d)
 	}
-	ts := unix.NsecToTimespec(d.Nanoseconds())
-	_, _ = unix.Ppoll([]unix.PollFd{{Fd: int32(c.efd), Events: unix.POLLIN}}, &ts, nil)
 }
 
 // setReadDeadline sets the deadline of blocking receives.
@@ -203,11 +199,9 @@ func (c *nlConn) setReadDeadline(t time.Time) error {
 // Close wakes a blocked receive or send, waits for it to return, and
 // closes the socket. A second Close returns nil.
 func (c *nlConn) Close() error {
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
 	c.mu.RLock()
 	if !c.closed {
-		_, _ = unix.Write(c.efd, one[:])
+		_ = c.stop.Stop()
 	}
 	c.mu.RUnlock()
 	c.mu.Lock()
@@ -217,7 +211,7 @@ func (c *nlConn) Close() error {
 	}
 	c.closed = true
 	err := unix.Close(c.fd)
-	_ = unix.Close(c.efd)
+	_ = c.stop.Close()
 	return err
 }
 

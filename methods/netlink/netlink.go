@@ -18,6 +18,7 @@ import (
 	nl "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/proctrack/proctrack/internal/pollstop"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
 )
@@ -100,11 +101,12 @@ type Source struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	state   int           // stateNew, stateRunning, stateClosed
-	conn    *nl.Conn      // until the reader takes the socket over (detach)
-	fd, efd int           // then: the socket, and the eventfd that stops the reader
-	done    chan struct{} // closed when the reader goroutine returns
-	stopCtx func() bool   // unregisters the context.AfterFunc
+	state   int               // stateNew, stateRunning, stateClosed
+	conn    *nl.Conn          // until the reader takes the socket over (detach)
+	fd      int               // then: the socket
+	stop    *pollstop.Stopper // and what stops the reader
+	done    chan struct{}     // closed when the reader goroutine returns
+	stopCtx func() bool       // unregisters the context.AfterFunc
 	rcvBuf  atomic.Int64
 
 	shutOnce sync.Once
@@ -262,17 +264,17 @@ func (s *Source) detach(rc syscall.RawConn) error {
 	if err := rc.Control(func(raw uintptr) { fd, derr = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
 		return fmt.Errorf("netlink: duplicate the socket: %w", errors.Join(err, derr))
 	}
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	stop, err := pollstop.New()
 	if err != nil {
 		_ = unix.Close(fd)
-		return fmt.Errorf("netlink: eventfd: %w", err)
+		return fmt.Errorf("netlink: %w", err)
 	}
 	if err := s.conn.Close(); err != nil {
 		_ = unix.Close(fd)
-		_ = unix.Close(efd)
+		_ = stop.Close()
 		return fmt.Errorf("netlink: hand the socket to the reader: %w", err)
 	}
-	s.conn, s.fd, s.efd = nil, fd, efd
+	s.conn, s.fd, s.stop = nil, fd, stop
 	return nil
 }
 
@@ -476,30 +478,37 @@ func (s *Source) run(done chan struct{}) {
 	defer close(done)
 	defer func() {
 		_ = unix.Close(s.fd)
-		_ = unix.Close(s.efd)
+		_ = s.stop.Close()
 	}()
 	r := s.rd
-	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.efd), Events: unix.POLLIN}}
 	for {
 		before := s.messages.Load()
 		r.read(uintptr(s.fd))
-		if s.stopping.Load() {
-			return
-		}
-		if r.err != nil {
+		if r.err != nil && !s.stopping.Load() {
 			s.fail(fmt.Errorf("netlink: receive: %w", r.err))
 			return
 		}
-		if s.cfg.WakeupGap > 0 && s.messages.Load() != before {
+		// The reader returns only once shutdown has signalled the
+		// Stopper (stopping is set first): the descriptors it then
+		// closes are no longer used.
+		var (
+			stopped bool
+			err     error
+		)
+		if s.cfg.WakeupGap > 0 && s.messages.Load() != before && !s.stopping.Load() {
 			// Sleep off the socket's wait queue; shutdown cuts it short.
-			ts := unix.NsecToTimespec(s.cfg.WakeupGap.Nanoseconds())
-			_, _ = unix.Ppoll(fds[1:], &ts, nil)
-			continue
+			stopped = s.stop.Sleep(s.cfg.WakeupGap)
+		} else {
+			// An error-only readiness (POLLERR: the kernel flagged
+			// ENOBUFS on an empty queue) returns at once; the next
+			// read consumes it.
+			stopped, err = s.stop.Wait(s.fd, unix.POLLIN, -1)
 		}
-		// An error-only readiness (POLLERR: the kernel flagged ENOBUFS
-		// on an empty queue) returns at once; the next read consumes it.
-		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
-			s.fail(fmt.Errorf("netlink: poll: %w", err))
+		if stopped {
+			return
+		}
+		if err != nil {
+			s.fail(fmt.Errorf("netlink: %w", err))
 			return
 		}
 	}
@@ -524,9 +533,7 @@ func (s *Source) shutdown() error {
 			errs = append(errs, fmt.Errorf("netlink: send PROC_CN_MCAST_IGNORE: %w", err))
 		}
 		s.stopping.Store(true)
-		var one [8]byte
-		binary.NativeEndian.PutUint64(one[:], 1)
-		if _, err := unix.Write(s.efd, one[:]); err != nil {
+		if err := s.stop.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("netlink: wake the reader: %w", err))
 		}
 		s.shutErr = errors.Join(errs...)
