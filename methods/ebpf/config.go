@@ -104,8 +104,8 @@ type Config struct {
 	// operation of a hook with rules is reported only when a rule matches
 	// it (or the sandbox denied it), with Event.Matched naming the rules
 	// and Event.MatchedInKernel set; an unmatched credential change comes
-	// marked Event.CacheOnly, for the cache. The tracepoint tier ignores them (the
-	// monitor evaluates them in userspace). nil means no rules.
+	// marked Event.CacheOnly, for the cache. The tracepoint tier ignores
+	// them (the monitor evaluates them in userspace). nil means no rules.
 	Rules *rules.Set
 	// Sandbox enforces the rules of a hook in the kernel (SandboxHooks
 	// only; it enables the hook). Sandbox mode needs the LSM tier: Start
