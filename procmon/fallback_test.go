@@ -15,14 +15,13 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/proctrack/proctrack/internal/proctest"
 )
 
 // TestMain lets the test binary run a monitor in a child process with
 // fewer privileges (PROCTRACK_MONITOR_CHILD set).
 func TestMain(m *testing.M) {
+	proctest.RunProbe()
 	if os.Getenv("PROCTRACK_MONITOR_CHILD") != "" {
 		os.Exit(monitorChild())
 	}
@@ -99,11 +98,11 @@ func TestFallbackWithoutPrivileges(t *testing.T) {
 	proctest.RequireRoot(t, "drops capabilities from a child with setpriv")
 	setpriv := proctest.RequireTool(t, "setpriv")
 	unshare := proctest.RequireTool(t, "unshare")
-	// Since Linux 6.6 the proc connector needs no privilege: without any
-	// capability, netlink still runs.
-	noCaps := MethodNetlink
-	if !kernelAtLeast(t, 6, 6) {
-		noCaps = MethodProc
+	// Whether the proc connector takes a listener without CAP_NET_ADMIN is
+	// the kernel's decision, which differs between machines: ask it.
+	noCaps := MethodProc
+	if proctest.JoinsProcConnector(t, []string{setpriv, "--inh-caps=-all", "--bounding-set=-all", "--"}, nil) {
+		noCaps = MethodNetlink
 	}
 	const noBPF = "-bpf,-sys_admin,-perfmon"
 	cases := []struct {
@@ -149,17 +148,4 @@ func TestFallbackWithoutPrivileges(t *testing.T) {
 			t.Log(lines[0])
 		})
 	}
-}
-
-// kernelAtLeast reports whether the running kernel is at least major.minor.
-func kernelAtLeast(t *testing.T, major, minor int) bool {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		t.Fatal(err)
-	}
-	var ma, mi int
-	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi); err != nil {
-		t.Fatalf("kernel release %q: %v", u.Release, err)
-	}
-	return ma > major || (ma == major && mi >= minor)
 }

@@ -5,6 +5,7 @@ package proctest
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Child is a running process a test started.
@@ -128,4 +131,60 @@ func RunWithoutCaps(t testing.TB, drop string, env ...string) string {
 		t.Fatalf("child without %s: %v %s", drop, err, out)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// probeEnv makes a test binary whose TestMain calls RunProbe act as the
+// proc connector probe instead of running tests.
+const probeEnv = "PROCTRACK_PROBE_PROC_CONNECTOR"
+
+// RunProbe acts as the proc connector probe and exits when the process was
+// started as one by JoinsProcConnector; otherwise it returns at once. Call it
+// first in TestMain.
+func RunProbe() {
+	if os.Getenv(probeEnv) == "" {
+		return
+	}
+	fmt.Println(joinProcConnector())
+	os.Exit(0)
+}
+
+// joinProcConnector asks the kernel, with nothing of proctrack's code, to
+// let this process join the proc connector's multicast group: a
+// NETLINK_CONNECTOR socket and NETLINK_ADD_MEMBERSHIP of CN_IDX_PROC. It
+// returns "joined" or "refused: <errno>".
+func joinProcConnector() string {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
+	if err != nil {
+		return "refused: socket: " + err.Error()
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return "refused: bind: " + err.Error()
+	}
+	const cnIdxProc = 1
+	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, cnIdxProc); err != nil {
+		return "refused: " + err.Error()
+	}
+	return "joined"
+}
+
+// JoinsProcConnector reports whether the kernel lets the test binary, run
+// under wrap (a command line such as setpriv's that ends in "--") and with
+// attr, join the proc connector's multicast group. It is the kernel's own
+// answer, probed independently of the code under test: whether joining
+// needs CAP_NET_ADMIN is a detail that differs between machines of the
+// same kernel version. The package's TestMain must call RunProbe.
+func JoinsProcConnector(t testing.TB, wrap []string, attr *syscall.SysProcAttr) bool {
+	t.Helper()
+	args := append(append([]string(nil), wrap...), os.Args[0], "-test.run=^$")
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), probeEnv+"=1")
+	cmd.SysProcAttr = attr
+	out, err := cmd.Output()
+	line := strings.TrimSpace(string(out))
+	if err != nil || line != "joined" && !strings.HasPrefix(line, "refused: ") {
+		t.Fatalf("proc connector probe %v: %v %q", wrap, err, line)
+	}
+	t.Logf("proc connector probe %v: %s", wrap, line)
+	return line == "joined"
 }

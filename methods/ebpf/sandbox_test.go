@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/bpf"
+	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/procmon/process"
 	"github.com/proctrack/proctrack/rules"
 )
@@ -165,12 +166,22 @@ func TestSandboxBprmAllowList(t *testing.T) {
 // TestSandboxNeedsLSMTier: sandbox mode where the LSM tier does not run is
 // an error at Start that says why, never a silent no-op.
 func TestSandboxNeedsLSMTier(t *testing.T) {
+	// A hook that can never deny is refused before the kernel is asked,
+	// with or without privilege.
+	src := New(Config{Sandbox: map[string]SandboxMode{HookPrctl: SandboxDenyList}})
+	if err := src.Start(t.Context(), nopSink{}); !errors.Is(err, ErrSandbox) {
+		_ = src.Close()
+		t.Errorf("sandbox on prctl: %v", err)
+	}
+
+	// Which tier runs is known only to a process that may load programs.
+	proctest.RequireRoot(t, "loading BPF programs to learn the tier")
 	cfg := Config{Rules: ruleSet(t, rules.Spec{Hook: HookSetuid, Name: "R", Event: "uid == 1000"}),
 		Sandbox: map[string]SandboxMode{HookSetuid: SandboxDenyList}}
 	if r := ProbeTier(); r.Tier == TierLSM {
 		cfg.Tier = TierTracepoint // the LSM tier runs here: refuse it
 	}
-	src := New(cfg)
+	src = New(cfg)
 	err := src.Start(t.Context(), nopSink{})
 	if err == nil {
 		_ = src.Close()
@@ -180,12 +191,6 @@ func TestSandboxNeedsLSMTier(t *testing.T) {
 		t.Errorf("error %q", err)
 	}
 	t.Logf("error: %v", err)
-
-	src = New(Config{Sandbox: map[string]SandboxMode{HookPrctl: SandboxDenyList}})
-	if err := src.Start(t.Context(), nopSink{}); !errors.Is(err, ErrSandbox) {
-		_ = src.Close()
-		t.Errorf("sandbox on prctl: %v", err)
-	}
 }
 
 // TestKernelRulesAgree runs a table of rules of every kind (integers,

@@ -120,6 +120,16 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	if s.cfg.Tier != "" && s.cfg.Tier != TierLSM && s.cfg.Tier != TierTracepoint {
 		return fmt.Errorf("ebpf: unknown tier %q (want %q, %q or \"\")", s.cfg.Tier, TierLSM, TierTracepoint)
 	}
+	// The configuration is judged before the kernel is asked: a sandbox
+	// or a rule set that cannot work is an error whatever the privilege.
+	sandbox, err := s.cfg.sandbox(hooks)
+	if err != nil {
+		return err
+	}
+	tables, err := compileRules(s.cfg.Rules, sandbox, hooks)
+	if err != nil {
+		return err
+	}
 	if err := checkPrivileges(); err != nil {
 		return unavailable("%w", err)
 	}
@@ -131,14 +141,6 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	}
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 		return unavailable("no BPF ring buffer (Linux 5.8 or later): %w", err)
-	}
-	sandbox, err := s.cfg.sandbox(hooks)
-	if err != nil {
-		return err
-	}
-	tables, err := compileRules(s.cfg.Rules, sandbox, hooks)
-	if err != nil {
-		return err
 	}
 	obj, report, err := s.open(hooks, tables, len(sandbox) > 0)
 	s.report = report

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/internal/sinktest"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -48,6 +49,7 @@ func runStormHelper(n string) int {
 }
 
 func TestMain(m *testing.M) {
+	proctest.RunProbe()
 	if n := os.Getenv(stormEnv); n != "" {
 		os.Exit(runStormHelper(n))
 	}
