@@ -5,9 +5,9 @@
 //	go run ./examples/tail --json          # one JSON object per event
 //
 // As root it runs the best method available; without privilege it falls
-// back (to netlink, which needs no privilege since Linux 6.6, else to /proc
-// scanning) and says so on stderr, with the reason each better method was
-// skipped.
+// back (to netlink where the kernel lets an unprivileged process join the
+// proc connector, else to /proc scanning) and says so on stderr, with the
+// reason each better method was skipped.
 package main
 
 import (

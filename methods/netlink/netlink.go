@@ -157,7 +157,7 @@ func (s *Source) Name() string { return process.MethodNetlink }
 // The error matches methods.ErrUnavailable, and says why, when the proc
 // connector cannot be used here: the kernel lacks it, the process is
 // outside the initial user, pid or network namespace, or the kernel refuses
-// the subscription (EPERM without CAP_NET_ADMIN, on kernels before 6.6).
+// the subscription (EPERM without CAP_NET_ADMIN, where the kernel asks for it).
 // A Source starts once: Start after a successful Start or after Close
 // returns an error (not ErrUnavailable); a Start that failed may be retried.
 func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
