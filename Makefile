@@ -42,8 +42,11 @@ generate-check: generate
 	git diff --exit-code -- bpf/ || { echo "generated files are stale: run make generate and commit"; exit 1; }
 
 ## run: the main example: stream process events with the best method available
+## (ARGS="--method netlink --json"). Built, then run: `go run` exits 1 when
+## interrupted, which made Ctrl-C an error of make's; the example exits 0.
 run:
-	$(GO) run ./examples/tail
+	$(GO) build -o .bin/tail ./examples/tail
+	./.bin/tail $(ARGS)
 
 ## vmtest: boot Debian's 6.12 (bpf LSM, IMA) and 6.1 kernels under qemu and run the
 ## VM tests: the runner's probe and the eBPF method's tiers, hooks and IMA

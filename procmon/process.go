@@ -49,11 +49,14 @@ const KernelConnection = process.KernelConnection
 // ProcSelf is the prefix of the calling process's own proc directory.
 const ProcSelf = process.ProcSelf
 
-// Checksum algorithm names, the keys of Process.Checksums.
+// Checksum algorithm names, the keys of Process.Checksums. HashIMA is not
+// computed: it holds the kernel's IMA measurement of the binary, as
+// "<algorithm>:<hex digest>", where IMA measured it.
 const (
 	HashMD5    = process.HashMD5
 	HashSHA1   = process.HashSHA1
 	HashSHA256 = process.HashSHA256
+	HashIMA    = process.HashIMA
 )
 
 // ErrGone reports a process that exited (or whose pid was reused) while it

@@ -30,7 +30,7 @@ func TestSeedSurface(t *testing.T) {
 			t.Error("empty method name")
 		}
 	}
-	if HashMD5 != "process.hash.md5" || HashSHA1 != "process.hash.sha1" || KernelConnection != "Kernel connection" || ProcSelf != "/proc/self/" {
+	if HashMD5 != "process.hash.md5" || HashIMA != "process.hash.ima" || HashSHA1 != "process.hash.sha1" || KernelConnection != "Kernel connection" || ProcSelf != "/proc/self/" {
 		t.Error("seed constants changed")
 	}
 }

@@ -28,10 +28,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/proctrack/proctrack/examples/internal/cli"
 	"github.com/proctrack/proctrack/procmon"
 	"github.com/proctrack/proctrack/rules"
 )
@@ -41,14 +40,10 @@ func main() {
 	method := flag.String("method", "", "preferred method, over the policy's: ebpf, netlink, audit or proc")
 	asJSON := flag.Bool("json", false, "print one JSON object per match")
 	duration := flag.Duration("duration", 0, "stop after this long (default: until interrupted)")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	cli.Parse()
+	cli.NotNegative("duration", *duration)
+	ctx, stop := cli.Context(*duration)
 	defer stop()
-	if *duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
-		defer cancel()
-	}
 	if err := run(ctx, os.Stdout, os.Stderr, *config, *method, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "guard:", err)
 		os.Exit(1)

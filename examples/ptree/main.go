@@ -18,13 +18,17 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/proctrack/proctrack/examples/internal/cli"
 	"github.com/proctrack/proctrack/procmon"
 )
 
 func main() {
 	pid := flag.Int("pid", 0, "print this process and its ancestors only")
 	asJSON := flag.Bool("json", false, "print one JSON object per process")
-	flag.Parse()
+	cli.Parse()
+	if *pid < 0 {
+		cli.Fail("-pid %d: a process id is more than zero (0: every process)", *pid)
+	}
 	if err := run(os.Stdout, *pid, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "ptree:", err)
 		os.Exit(1)

@@ -17,11 +17,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/proctrack/proctrack/examples/internal/cli"
 	"github.com/proctrack/proctrack/procmon"
 )
 
@@ -29,14 +28,10 @@ func main() {
 	method := flag.String("method", "", "preferred method: ebpf, netlink, audit or proc (default: the best available)")
 	asJSON := flag.Bool("json", false, "print one JSON object per event")
 	duration := flag.Duration("duration", 0, "stop after this long (default: until interrupted)")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	cli.Parse()
+	cli.NotNegative("duration", *duration)
+	ctx, stop := cli.Context(*duration)
 	defer stop()
-	if *duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
-		defer cancel()
-	}
 	if err := run(ctx, os.Stdout, os.Stderr, *method, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "tail:", err)
 		os.Exit(1)

@@ -16,26 +16,23 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/proctrack/proctrack/examples/internal/cli"
 	"github.com/proctrack/proctrack/sockets"
 )
 
 func main() {
 	watch := flag.Bool("watch", false, "after the table, print new sockets as they appear")
-	interval := flag.Duration("interval", time.Second, "how often --watch polls")
+	interval := flag.Duration("interval", time.Second, "how often --watch polls (at least 10ms)")
 	duration := flag.Duration("duration", 0, "stop --watch after this long (0: until interrupted)")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	cli.Parse()
+	cli.AtLeast("interval", *interval, 10*time.Millisecond) // a tighter poll only burns CPU
+	cli.NotNegative("duration", *duration)
+	ctx, stop := cli.Context(*duration)
 	defer stop()
-	if *duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
-		defer cancel()
-	}
 	r := newResolver(*interval)
 	defer r.Close()
 	if err := run(ctx, os.Stdout, r, *watch, *interval); err != nil {
