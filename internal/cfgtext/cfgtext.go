@@ -73,11 +73,26 @@ func Quote(s string) string {
 	if len(s) <= ExcerptBytes {
 		return strconv.Quote(s)
 	}
-	cut := ExcerptBytes
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	return strconv.Quote(s[:cut(s)]) + "... (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// Clip returns s unquoted when it has at most ExcerptBytes bytes, else cut
+// as Quote cuts it and followed by "..." and its length.
+func Clip(s string) string {
+	if len(s) <= ExcerptBytes {
+		return s
 	}
-	return strconv.Quote(s[:cut]) + "... (" + strconv.Itoa(len(s)) + " bytes)"
+	return s[:cut(s)] + "... (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// cut returns where Quote and Clip cut s: at most ExcerptBytes bytes, at a
+// character boundary.
+func cut(s string) int {
+	n := ExcerptBytes
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return n
 }
 
 // YAMLSyntax returns the line and the problem of err, the error yaml.v3

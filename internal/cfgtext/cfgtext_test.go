@@ -24,6 +24,12 @@ func TestQuote(t *testing.T) {
 			t.Errorf("Quote(%d bytes) = %s, want %s", len(c.in), got, c.want)
 		}
 	}
+	if got, want := Clip(strings.Repeat("a", 100)), strings.Repeat("a", 64)+"... (100 bytes)"; got != want {
+		t.Errorf("Clip = %s, want %s", got, want)
+	}
+	if got := Clip("syscalls[0]"); got != "syscalls[0]" {
+		t.Errorf("Clip = %s", got)
+	}
 }
 
 // TestReadFile: a file over MaxBytes is refused after reading MaxBytes+1
