@@ -175,7 +175,7 @@ func ParseConfig(data []byte) (Config, error) {
 func LoadFileConfig(path string) (*FileConfig, error) {
 	data, err := cfgtext.ReadFile(path)
 	if errors.Is(err, cfgtext.ErrTooLarge) {
-		return nil, fmt.Errorf("procmon: config: %w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%s: procmon: config: %w: %w", path, ErrConfig, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("procmon: config: %w", err)

@@ -335,7 +335,7 @@ func TestConfigTooLarge(t *testing.T) {
 	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrConfig) {
 		t.Fatalf("100 MB file: %.300v", err)
 	}
-	want := "procmon: config: invalid configuration: " + path + ": too large: 104857600 bytes; at most 4194304 (4 MiB)"
+	want := path + ": procmon: config: invalid configuration: too large: 104857600 bytes; at most 4194304 (4 MiB)"
 	if err.Error() != want {
 		t.Errorf("got %.300s\nwant %s", err, want)
 	}

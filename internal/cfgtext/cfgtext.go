@@ -29,7 +29,8 @@ var ErrTooLarge = errors.New("too large")
 
 // ReadFile reads the file at path, refusing (with an error matching
 // ErrTooLarge) one over MaxBytes: a regular file by its size, before
-// reading it, anything else after reading at most MaxBytes+1 bytes.
+// reading it, anything else after reading at most MaxBytes+1 bytes. The
+// error for a file over the cap does not name it; others are os's.
 func ReadFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -37,7 +38,7 @@ func ReadFile(path string) ([]byte, error) {
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxBytes {
-		return nil, tooLarge(path, strconv.FormatInt(st.Size(), 10))
+		return nil, tooLarge(strconv.FormatInt(st.Size(), 10))
 	}
 	// A file that is not regular (or grows) is read up to the cap.
 	data, err := io.ReadAll(io.LimitReader(f, MaxBytes+1))
@@ -45,13 +46,13 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	if len(data) > MaxBytes {
-		return nil, tooLarge(path, "more than "+strconv.Itoa(MaxBytes))
+		return nil, tooLarge("more than " + strconv.Itoa(MaxBytes))
 	}
 	return data, nil
 }
 
-func tooLarge(path, size string) error {
-	return fmt.Errorf("%s: %w: %s bytes; at most %d (4 MiB)", path, ErrTooLarge, size, MaxBytes)
+func tooLarge(size string) error {
+	return fmt.Errorf("%w: %s bytes; at most %d (4 MiB)", ErrTooLarge, size, MaxBytes)
 }
 
 // Check returns an error matching ErrTooLarge when data is over MaxBytes.

@@ -59,7 +59,7 @@ func TestReadFile(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	_, err = ReadFile(big)
 	runtime.ReadMemStats(&after)
-	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "104857600 bytes; at most 4194304") {
+	if !errors.Is(err, ErrTooLarge) || err.Error() != "too large: 104857600 bytes; at most 4194304 (4 MiB)" {
 		t.Fatalf("error %v", err)
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {

@@ -184,7 +184,7 @@ func (e *PolicyError) Unwrap() []error {
 func LoadPolicy(path string) (*Policy, error) {
 	data, err := cfgtext.ReadFile(path)
 	if errors.Is(err, cfgtext.ErrTooLarge) {
-		return nil, &PolicyError{Reason: err.Error(), err: cfgtext.ErrTooLarge}
+		return nil, fmt.Errorf("%s: %w", path, &PolicyError{Reason: err.Error(), err: cfgtext.ErrTooLarge})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("seccomp policy: %w", err)

@@ -154,7 +154,7 @@ func TestPolicyTooLarge(t *testing.T) {
 	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrInvalidPolicy) || !errors.As(err, &pe) {
 		t.Fatalf("100 MB file: %.300v", err)
 	}
-	if want := "seccomp policy: " + path + ": too large: 104857600 bytes; at most 4194304 (4 MiB)"; err.Error() != want {
+	if want := path + ": seccomp policy: too large: 104857600 bytes; at most 4194304 (4 MiB)"; err.Error() != want {
 		t.Errorf("got %.300s\nwant %s", err, want)
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
