@@ -301,6 +301,19 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%q:\n got %s\nwant %s", c.yaml, err, c.msg)
 		}
 	}
+	// A GTFOBins-like list folded over many lines of a plain scalar: the
+	// error was "line 10, column 620", past the end of the line.
+	var g strings.Builder
+	g.WriteString("bprm_check:\n  rules:\n    - rule: GTFOBins\n      event: path in [\n")
+	for i := range 12 {
+		fmt.Fprintf(&g, "        \"/usr/bin/tool%02d\", \"/usr/bin/other%02d\",\n", i, i)
+	}
+	g.WriteString("        \"/usr/bin/last\" \"/usr/bin/missing-comma\"]\n")
+	_, err := ParseConfig([]byte(g.String()))
+	want := `procmon: config: rule "GTFOBins" (bprm_check), line 17, column 25: expected "," or "]" in the list, found "/usr/bin/missing-comma"`
+	if err == nil || err.Error() != want {
+		t.Errorf("GTFOBins-like list:\n got %v\nwant %s", err, want)
+	}
 	// Many rules on a hook.
 	var b strings.Builder
 	b.WriteString("setuid:\n  enabled: true\n  rules:\n")
