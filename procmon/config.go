@@ -192,7 +192,9 @@ func LoadFileConfig(path string) (*FileConfig, error) {
 // offending key or value, and for a rule of the offending token inside the
 // rule, whatever the style of the YAML scalar holding it (plain, quoted,
 // folded over several lines, or a block); a YAML syntax error gives the
-// line of the problem. Values quoted in errors are cut to 64 bytes.
+// line of the problem (in a file of at most 64 KiB; above, yaml.v3's line,
+// that of the enclosing block). Values quoted in errors are cut to 64
+// bytes.
 func ParseFileConfig(data []byte) (*FileConfig, error) {
 	if err := cfgtext.Check(data); err != nil {
 		return nil, fmt.Errorf("procmon: config: %w: %w", ErrConfig, err)

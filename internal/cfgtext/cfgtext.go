@@ -96,24 +96,25 @@ func cut(s string) int {
 	return n
 }
 
+// SyntaxSearchBytes is the largest document YAMLSyntax searches for the
+// line of a syntax error; a larger one gets the line yaml.v3 reports.
+const SyntaxSearchBytes = 64 << 10
+
 // YAMLSyntax returns the line and the problem of err, the error yaml.v3
 // returned for data. yaml.v3 puts in its message the line where the
 // enclosing block started rather than the line of the problem (a
 // mis-indented key on line 6 of a mapping begun on line 1 is "line 1"), and
-// none for some errors; the line returned is the first whose end makes the
-// document fail with the same problem, found by parsing prefixes of the
-// document cut at line ends (a binary search: about log2(lines) parses, on
-// this error path only).
+// none for some errors. For a document of at most SyntaxSearchBytes the
+// line returned is the first whose end makes the document fail with the
+// same problem, found by parsing prefixes of the document cut at line ends:
+// a binary search from yaml.v3's line (never after the problem's), about
+// log2(lines) parses, on this error path only. A configuration is a few
+// KiB; a larger document gets yaml.v3's line, since yaml.v3 parses about
+// 1 MB/s and the search would take seconds.
 func YAMLSyntax(data []byte, err error) (line int, problem string) {
-	_, problem = yamlProblem(err)
-	fails := func(k int, ends []int) bool {
-		var n yaml.Node
-		err := yaml.Unmarshal(data[:ends[k-1]], &n)
-		if err == nil {
-			return false
-		}
-		_, p := yamlProblem(err)
-		return p == problem
+	line, problem = yamlProblem(err)
+	if len(data) > SyntaxSearchBytes {
+		return line, problem
 	}
 	// ends[k-1] is the length of the document's first k lines.
 	var ends []int
@@ -125,13 +126,22 @@ func YAMLSyntax(data []byte, err error) (line int, problem string) {
 	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
 		ends = append(ends, len(data))
 	}
-	lo, hi := 1, len(ends)
-	if !fails(hi, ends) {
-		return 0, problem
+	fails := func(k int) bool {
+		var n yaml.Node
+		err := yaml.Unmarshal(data[:ends[k-1]], &n)
+		if err == nil {
+			return false
+		}
+		_, p := yamlProblem(err)
+		return p == problem
+	}
+	lo, hi := max(line, 1), len(ends)
+	if lo > hi || !fails(hi) {
+		return line, problem
 	}
 	for lo < hi {
 		mid := (lo + hi) / 2
-		if fails(mid, ends) {
+		if fails(mid) {
 			hi = mid
 		} else {
 			lo = mid + 1

@@ -2,6 +2,7 @@ package cfgtext
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -102,6 +103,26 @@ func TestYAMLSyntax(t *testing.T) {
 		if line != c.line || problem != c.problem {
 			t.Errorf("%q (%v): line %d %q, want line %d %q", c.doc, err, line, problem, c.line, c.problem)
 		}
+	}
+}
+
+// TestYAMLSyntaxLarge: over SyntaxSearchBytes, the line is yaml.v3's (no
+// search, which would take seconds).
+func TestYAMLSyntaxLarge(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("a:\n")
+	for i := 0; b.Len() <= SyntaxSearchBytes; i++ {
+		fmt.Fprintf(&b, "  k%d: v\n", i)
+	}
+	b.WriteString(" bad: 1\n")
+	var n yaml.Node
+	err := yaml.Unmarshal([]byte(b.String()), &n)
+	if err == nil {
+		t.Fatal("parsed")
+	}
+	line, problem := YAMLSyntax([]byte(b.String()), err)
+	if want := fmt.Sprintf("yaml: line %d: %s", line, problem); err.Error() != want {
+		t.Errorf("line %d %q; yaml.v3 said %v", line, problem, err)
 	}
 }
 

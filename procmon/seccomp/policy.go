@@ -211,8 +211,9 @@ func LoadPolicy(path string) (*Policy, error) {
 // returns a *PolicyError naming the first wrong entry with its line and
 // column: an unknown key, a missing default_action, an unknown action, an
 // empty names list, an unknown or repeated system call name; a YAML syntax
-// error gives the line of the problem. A policy over MaxPolicyBytes is
-// refused before it is parsed.
+// error gives the line of the problem (in a policy of at most 64 KiB;
+// above, yaml.v3's line, that of the enclosing block). A policy over
+// MaxPolicyBytes is refused before it is parsed.
 func ParsePolicy(data []byte) (*Policy, error) {
 	if err := cfgtext.Check(data); err != nil {
 		return nil, &PolicyError{Reason: err.Error(), err: ErrTooLarge}
