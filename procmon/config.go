@@ -202,6 +202,9 @@ func ParseFileConfig(data []byte) (*FileConfig, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		line, problem := cfgtext.YAMLSyntax(data, err)
+		if line == 0 {
+			return nil, fmt.Errorf("procmon: config: %w: YAML syntax: %s", ErrConfig, problem)
+		}
 		return nil, fmt.Errorf("procmon: config: %w: line %d: YAML syntax: %s", ErrConfig, line, problem)
 	}
 	f := &FileConfig{}
@@ -451,7 +454,7 @@ func cfgErr(n *yaml.Node, format string, args ...any) error {
 // structs. Errors of rules read from YAML give file positions.
 func (f *FileConfig) Compile() error {
 	if f.Method != "" && !slices.Contains(Methods, f.Method) {
-		return fmt.Errorf("procmon: config: %w: %w %q (want one of %v)", ErrConfig, ErrUnknownMethod, f.Method, Methods)
+		return fmt.Errorf("procmon: config: %w: %w %s (want one of %v)", ErrConfig, ErrUnknownMethod, cfgtext.Quote(f.Method), Methods)
 	}
 	if f.GCPeriod < 0 {
 		return fmt.Errorf("procmon: config: %w: negative gc_period %v", ErrConfig, f.GCPeriod)
@@ -465,7 +468,7 @@ func (f *FileConfig) Compile() error {
 		h := f.Hooks[name]
 		hook, ok := rules.CanonicalHook(name)
 		if !ok {
-			return fmt.Errorf("procmon: config: %w: unknown hook %q (want one of %v)", ErrConfig, name, rules.Hooks)
+			return fmt.Errorf("procmon: config: %w: unknown hook %s (want one of %v)", ErrConfig, cfgtext.Quote(name), rules.Hooks)
 		}
 		if h.Sandbox != nil {
 			if !slices.Contains(SandboxHooks, hook) {
