@@ -143,6 +143,10 @@ func TestScalar(t *testing.T) {
 		{"folded", "k: >-\n  uid == 0 AND\n  euid == 0 AND\n    nme == 1\n", "nme", 4, 5},
 		{"flow", "k: {a: 1, b: uid == 0 AND\n    nme == 1}\n", "nme", 2, 5},
 		{"multibyte key", "é: uid == 0 AND nme == 1\n", "nme", 1, 18},
+		{"tagged", "k: !!str uid == 0 AND nme == 1\n", "nme", 1, 23},
+		{"anchored, quoted", "k: &a \"uid == 0 AND\n  nme == 1\"\n", "nme", 2, 3},
+		{"block with a comment", "k: |-  # uid\n  uid == 0 AND nme == 1\n", "nme", 2, 16},
+		{"escaped line break", "k: \"uid == 0 AND \\\n  nme == 1\"\n", "nme", 2, 3},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -34,6 +34,15 @@ func NewScalar(lines []string, n *yaml.Node) *Scalar {
 	}
 	src := &source{lines: lines, li: n.Line - 1}
 	src.bi = byteIndex(lines[src.li], n.Column)
+	for l := lines[src.li]; src.bi < len(l) && (l[src.bi] == '!' || l[src.bi] == '&'); {
+		// a tag or an anchor before the value
+		for src.bi < len(l) && !blank(l[src.bi]) {
+			src.bi++
+		}
+		for src.bi < len(l) && blank(l[src.bi]) {
+			src.bi++
+		}
+	}
 	switch {
 	case n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
 		src.li, src.bi = src.li+1, 0 // the content starts after the header line
