@@ -3,7 +3,6 @@ package procmon
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,13 +10,26 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/proctrack/proctrack/internal/cfgtext"
 	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"github.com/proctrack/proctrack/rules"
 )
 
 // ErrConfig is matched by every error of ParseConfig and LoadConfig that is
-// not a rule error (those match the rules package's sentinels).
+// not a rule error (those match the rules package's sentinels) nor a
+// failure to open or read the file.
 var ErrConfig = errors.New("invalid configuration")
+
+// MaxConfigBytes is the largest configuration LoadConfig and ParseConfig
+// accept: 4 MiB, checked before parsing (a file by its size, or after
+// reading MaxConfigBytes+1 bytes of it). A larger one is refused with an
+// error matching ErrConfig and ErrTooLarge.
+const MaxConfigBytes = cfgtext.MaxBytes
+
+// ErrTooLarge is matched by the error for a configuration over
+// MaxConfigBytes (and by seccomp's for a policy over its cap: the same
+// value as seccomp.ErrTooLarge).
+var ErrTooLarge = cfgtext.ErrTooLarge
 
 // FileConfig is the YAML configuration of seed 000: the monitor's settings,
 // one block per privilege hook with its rules, and the lists and macros the
@@ -37,6 +49,11 @@ var ErrConfig = errors.New("invalid configuration")
 //	    - rule: UidTestRule
 //	      scope: binary_prefix == "/usr"
 //	      event: uid == 1000 AND euid == 0
+//
+// Every rule has a name, unique in its hook, and an event expression: a
+// rule on every event of its hook writes the match-all form, `event: ANY`
+// (a rule without event, or with an empty one, is an error, not a rule
+// matching everything). scope is optional.
 //
 // Hook blocks are top-level keys named as the hooks (rules.Hooks); "setcaps"
 // is read as "capset". A hook without a block, or with enabled: false, is
@@ -104,41 +121,32 @@ func (s *SandboxConfig) Mode() methodebpf.SandboxMode {
 }
 
 // RuleConfig is one rule: its name, the scope and event expressions in the
-// rules package's language.
+// rules package's language. Event is required ("ANY" for every event).
 type RuleConfig struct {
 	Rule  string `yaml:"rule"`
 	Scope string `yaml:"scope,omitempty"`
 	Event string `yaml:"event,omitempty"`
 
-	// where the expressions are in the file, for error positions.
-	scopeAt, eventAt *textPos
+	// where the rule, its name and its expressions are in the file, for
+	// error positions.
+	at, nameAt       rules.Pos
+	scopeAt, eventAt *cfgtext.Scalar
 }
 
-// textPos maps positions in a YAML scalar's value to positions in the file.
-type textPos struct {
-	line, column int
-	// block is set for literal and folded block scalars, whose content
-	// starts on the next line; indent is then the content's indentation
-	// (0-based column).
-	block  bool
-	indent int
-}
-
-// filePos converts a position in the scalar's value to one in the file.
-// Exact for one-line scalars and for literal blocks; for multi-line plain
-// and quoted scalars (which YAML folds) it gives the right column on the
-// first line only.
-func (t *textPos) filePos(p rules.Pos) rules.Pos {
-	if t == nil || p.Line == 0 {
+// filePos converts a position in the value of scalar s (zero: the error
+// is about the whole value) to one in the file.
+func filePos(s *cfgtext.Scalar, value string, p rules.Pos) rules.Pos {
+	if s == nil {
 		return p
 	}
-	if t.block {
-		return rules.Pos{Line: t.line + p.Line, Column: t.indent + p.Column}
+	off := 0
+	if p.Line > 0 {
+		if off = cfgtext.Offset(value, p.Line, p.Column); off < 0 {
+			return p
+		}
 	}
-	if p.Line == 1 {
-		return rules.Pos{Line: t.line, Column: t.column + p.Column - 1}
-	}
-	return rules.Pos{Line: t.line + p.Line - 1, Column: p.Column}
+	line, col := s.At(off)
+	return rules.Pos{Line: line, Column: col}
 }
 
 // topKeys are the top-level keys that are not hooks.
@@ -162,10 +170,13 @@ func ParseConfig(data []byte) (Config, error) {
 	return f.MonitorConfig(), nil
 }
 
-// LoadFileConfig reads and compiles a YAML configuration file. Errors name
-// the file.
+// LoadFileConfig reads and compiles a YAML configuration file of at most
+// MaxConfigBytes. Errors name the file.
 func LoadFileConfig(path string) (*FileConfig, error) {
-	data, err := os.ReadFile(path)
+	data, err := cfgtext.ReadFile(path)
+	if errors.Is(err, cfgtext.ErrTooLarge) {
+		return nil, fmt.Errorf("%s: procmon: config: %w: %w", path, ErrConfig, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("procmon: config: %w", err)
 	}
@@ -176,13 +187,25 @@ func LoadFileConfig(path string) (*FileConfig, error) {
 	return f, nil
 }
 
-// ParseFileConfig parses and compiles a YAML configuration. Errors give
-// the line and column in data: of the offending key or value, and for a
-// rule of the offending token inside the rule.
+// ParseFileConfig parses and compiles a YAML configuration of at most
+// MaxConfigBytes. Errors give the line and column in data: of the
+// offending key or value, and for a rule of the offending token inside the
+// rule, whatever the style of the YAML scalar holding it (plain, quoted,
+// folded over several lines, or a block); a YAML syntax error gives the
+// line of the problem (in a file of at most 64 KiB; above, yaml.v3's line,
+// that of the enclosing block). Values quoted in errors are cut to 64
+// bytes.
 func ParseFileConfig(data []byte) (*FileConfig, error) {
+	if err := cfgtext.Check(data); err != nil {
+		return nil, fmt.Errorf("procmon: config: %w: %w", ErrConfig, err)
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("procmon: config: %w: %w", ErrConfig, err)
+		line, problem := cfgtext.YAMLSyntax(data, err)
+		if line == 0 {
+			return nil, fmt.Errorf("procmon: config: %w: YAML syntax: %s", ErrConfig, problem)
+		}
+		return nil, fmt.Errorf("procmon: config: %w: line %d: YAML syntax: %s", ErrConfig, line, problem)
 	}
 	f := &FileConfig{}
 	if len(doc.Content) == 0 {
@@ -202,7 +225,7 @@ func ParseFileConfig(data []byte) (*FileConfig, error) {
 			canon = h
 		}
 		if prev, dup := seen[canon]; dup {
-			return nil, cfgErr(k, "%q repeats the key %q of line %d", key, prev.Value, prev.Line)
+			return nil, cfgErr(k, "%s repeats the key %s of line %d", cfgtext.Quote(key), cfgtext.Quote(prev.Value), prev.Line)
 		}
 		seen[canon] = k
 		var err error
@@ -210,7 +233,7 @@ func ParseFileConfig(data []byte) (*FileConfig, error) {
 		case "method":
 			err = v.Decode(&f.Method)
 			if err == nil && f.Method != "" && !slices.Contains(Methods, f.Method) {
-				return nil, cfgErr(v, "expected a method (one of %s), found %q", strings.Join(Methods, ", "), f.Method)
+				return nil, cfgErr(v, "expected a method (one of %s), found %s", strings.Join(Methods, ", "), cfgtext.Quote(f.Method))
 			}
 		case "ima_hash":
 			err = v.Decode(&f.IMAHash)
@@ -222,8 +245,8 @@ func ParseFileConfig(data []byte) (*FileConfig, error) {
 			f.Macros, err = decodeMacros(v)
 		default:
 			if _, ok := rules.CanonicalHook(key); !ok {
-				return nil, cfgErr(k, "unknown key %q: expected one of %s or a hook (%s)",
-					key, strings.Join(topKeys, ", "), strings.Join(rules.Hooks, ", "))
+				return nil, cfgErr(k, "unknown key %s: expected one of %s or a hook (%s)",
+					cfgtext.Quote(key), strings.Join(topKeys, ", "), strings.Join(rules.Hooks, ", "))
 			}
 			var h HookConfig
 			h, err = decodeHook(v, lines)
@@ -257,10 +280,10 @@ func decodePeriod(v *yaml.Node) (time.Duration, error) {
 	if n, err := strconv.ParseFloat(v.Value, 64); err == nil {
 		d = time.Duration(n * float64(time.Second))
 	} else if d, err = time.ParseDuration(v.Value); err != nil {
-		return 0, cfgErr(v, "gc_period: expected a number of seconds or a duration (\"30s\"), found %q", v.Value)
+		return 0, cfgErr(v, "gc_period: expected a number of seconds or a duration (\"30s\"), found %s", cfgtext.Quote(v.Value))
 	}
 	if d < 0 {
-		return 0, cfgErr(v, "gc_period: expected a positive period, found %q", v.Value)
+		return 0, cfgErr(v, "gc_period: expected a positive period, found %s", cfgtext.Quote(v.Value))
 	}
 	return d, nil
 }
@@ -290,7 +313,7 @@ func decodeLists(v *yaml.Node) (map[string][]string, error) {
 			return nil, cfgErr(e, "lists: expected a name (list:) and items (items: [...])")
 		}
 		if _, dup := m[l.List]; dup {
-			return nil, cfgErr(e, "lists: list %q is defined twice", l.List)
+			return nil, cfgErr(e, "lists: list %s is defined twice", cfgtext.Quote(l.List))
 		}
 		m[l.List] = l.Items
 	}
@@ -321,7 +344,7 @@ func decodeMacros(v *yaml.Node) (map[string]string, error) {
 			return nil, cfgErr(e, "macros: expected a name (macro:) and a condition (condition:)")
 		}
 		if _, dup := m[d.Macro]; dup {
-			return nil, cfgErr(e, "macros: macro %q is defined twice", d.Macro)
+			return nil, cfgErr(e, "macros: macro %s is defined twice", cfgtext.Quote(d.Macro))
 		}
 		m[d.Macro] = d.Condition
 	}
@@ -357,7 +380,7 @@ func decodeHook(v *yaml.Node, lines []string) (HookConfig, error) {
 				h.Rules = append(h.Rules, r)
 			}
 		default:
-			return h, cfgErr(k, "unknown key %q in a hook block: expected enabled, sandbox or rules", k.Value)
+			return h, cfgErr(k, "unknown key %s in a hook block: expected enabled, sandbox or rules", cfgtext.Quote(k.Value))
 		}
 		if err != nil {
 			var te *yaml.TypeError
@@ -372,7 +395,7 @@ func decodeHook(v *yaml.Node, lines []string) (HookConfig, error) {
 
 // decodeRule reads one rule.
 func decodeRule(n *yaml.Node, lines []string) (RuleConfig, error) {
-	var r RuleConfig
+	r := RuleConfig{at: rules.Pos{Line: n.Line, Column: n.Column}}
 	if err := checkKeys(n, "rule", "scope", "event"); err != nil {
 		return r, err
 	}
@@ -383,33 +406,17 @@ func decodeRule(n *yaml.Node, lines []string) (RuleConfig, error) {
 		}
 		switch k.Value {
 		case "rule":
-			r.Rule = v.Value
+			r.Rule, r.nameAt = v.Value, rules.Pos{Line: v.Line, Column: v.Column}
 		case "scope":
-			r.Scope, r.scopeAt = v.Value, scalarPos(v, lines)
+			r.Scope, r.scopeAt = v.Value, cfgtext.NewScalar(lines, v)
 		case "event":
-			r.Event, r.eventAt = v.Value, scalarPos(v, lines)
+			r.Event, r.eventAt = v.Value, cfgtext.NewScalar(lines, v)
 		}
 	}
 	if r.Rule == "" {
 		return r, cfgErr(n, "expected a rule name (rule: Name)")
 	}
 	return r, nil
-}
-
-// scalarPos returns where a scalar's value starts.
-func scalarPos(v *yaml.Node, lines []string) *textPos {
-	t := &textPos{line: v.Line, column: v.Column}
-	switch {
-	case v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
-		t.block = true
-		if v.Line < len(lines) { // the content's first line, 0-based index v.Line
-			l := lines[v.Line]
-			t.indent = len(l) - len(strings.TrimLeft(l, " "))
-		}
-	case v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0:
-		t.column++
-	}
-	return t
 }
 
 // checkKeys checks that a mapping has only the given keys.
@@ -419,7 +426,7 @@ func checkKeys(n *yaml.Node, keys ...string) error {
 	}
 	for i := 0; i < len(n.Content); i += 2 {
 		if k := n.Content[i]; !slices.Contains(keys, k.Value) {
-			return cfgErr(k, "unknown key %q: expected %s", k.Value, strings.Join(keys, ", "))
+			return cfgErr(k, "unknown key %s: expected %s", cfgtext.Quote(k.Value), strings.Join(keys, ", "))
 		}
 	}
 	return nil
@@ -434,7 +441,7 @@ func kindName(n *yaml.Node) string {
 	case yaml.AliasNode:
 		return "alias"
 	}
-	return "scalar " + strconv.Quote(n.Value)
+	return "scalar " + cfgtext.Quote(n.Value)
 }
 
 // cfgErr returns an ErrConfig error at a node's position.
@@ -447,7 +454,7 @@ func cfgErr(n *yaml.Node, format string, args ...any) error {
 // structs. Errors of rules read from YAML give file positions.
 func (f *FileConfig) Compile() error {
 	if f.Method != "" && !slices.Contains(Methods, f.Method) {
-		return fmt.Errorf("procmon: config: %w: %w %q (want one of %v)", ErrConfig, ErrUnknownMethod, f.Method, Methods)
+		return fmt.Errorf("procmon: config: %w: %w %s (want one of %v)", ErrConfig, ErrUnknownMethod, cfgtext.Quote(f.Method), Methods)
 	}
 	if f.GCPeriod < 0 {
 		return fmt.Errorf("procmon: config: %w: negative gc_period %v", ErrConfig, f.GCPeriod)
@@ -461,7 +468,7 @@ func (f *FileConfig) Compile() error {
 		h := f.Hooks[name]
 		hook, ok := rules.CanonicalHook(name)
 		if !ok {
-			return fmt.Errorf("procmon: config: %w: unknown hook %q (want one of %v)", ErrConfig, name, rules.Hooks)
+			return fmt.Errorf("procmon: config: %w: unknown hook %s (want one of %v)", ErrConfig, cfgtext.Quote(name), rules.Hooks)
 		}
 		if h.Sandbox != nil {
 			if !slices.Contains(SandboxHooks, hook) {
@@ -474,15 +481,20 @@ func (f *FileConfig) Compile() error {
 				return fmt.Errorf("procmon: config: %w: %s: sandbox enabled without rules: it would decide nothing", ErrConfig, hook)
 			}
 		}
+		names := make(map[string]RuleConfig, len(h.Rules))
 		for _, rc := range h.Rules {
+			if err := checkRule(hook, rc, names); err != nil {
+				return fmt.Errorf("procmon: config: %w", err)
+			}
+			names[rc.Rule] = rc
 			r, err := rules.CompileSpec(rules.Spec{Hook: hook, Name: rc.Rule, Event: rc.Event, Scope: rc.Scope}, defs)
 			if err != nil {
 				var re *rules.Error
 				if errors.As(err, &re) {
 					if re.Field == "scope" {
-						re.Pos = rc.scopeAt.filePos(re.Pos)
+						re.Pos = filePos(rc.scopeAt, rc.Scope, re.Pos)
 					} else {
-						re.Pos = rc.eventAt.filePos(re.Pos)
+						re.Pos = filePos(rc.eventAt, rc.Event, re.Pos)
 					}
 				}
 				return fmt.Errorf("procmon: config: %w", err)
@@ -497,6 +509,28 @@ func (f *FileConfig) Compile() error {
 		return fmt.Errorf("procmon: config: %w", err)
 	}
 	f.set = set
+	return nil
+}
+
+// checkRule checks what the rules package leaves to the configuration: a
+// rule has an event expression (ANY for every event), and a name no
+// earlier rule of its hook (names) has.
+func checkRule(hook string, rc RuleConfig, names map[string]RuleConfig) error {
+	if prev, dup := names[rc.Rule]; dup {
+		msg := "duplicate rule name: another rule of the hook has it"
+		if prev.nameAt.Line > 0 {
+			msg = fmt.Sprintf("duplicate rule name: the rule at line %d, column %d has it too", prev.nameAt.Line, prev.nameAt.Column)
+		}
+		return &rules.Error{Rule: rc.Rule, Hook: hook, Pos: rc.nameAt, Msg: msg, Err: rules.ErrDuplicate}
+	}
+	if strings.TrimSpace(rc.Event) == "" {
+		pos := rc.at
+		if rc.eventAt != nil {
+			pos = filePos(rc.eventAt, rc.Event, rules.Pos{})
+		}
+		return &rules.Error{Rule: rc.Rule, Hook: hook, Field: "event", Pos: pos, Err: rules.ErrSyntax,
+			Msg: "no event expression: write one, or event: ANY for a rule on every event of the hook"}
+	}
 	return nil
 }
 

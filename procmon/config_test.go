@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -238,7 +239,7 @@ func TestConfigErrors(t *testing.T) {
 			`procmon: config: rule "Q" (setuid), line 4, column 26: expected an attribute, NOT or "(", found the end of the rule`},
 		{"bprm_check:\n  rules:\n    - rule: B\n      event: |\n        path == \"/a\" AND\n          nme == \"x\"\n", rules.ErrAttribute,
 			`procmon: config: rule "B" (bprm_check), line 6, column 11: expected an attribute (path, name, path_prefix, euid, egid, ecaps, binary_path, binary_name, binary_prefix, parent_binary_path, parent_binary_name, parent_binary_prefix) or a macro, found "nme"`},
-		{"setcaps:\n  rules:\n    - rule: S\n      scope: ecaps == \"CAP_BPF\"\n", rules.ErrAttribute,
+		{"setcaps:\n  rules:\n    - rule: S\n      scope: ecaps == \"CAP_BPF\"\n      event: ANY\n", rules.ErrAttribute,
 			`procmon: config: rule "S" (capset scope), line 4, column 14: attribute "ecaps" is not a scope attribute (binary_path, binary_name, binary_prefix, parent_binary_path, parent_binary_name, parent_binary_prefix)`},
 		{"setuid:\n  enabled: true\nsetuidd:\n  enabled: true\n", ErrConfig,
 			`procmon: config: invalid configuration: line 3, column 1: unknown key "setuidd": expected one of method, ima_hash, gc_period, lists, macros or a hook (setuid, setgid, capset, prctl, create_user_ns, ptrace_access_check, bprm_check)`},
@@ -256,6 +257,36 @@ func TestConfigErrors(t *testing.T) {
 		{"macros:\n  uid: euid == 0\n", rules.ErrDefs, ""},
 		{"- a\n", ErrConfig, ""},
 		{"setuid: [\n", ErrConfig, ""},
+		// Two rules of a hook with one name: the second's name, labelled
+		// as such (enabled or not).
+		{"setuid:\n  rules:\n    - rule: R\n      event: uid == 0\n    - rule: R\n      event: uid == 1\n", rules.ErrDuplicate,
+			`procmon: config: rule "R" (setuid), line 5, column 13: duplicate rule name: the rule at line 3, column 13 has it too`},
+		{"setuid:\n  enabled: true\n  rules: [{rule: A, event: ANY}, {rule: A, event: uid == 1}]\n", rules.ErrDuplicate,
+			`procmon: config: rule "A" (setuid), line 3, column 41: duplicate rule name: the rule at line 3, column 18 has it too`},
+		// A rule without event, or with an empty one.
+		{"setuid:\n  enabled: true\n  rules:\n    - rule: NoEvent\n      scope: binary_name == \"x\"\n", rules.ErrSyntax,
+			`procmon: config: rule "NoEvent" (setuid), line 4, column 7: no event expression: write one, or event: ANY for a rule on every event of the hook`},
+		{"setuid:\n  enabled: true\n  rules:\n    - rule: Empty\n      event: \"  \"\n", rules.ErrSyntax,
+			`procmon: config: rule "Empty" (setuid), line 5, column 14: no event expression: write one, or event: ANY for a rule on every event of the hook`},
+		{"setuid:\n  rules:\n    - rule: Null\n      event:\n", rules.ErrSyntax, ""},
+		// YAML syntax errors: the line of the problem (yaml.v3 says line 1
+		// and line 3).
+		{"setuid:\n  enabled: true\n  rules:\n    - rule: R\n      event: uid == 0\n   scope: x\n", ErrConfig,
+			`procmon: config: invalid configuration: line 6: YAML syntax: did not find expected key`},
+		{"setuid:\n  enabled: true\n  rules:\n    - rule: R\n     event: uid == 0\n", ErrConfig,
+			`procmon: config: invalid configuration: line 5: YAML syntax: did not find expected '-' indicator`},
+		// Errors inside multi-line scalars of every style: the token's line
+		// and column in the file.
+		{"setuid:\n  rules:\n    - rule: P\n      event: uid == 0 AND\n        euid == 0 AND\n          nme == 1\n", rules.ErrAttribute,
+			`procmon: config: rule "P" (setuid), line 6, column 11: expected an attribute (uid, euid, binary_path, binary_name, binary_prefix, parent_binary_path, parent_binary_name, parent_binary_prefix) or a macro, found "nme"`},
+		{"setuid:\n  rules:\n    - rule: D\n      event: \"uid == 0 AND\n        binary_name == \\\"x\\\" AND\n          nme == 1\"\n", rules.ErrAttribute,
+			`procmon: config: rule "D" (setuid), line 6, column 11: expected an attribute (uid, euid, binary_path, binary_name, binary_prefix, parent_binary_path, parent_binary_name, parent_binary_prefix) or a macro, found "nme"`},
+		{"setuid:\n  rules: [{rule: F, event: uid == 0 AND\n      euid == 0 AND nme == 1}]\n", rules.ErrAttribute,
+			`procmon: config: rule "F" (setuid), line 3, column 21: expected an attribute (uid, euid, binary_path, binary_name, binary_prefix, parent_binary_path, parent_binary_name, parent_binary_prefix) or a macro, found "nme"`},
+		{"setuid:\n  rules:\n    - rule: G\n      event: >\n        uid == 0 AND\n        euid == 0 AND\n          nme == 1\n", rules.ErrAttribute,
+			`procmon: config: rule "G" (setuid), line 7, column 11: expected an attribute (uid, euid, binary_path, binary_name, binary_prefix, parent_binary_path, parent_binary_name, parent_binary_prefix) or a macro, found "nme"`},
+		{"setuid:\n  rules:\n    - rule: E\n      event: uid == 0 OR\n        euid == 0 OR\n", rules.ErrSyntax,
+			`procmon: config: rule "E" (setuid), line 5, column 21: expected an attribute, NOT or "(", found the end of the rule`},
 	}
 	for _, c := range cases {
 		_, err := ParseConfig([]byte(c.yaml))
@@ -270,6 +301,19 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%q:\n got %s\nwant %s", c.yaml, err, c.msg)
 		}
 	}
+	// A GTFOBins-like list folded over many lines of a plain scalar: the
+	// error was "line 10, column 620", past the end of the line.
+	var g strings.Builder
+	g.WriteString("bprm_check:\n  rules:\n    - rule: GTFOBins\n      event: path in [\n")
+	for i := range 12 {
+		fmt.Fprintf(&g, "        \"/usr/bin/tool%02d\", \"/usr/bin/other%02d\",\n", i, i)
+	}
+	g.WriteString("        \"/usr/bin/last\" \"/usr/bin/missing-comma\"]\n")
+	_, err := ParseConfig([]byte(g.String()))
+	want := `procmon: config: rule "GTFOBins" (bprm_check), line 17, column 25: expected "," or "]" in the list, found "/usr/bin/missing-comma"`
+	if err == nil || err.Error() != want {
+		t.Errorf("GTFOBins-like list:\n got %v\nwant %s", err, want)
+	}
 	// Many rules on a hook.
 	var b strings.Builder
 	b.WriteString("setuid:\n  enabled: true\n  rules:\n")
@@ -278,6 +322,81 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := ParseConfig([]byte(b.String())); !errors.Is(err, rules.ErrLimit) {
 		t.Errorf("rules per hook: %v", err)
+	}
+}
+
+// TestConfigTooLarge: a configuration over MaxConfigBytes is refused
+// before it is parsed, and a file over it before it is read: a 100 MB file
+// costs no 100 MB (it took 878 MB, and printed the value whole).
+func TestConfigTooLarge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("method: aaaa"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(100 << 20); err != nil { // sparse: nothing written
+		t.Fatal(err)
+	}
+	f.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = LoadFileConfig(path)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrConfig) {
+		t.Fatalf("100 MB file: %.300v", err)
+	}
+	want := path + ": procmon: config: invalid configuration: too large: 104857600 bytes; at most 4194304 (4 MiB)"
+	if err.Error() != want {
+		t.Errorf("got %.300s\nwant %s", err, want)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+		t.Errorf("LoadFileConfig of a 100 MB file allocated %d bytes", alloc)
+	}
+	data := []byte("method: " + strings.Repeat("a", MaxConfigBytes))
+	if _, err := ParseConfig(data); !errors.Is(err, ErrTooLarge) || len(err.Error()) > 200 {
+		t.Errorf("%d bytes: %.300v", len(data), err)
+	}
+}
+
+// TestConfigErrorExcerpts: an error quotes at most an excerpt of the
+// offending value, whatever its size and place.
+func TestConfigErrorExcerpts(t *testing.T) {
+	big := strings.Repeat("a", 16<<10)
+	excerpt := `"` + strings.Repeat("a", 64) + `"... (16384 bytes)`
+	for _, doc := range []string{
+		"method: " + big + "\n",
+		"gc_period: " + big + "\n",
+		"gc_period: [" + big + "]\n",
+		big + ": 1\n",
+		"setuid:\n  " + big + ": 1\n",
+		"setuid:\n  sandbox: {" + big + ": 1}\n",
+		"setuid:\n  rules: " + big + "\n",
+		"setuid:\n  rules:\n    - rule: R\n      " + big + ": 1\n",
+		"setuid:\n  rules:\n    - rule: " + big + "\n      event: uid == 0 AND\n",
+		"setuid:\n  rules:\n    - rule: " + big + "\n",
+		"setuid:\n  rules:\n    - {rule: " + big + ", event: ANY}\n    - {rule: " + big + ", event: ANY}\n",
+		"setuid:\n  rules:\n    - rule: R\n      event: uid in " + big + "\n",
+		"bprm_check:\n  rules:\n    - rule: R\n      event: path == \"" + big[:4000] + "\" AND\n",
+		"lists:\n  - {list: " + big + ", items: [a]}\n  - {list: " + big + ", items: [a]}\n",
+		"lists:\n  " + big + "-: [a]\n",
+		"macros:\n  - {macro: " + big + ", condition: uid == 0}\n  - {macro: " + big + ", condition: uid == 0}\n",
+		"macros:\n  m: " + big + "\n",
+	} {
+		_, err := ParseConfig([]byte(doc))
+		if err == nil {
+			t.Errorf("%.80q... parsed", doc)
+			continue
+		}
+		if len(err.Error()) > 400 {
+			t.Errorf("%.80q...: a %d-byte error: %.400s...", doc, len(err.Error()), err)
+		}
+	}
+	_, err := ParseConfig([]byte("method: " + big + "\n"))
+	if want := "procmon: config: invalid configuration: line 1, column 9: expected a method (one of ebpf, netlink, audit, proc), found " + excerpt; err == nil || err.Error() != want {
+		t.Errorf("got %.300v\nwant %s", err, want)
 	}
 }
 

@@ -7,4 +7,15 @@
 // The monitor (event sources chosen at run time: ebpf, netlink, audit, proc),
 // the process cache and the socket lookups build on this package; see
 // ARCHITECTURE.md for where each lives.
+//
+// # Configuration files
+//
+// LoadConfig and ParseConfig read seed 000's YAML configuration (FileConfig
+// describes it). A file is at most 4 MiB (MaxConfigBytes), checked before
+// it is parsed, a file by its size before it is read; a larger one is an
+// error matching ErrConfig and ErrTooLarge. Every rule needs a name unique
+// in its hook (rules.ErrDuplicate) and an event expression, `event: ANY`
+// for every event. Errors give the line and column of the offending key,
+// value or rule token, and quote at most 64 bytes of a value, then "..."
+// and its length.
 package procmon

@@ -165,15 +165,15 @@ func isReserved(name string) bool {
 // checkName checks a list or macro name.
 func checkName(kind, name string) error {
 	if name == "" || !isIdentStart(name[0]) {
-		return fmt.Errorf("%w: %s name %q: expected a letter or _ first", ErrDefs, kind, name)
+		return fmt.Errorf("%w: %s name %s: expected a letter or _ first", ErrDefs, kind, quote(name))
 	}
 	for i := 0; i < len(name); i++ {
 		if !isIdentByte(name[i]) {
-			return fmt.Errorf("%w: %s name %q: expected only letters, digits and _", ErrDefs, kind, name)
+			return fmt.Errorf("%w: %s name %s: expected only letters, digits and _", ErrDefs, kind, quote(name))
 		}
 	}
 	if isReserved(name) {
-		return fmt.Errorf("%w: %s name %q is an attribute or a keyword", ErrDefs, kind, name)
+		return fmt.Errorf("%w: %s name %s is an attribute or a keyword", ErrDefs, kind, quote(name))
 	}
 	return nil
 }

@@ -13,13 +13,19 @@
 //	      event: uid == 1000 AND euid == 0
 //	      scope: parent_binary_name == "sshd"
 //
-// An event matches a rule when both expressions hold; an empty expression
-// always holds. Compile and CompileSpec compile a rule, NewSet gathers
+// An event matches a rule when both expressions hold. ANY, the match-all
+// form, always holds, and so does an empty expression; but a configuration
+// file (procmon.ParseConfig) must give every rule an event, ANY for a rule
+// on every event of its hook, so that a rule that lost its event by
+// mistake is an error rather than a rule matching everything. A rule
+// without scope holds for every process. Compile and CompileSpec compile a rule, NewSet gathers
 // rules, Set.MatchEvent maps a monitor event to its hook (FromEvent) and
 // returns the rules it matches. procmon.ParseConfig reads rules from YAML.
 //
 // # Grammar
 //
+//	event      = "ANY" | expr | ""     ("" is refused in a configuration file)
+//	scope      = "ANY" | expr | ""
 //	expr       = and { "OR" and }
 //	and        = not { "AND" not }
 //	not        = "NOT" not | primary
@@ -36,7 +42,7 @@
 // parentheses override. So `NOT ecaps == "CAP_SYS_ADMIN"` is
 // `NOT (ecaps == "CAP_SYS_ADMIN")` and `a OR b AND c` is `a OR (b AND c)`.
 // Keywords are written all upper or all lower case (AND, and, OR, or, NOT,
-// not, in, IN). Blanks and newlines separate tokens. A decimal integer has
+// not, in, IN, ANY, any); ANY stands alone, as the whole expression. Blanks and newlines separate tokens. A decimal integer has
 // no leading zero (no octal), and no "_".
 //
 // # Attributes
@@ -106,6 +112,9 @@
 // expected:
 //
 //	rule "UidTestRule" (setuid), line 1, column 13: expected a value after "==", found "AND"
+//
+// NewSet refuses two rules of a hook with one name (ErrDuplicate). An error
+// quotes at most 64 bytes of a name or value, then "..." and its length.
 //
 // An error in a token a macro expanded to is placed at the macro's name and
 // says which macro.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/proctrack/proctrack/internal/cfgtext"
 )
 
 // Sentinel errors, matched with errors.Is on the errors of Compile, NewSet
@@ -20,7 +22,13 @@ var (
 	ErrUnknownHook = errors.New("unknown hook")
 	// ErrDefs is an invalid list or macro definition.
 	ErrDefs = errors.New("invalid list or macro")
+	// ErrDuplicate is a rule with the name of another rule of its hook.
+	ErrDuplicate = errors.New("duplicate rule name")
 )
+
+// quote quotes a name or value for an error: at most an excerpt of a long
+// one, with its length.
+func quote(s string) string { return cfgtext.Quote(s) }
 
 // Pos is a position in a text: 1-based line and column (columns count
 // bytes). The zero Pos means unknown.
@@ -47,7 +55,9 @@ func (p Pos) Add(base Pos) Pos {
 //	rule "UidTestRule" (setuid), line 1, column 14: expected a value after "==", found "AND"
 //
 // Err is one of the sentinel errors (ErrSyntax, ErrAttribute, ErrLimit,
-// ErrUnknownHook), which Unwrap returns.
+// ErrDefs, ErrDuplicate, ErrUnknownHook), which Unwrap returns. Names and
+// values longer than 64 bytes are quoted as an excerpt followed by "..."
+// and their length.
 type Error struct {
 	Rule, Hook string
 	// Field is "event" or "scope": which expression of the rule.
@@ -65,7 +75,7 @@ type Error struct {
 // Error implements error.
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "rule %q (%s", e.Rule, e.Hook)
+	fmt.Fprintf(&b, "rule %s (%s", quote(e.Rule), e.Hook)
 	if e.Field == "scope" {
 		b.WriteString(" scope")
 	}

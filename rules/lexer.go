@@ -27,6 +27,7 @@ const (
 	tokRBrack         // ]
 	tokComma          // ,
 	tokList           // a list expanded from Defs.Lists
+	tokAny            // ANY: the whole expression, matching everything
 )
 
 // token is one lexical token of a rule.
@@ -53,11 +54,11 @@ func (t token) describe() string {
 			return "the end of the macro"
 		}
 	case tokString:
-		return strconv.Quote(t.text)
+		return quote(t.text)
 	case tokList:
-		return "list " + strconv.Quote(t.text)
+		return "list " + quote(t.text)
 	}
-	return strconv.Quote(t.text)
+	return quote(t.text)
 }
 
 // keywords maps the keyword spellings (upper or lower case) to their kinds.
@@ -66,6 +67,7 @@ var keywords = map[string]tokKind{
 	"OR": tokOr, "or": tokOr,
 	"NOT": tokNot, "not": tokNot,
 	"IN": tokIn, "in": tokIn,
+	"ANY": tokAny, "any": tokAny,
 }
 
 // lexError is a lexical error at a position of the text being lexed.
@@ -152,7 +154,7 @@ func lex(text string) ([]token, *lexError) {
 			word := text[i:j]
 			n, err := strconv.ParseUint(word, 0, 64)
 			if err != nil || strings.Contains(word, "_") || (len(word) > 1 && word[0] == '0' && word[1] != 'x' && word[1] != 'X') {
-				return nil, &lexError{pos, fmt.Sprintf("expected a decimal or 0x-prefixed hexadecimal integer, found %q", word)}
+				return nil, &lexError{pos, fmt.Sprintf("expected a decimal or 0x-prefixed hexadecimal integer, found %s", quote(word))}
 			}
 			toks = append(toks, token{kind: tokInt, text: word, num: n, pos: pos})
 			adv(j - i)

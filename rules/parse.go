@@ -58,13 +58,13 @@ func (d *Defs) Validate() error {
 			return err
 		}
 		if _, dup := d.Macros[name]; dup {
-			return fmt.Errorf("%w: %q is both a list and a macro", ErrDefs, name)
+			return fmt.Errorf("%w: %s is both a list and a macro", ErrDefs, quote(name))
 		}
 		if n := len(d.Lists[name]); n > MaxValues {
-			return fmt.Errorf("%w: list %q has %d values; at most %d (MaxValues)", ErrLimit, name, n, MaxValues)
+			return fmt.Errorf("%w: list %s has %d values; at most %d (MaxValues)", ErrLimit, quote(name), n, MaxValues)
 		}
 		if len(d.Lists[name]) == 0 {
-			return fmt.Errorf("%w: list %q is empty", ErrDefs, name)
+			return fmt.Errorf("%w: list %s is empty", ErrDefs, quote(name))
 		}
 	}
 	for _, name := range sortedKeys(d.Macros) {
@@ -73,13 +73,13 @@ func (d *Defs) Validate() error {
 		}
 		text := d.Macros[name]
 		if len(text) > MaxRuleBytes {
-			return fmt.Errorf("%w: macro %q is %d bytes; at most %d (MaxRuleBytes)", ErrLimit, name, len(text), MaxRuleBytes)
+			return fmt.Errorf("%w: macro %s is %d bytes; at most %d (MaxRuleBytes)", ErrLimit, quote(name), len(text), MaxRuleBytes)
 		}
 		if strings.TrimSpace(text) == "" {
-			return fmt.Errorf("%w: macro %q is empty", ErrDefs, name)
+			return fmt.Errorf("%w: macro %s is empty", ErrDefs, quote(name))
 		}
 		if _, lerr := lex(text); lerr != nil {
-			return fmt.Errorf("%w: macro %q, line %d, column %d: %s", ErrDefs, name, lerr.pos.Line, lerr.pos.Column, lerr.msg)
+			return fmt.Errorf("%w: macro %s, line %d, column %d: %s", ErrDefs, quote(name), lerr.pos.Line, lerr.pos.Column, lerr.msg)
 		}
 	}
 	return nil
@@ -101,10 +101,11 @@ type Spec struct {
 	// Name is the rule's name, reported with its matches.
 	Name string
 	// Event is the event expression over the hook's attributes and the
-	// scope attributes; "" matches every event.
+	// scope attributes; "ANY" and "" match every event (a configuration
+	// file must write ANY: procmon refuses a rule without event).
 	Event string
-	// Scope is the scope expression over the scope attributes; "" matches
-	// every process.
+	// Scope is the scope expression over the scope attributes; "" and
+	// "ANY" match every process.
 	Scope string
 	// EventPos and ScopePos are where Event and Scope start in the file
 	// they were read from; error positions are then file positions. Zero
@@ -158,12 +159,12 @@ func Compile(hook, name, text string, defs *Defs) (*Rule, error) {
 
 // CompileSpec compiles a rule. Errors are *Error values naming the rule,
 // the hook, the line and column and what was expected; they match
-// ErrSyntax, ErrAttribute, ErrLimit or ErrUnknownHook.
+// ErrSyntax, ErrAttribute, ErrLimit, ErrDefs or ErrUnknownHook.
 func CompileSpec(s Spec, defs *Defs) (*Rule, error) {
 	hook, ok := CanonicalHook(s.Hook)
 	if !ok {
 		return nil, &Error{Rule: s.Name, Hook: s.Hook, Err: ErrUnknownHook,
-			Msg: fmt.Sprintf("expected a hook name (one of %s), found %q", strings.Join(Hooks, ", "), s.Hook)}
+			Msg: fmt.Sprintf("expected a hook name (one of %s), found %s", strings.Join(Hooks, ", "), quote(s.Hook))}
 	}
 	s.Hook = hook
 	r := &Rule{spec: s}
@@ -187,8 +188,8 @@ func (r *Rule) compile(field, text string, base Pos, scopeOnly bool, defs *Defs)
 	if lerr != nil {
 		return nil, p.errf(ErrSyntax, lerr.pos, "", "%s", lerr.msg)
 	}
-	if len(toks) == 1 {
-		return nil, nil // empty: matches everything
+	if len(toks) == 1 || len(toks) == 2 && toks[0].kind == tokAny {
+		return nil, nil // empty, or ANY: matches everything
 	}
 	toks, err := p.expand(toks, defs, nil)
 	if err != nil {
@@ -270,22 +271,22 @@ func (p *parser) expand(toks []token, defs *Defs, stack []string) ([]token, erro
 		}
 		for _, m := range stack {
 			if m == t.text {
-				return nil, p.errAt(ErrDefs, t, "macro %q uses itself (through %s)", t.text, strings.Join(stack, " -> "))
+				return nil, p.errAt(ErrDefs, t, "macro %s uses itself (through %s)", quote(t.text), strings.Join(stack, " -> "))
 			}
 		}
 		if len(stack) >= MaxMacroDepth {
 			return nil, p.errAt(ErrLimit, t, "macros nest deeper than %d (MaxMacroDepth)", MaxMacroDepth)
 		}
 		if len(text) > MaxRuleBytes {
-			return nil, p.errAt(ErrLimit, t, "macro %q is %d bytes; at most %d (MaxRuleBytes)", t.text, len(text), MaxRuleBytes)
+			return nil, p.errAt(ErrLimit, t, "macro %s is %d bytes; at most %d (MaxRuleBytes)", quote(t.text), len(text), MaxRuleBytes)
 		}
 		mt, lerr := lex(text)
 		if lerr != nil {
-			return nil, p.errAt(ErrSyntax, t, "in macro %q, line %d, column %d: %s", t.text, lerr.pos.Line, lerr.pos.Column, lerr.msg)
+			return nil, p.errAt(ErrSyntax, t, "in macro %s, line %d, column %d: %s", quote(t.text), lerr.pos.Line, lerr.pos.Column, lerr.msg)
 		}
 		from := t.from
 		if from == "" {
-			from = fmt.Sprintf("macro %q", t.text)
+			from = "macro " + quote(t.text)
 		}
 		mt = mt[:len(mt)-1] // drop EOF
 		for k := range mt {
@@ -391,7 +392,9 @@ func (p *parser) parsePrimary(depth int) (*node, error) {
 	case tokIdent:
 		return p.parseComparison(t)
 	case tokList:
-		return nil, p.errAt(ErrSyntax, t, "expected an attribute, NOT or \"(\", found list %q (a list goes after \"in\")", t.text)
+		return nil, p.errAt(ErrSyntax, t, "expected an attribute, NOT or \"(\", found list %s (a list goes after \"in\")", quote(t.text))
+	case tokAny:
+		return nil, p.errAt(ErrSyntax, t, "expected an attribute, NOT or \"(\", found %q (ANY stands alone: the whole expression, matching everything)", t.text)
 	}
 	return nil, p.errAt(ErrSyntax, t, "expected an attribute, NOT or \"(\", found %s", t.describe())
 }
@@ -400,13 +403,13 @@ func (p *parser) parsePrimary(depth int) (*node, error) {
 func (p *parser) parseComparison(at token) (*node, error) {
 	id, ok := attrByName(at.text)
 	if !ok {
-		return nil, p.errAt(ErrAttribute, at, "expected an attribute (%s) or a macro, found %q", names(p.allowed), at.text)
+		return nil, p.errAt(ErrAttribute, at, "expected an attribute (%s) or a macro, found %s", names(p.allowed), quote(at.text))
 	}
 	if !containsAttr(p.allowed, id) {
 		if p.field == "scope" {
-			return nil, p.errAt(ErrAttribute, at, "attribute %q is not a scope attribute (%s)", at.text, names(p.allowed))
+			return nil, p.errAt(ErrAttribute, at, "attribute %s is not a scope attribute (%s)", quote(at.text), names(p.allowed))
 		}
-		return nil, p.errAt(ErrAttribute, at, "hook %s has no attribute %q (it has %s)", p.rule.spec.Hook, at.text, names(p.allowed))
+		return nil, p.errAt(ErrAttribute, at, "hook %s has no attribute %s (it has %s)", p.rule.spec.Hook, quote(at.text), names(p.allowed))
 	}
 	if err := p.countOp(at); err != nil {
 		return nil, err
@@ -472,7 +475,7 @@ func (p *parser) parseComparison(at token) (*node, error) {
 			return nil, p.errAt(ErrLimit, op, "more than %d values after \"in\" (MaxValues)", MaxValues)
 		}
 	default:
-		return nil, p.errAt(ErrSyntax, op, "expected \"==\", \"!=\" or \"in\" after %q, found %s", at.text, op.describe())
+		return nil, p.errAt(ErrSyntax, op, "expected \"==\", \"!=\" or \"in\" after %s, found %s", quote(at.text), op.describe())
 	}
 	return n, nil
 }
@@ -497,7 +500,7 @@ func (p *parser) addValue(n *node, v token, elem string) error {
 	}
 	where := ""
 	if fromList {
-		where = fmt.Sprintf(" in list %q", v.text)
+		where = " in list " + quote(v.text)
 	}
 	if n.count() >= MaxValues {
 		return p.errAt(ErrLimit, v, "more than %d values after \"in\" (MaxValues)", MaxValues)
@@ -509,7 +512,7 @@ func (p *parser) addValue(n *node, v token, elem string) error {
 		case fromList:
 			u, err := strconv.ParseUint(strings.TrimSpace(text), 0, 64)
 			if err != nil || strings.Contains(text, "_") {
-				return p.errAt(ErrAttribute, v, "expected an integer for %s%s, found %q", a.name, where, text)
+				return p.errAt(ErrAttribute, v, "expected an integer for %s%s, found %s", a.name, where, quote(text))
 			}
 			num = u
 		case v.kind == tokInt:
@@ -531,7 +534,7 @@ func (p *parser) addValue(n *node, v token, elem string) error {
 		}
 		c, ok := process.CapByName(text)
 		if !ok {
-			return p.errAt(ErrAttribute, v, "expected a capability name (capabilities(7)) or %q for %s%s, found %q", AnyCaps, a.name, where, text)
+			return p.errAt(ErrAttribute, v, "expected a capability name (capabilities(7)) or %q for %s%s, found %s", AnyCaps, a.name, where, quote(text))
 		}
 		n.caps |= process.CapSet(1) << uint(c)
 		n.ncaps++
@@ -541,7 +544,7 @@ func (p *parser) addValue(n *node, v token, elem string) error {
 		}
 		if a.typ == typePrefix {
 			if !strings.HasPrefix(text, "/") {
-				return p.errAt(ErrAttribute, v, "expected an absolute path (starting with \"/\") for %s%s, found %q", a.name, where, text)
+				return p.errAt(ErrAttribute, v, "expected an absolute path (starting with \"/\") for %s%s, found %s", a.name, where, quote(text))
 			}
 			text = strings.TrimRight(text, "/")
 		}

@@ -54,6 +54,14 @@ func TestErrors(t *testing.T) {
 		{"bprm_check", `is_root AND bad`, ErrSyntax, ""},
 		{"nope", `uid == 1`, ErrUnknownHook, `expected a hook name (one of setuid, setgid, capset, prctl, create_user_ns, ptrace_access_check, bprm_check), found "nope"`},
 		{"prctl", `euid == 0`, ErrAttribute, ""},
+		// ANY stands alone.
+		{"setuid", `ANY AND uid == 0`, ErrSyntax, `line 1, column 1: expected an attribute, NOT or "(", found "ANY" (ANY stands alone: the whole expression, matching everything)`},
+		{"setuid", `uid == 0 OR any`, ErrSyntax, `line 1, column 13: expected an attribute, NOT or "(", found "any" (ANY stands alone: the whole expression, matching everything)`},
+		// Long values are quoted as an excerpt.
+		{"bprm_check", `path_prefix == "` + strings.Repeat("x", 4000) + `"`, ErrAttribute,
+			`line 1, column 16: expected an absolute path (starting with "/") for path_prefix, found "` + strings.Repeat("x", 64) + `"... (4000 bytes)`},
+		{"setuid", strings.Repeat("u", 4000) + ` == 1`, ErrAttribute,
+			`line 1, column 1: expected an attribute (uid, euid, binary_path, binary_name, binary_prefix, parent_binary_path, parent_binary_name, parent_binary_prefix) or a macro, found "` + strings.Repeat("u", 64) + `"... (4000 bytes)`},
 	}
 	d := &Defs{Lists: defs.Lists, Macros: map[string]string{"is_root": "euid ==", "bad": "x"}}
 	for _, c := range cases {
@@ -158,7 +166,7 @@ func TestLimits(t *testing.T) {
 	if _, err := NewSet(rs...); !errors.Is(err, ErrLimit) {
 		t.Errorf("rules: %v", err)
 	}
-	if _, err := NewSet(rs[0], rs[0]); !errors.Is(err, ErrDefs) {
+	if _, err := NewSet(rs[0], rs[0]); !errors.Is(err, ErrDuplicate) || err.Error() != `rule "R" (setuid): duplicate rule name: another rule of the hook has it` {
 		t.Errorf("duplicate: %v", err)
 	}
 	macros := map[string]string{}
@@ -181,10 +189,15 @@ func TestDefsValidate(t *testing.T) {
 		{Macros: map[string]string{"m": "uid = 1"}},
 		{Macros: map[string]string{"m": " "}},
 		{Macros: map[string]string{"m-x": "uid == 1"}},
+		{Macros: map[string]string{"ANY": "uid == 1"}},
+		{Lists: map[string][]string{strings.Repeat("l", 1<<20) + "-": {"1"}}},
 	}
 	for _, d := range bad {
-		if err := d.Validate(); err == nil {
-			t.Errorf("%+v validated", d)
+		err := d.Validate()
+		if err == nil {
+			t.Errorf("%.200v validated", d)
+		} else if len(err.Error()) > 200 {
+			t.Errorf("a %d-byte error: %.200s...", len(err.Error()), err)
 		}
 	}
 	if err := defs.Validate(); err != nil {

@@ -14,14 +14,15 @@ type Set struct {
 }
 
 // NewSet returns a Set of rules. It fails (with an error matching ErrLimit)
-// when a hook has more than MaxRulesPerHook rules, and (matching ErrDefs)
-// when two rules of a hook share a name.
+// when a hook has more than MaxRulesPerHook rules, and (with an *Error
+// matching ErrDuplicate) when two rules of a hook share a name.
 func NewSet(rules ...*Rule) (*Set, error) {
 	s := &Set{byHook: make(map[string][]*Rule)}
 	for _, r := range rules {
 		for _, o := range s.byHook[r.Hook()] {
 			if o.Name() == r.Name() {
-				return nil, fmt.Errorf("%w: hook %s has two rules named %q", ErrDefs, r.Hook(), r.Name())
+				return nil, &Error{Rule: r.Name(), Hook: r.Hook(), Err: ErrDuplicate,
+					Msg: "duplicate rule name: another rule of the hook has it"}
 			}
 		}
 		s.byHook[r.Hook()] = append(s.byHook[r.Hook()], r)

@@ -4,6 +4,14 @@
 //	go run ./examples/guard -config examples/guard/policy.yaml
 //	go run ./examples/guard -config policy.yaml -method audit -json
 //
+// -config is required: guard has no default policy, since a path relative
+// to the working directory would find the example's policy from one
+// directory only. Bad input — no -config, an unknown -method, an argument
+// that is not a flag, a policy file that is missing, over 4 MiB or wrong
+// (its error gives the line and column) — is a one-line error on stderr
+// and exit status 2, as for the flag package's own errors; a monitor that
+// cannot start exits with status 1.
+//
 // Each match prints the rule, the hook, the process and its credentials,
 // and for a sandboxed hook the verdict:
 //
@@ -24,10 +32,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/proctrack/proctrack/examples/internal/cli"
@@ -36,15 +47,19 @@ import (
 )
 
 func main() {
-	config := flag.String("config", "policy.yaml", "the policy file (YAML)")
+	config := flag.String("config", "", "the policy file (YAML), required: examples/guard/policy.yaml reports, examples/guard/sandbox.yaml denies")
 	method := flag.String("method", "", "preferred method, over the policy's: ebpf, netlink, audit or proc")
 	asJSON := flag.Bool("json", false, "print one JSON object per match")
 	duration := flag.Duration("duration", 0, "stop after this long (default: until interrupted)")
 	cli.Parse()
 	cli.NotNegative("duration", *duration)
+	policy, err := load(*config, *method, flag.Args())
+	if err != nil {
+		cli.Fail("%v", err)
+	}
 	ctx, stop := cli.Context(*duration)
 	defer stop()
-	if err := run(ctx, os.Stdout, os.Stderr, *config, *method, *asJSON); err != nil {
+	if err := run(ctx, os.Stdout, os.Stderr, policy, *method, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "guard:", err)
 		os.Exit(1)
 	}
@@ -71,13 +86,24 @@ type Match struct {
 	InKernel bool `json:"in_kernel,omitempty"`
 }
 
-// run loads the policy, monitors until ctx ends and prints matches to out;
-// status lines go to status.
-func run(ctx context.Context, out, status io.Writer, configPath, method string, asJSON bool) error {
-	policy, err := procmon.LoadFileConfig(configPath)
-	if err != nil {
-		return err
+// load checks the command line (the -config and -method values and the
+// arguments left after the flags) and loads the policy. Its errors are
+// usage errors.
+func load(configPath, method string, args []string) (*procmon.FileConfig, error) {
+	switch {
+	case configPath == "":
+		return nil, errors.New("-config is required: the policy file, e.g. -config examples/guard/policy.yaml")
+	case method != "" && !slices.Contains(procmon.Methods, method):
+		return nil, fmt.Errorf("-method %q: expected one of %s", method, strings.Join(procmon.Methods, ", "))
+	case len(args) > 0:
+		return nil, fmt.Errorf("unexpected argument %q: guard takes flags only (-config, -method, -json, -duration)", args[0])
 	}
+	return procmon.LoadFileConfig(configPath)
+}
+
+// run monitors with the policy until ctx ends and prints matches to out;
+// status lines go to status.
+func run(ctx context.Context, out, status io.Writer, policy *procmon.FileConfig, method string, asJSON bool) error {
 	cfg := policy.MonitorConfig()
 	if method != "" {
 		cfg.Method = method

@@ -100,9 +100,13 @@ func TestGuard(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	policy, err := load("policy.yaml", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out, status syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, &out, &status, "policy.yaml", "", true) }()
+	go func() { done <- run(ctx, &out, &status, policy, "", true) }()
 	for !strings.Contains(status.String(), "monitoring with") {
 		select {
 		case err := <-done:
@@ -155,19 +159,83 @@ func TestSandboxPolicy(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = run(ctx, &bytes.Buffer{}, &bytes.Buffer{}, "sandbox.yaml", "", false)
+	err = run(ctx, &bytes.Buffer{}, &bytes.Buffer{}, f, "", false)
 	if !errors.Is(err, procmon.ErrSandbox) || !strings.Contains(err.Error(), "LSM tier") {
 		t.Errorf("error %v", err)
 	}
 }
 
-func TestBadPolicy(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "bad.yaml")
-	if err := os.WriteFile(path, []byte("setuid:\n  rules:\n    - rule: R\n      event: uid == AND\n"), 0o600); err != nil {
+// TestBadInput: each bad command line or policy file is a one-line usage
+// error.
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("setuid:\n  rules:\n    - rule: R\n      event: uid == AND\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := run(context.Background(), &bytes.Buffer{}, &bytes.Buffer{}, path, "", false)
-	if err == nil || !strings.Contains(err.Error(), `rule "R" (setuid), line 4, column 21: expected a value after "==", found "AND"`) {
-		t.Fatalf("error %v", err)
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, procmon.MaxConfigBytes+1); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		config, method string
+		args           []string
+		want           string
+	}{
+		{"", "", nil, "-config is required: the policy file, e.g. -config examples/guard/policy.yaml"},
+		{"policy.yaml", "fast", nil, `-method "fast": expected one of ebpf, netlink, audit, proc`},
+		{"policy.yaml", "", []string{"policy.yaml"}, `unexpected argument "policy.yaml": guard takes flags only (-config, -method, -json, -duration)`},
+		{filepath.Join(dir, "none.yaml"), "", nil, "procmon: config: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
+		{bad, "", nil, bad + `: procmon: config: rule "R" (setuid), line 4, column 21: expected a value after "==", found "AND"`},
+		{big, "", nil, big + ": procmon: config: invalid configuration: too large: 4194305 bytes; at most 4194304 (4 MiB)"},
+	} {
+		_, err := load(c.config, c.method, c.args)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%q %q %q:\n got %v\nwant %s", c.config, c.method, c.args, err, c.want)
+		}
+	}
+}
+
+// TestMain runs main when the test binary is started as guard by
+// TestExitStatus.
+func TestMain(m *testing.M) {
+	if os.Getenv("GUARD_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestExitStatus runs guard from the repository root: without -config (the
+// old default, policy.yaml, existed only in examples/guard) it exits with
+// status 2 and one line on stderr, as for the flag package's own errors.
+func TestExitStatus(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "-config is required: the policy file, e.g. -config examples/guard/policy.yaml\n"},
+		{[]string{"-config", "examples/guard/nonexistent.yaml"}, "procmon: config: open examples/guard/nonexistent.yaml: no such file or directory\n"},
+		{[]string{"-config", "examples/guard/policy.yaml", "-method", "fast"}, "-method \"fast\": expected one of ebpf, netlink, audit, proc\n"},
+		{[]string{"-nope"}, ""}, // the flag package's own error
+	} {
+		cmd := exec.Command(os.Args[0], c.args...)
+		cmd.Dir = "../.."
+		cmd.Env = append(os.Environ(), "GUARD_TEST_MAIN=1")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%q: %v, want exit status 2\n%s", c.args, err, stderr.String())
+		}
+		// The line is "<program>: <error>"; the program is guard's test binary here.
+		_, got, _ := strings.Cut(stderr.String(), ": ")
+		if c.want != "" && got != c.want {
+			t.Errorf("%q: stderr\n%q\nwant\n%q", c.args, stderr.String(), c.want)
+		}
 	}
 }

@@ -102,6 +102,9 @@ var Cases = []Case{
 	{"prctl", `parent_binary_prefix == "/"`, rules.Input{ParentBinary: "/bin/login"}, true},
 	{"prctl", `parent_binary_prefix == "/"`, rules.Input{}, false},
 	{"ptrace_access_check", "", rules.Input{}, true},
+	// The match-all form.
+	{"ptrace_access_check", "ANY", rules.Input{}, true},
+	{"setuid", "any", rules.Input{UID: 5}, true},
 	// Lists and macros.
 	{"bprm_check", "path in shells", rules.Input{Path: "/bin/sh"}, true},
 	{"bprm_check", "path in shells", rules.Input{Path: "/bin/dash"}, false},

@@ -4,8 +4,10 @@
 //
 // # Policies
 //
-// A Policy is seed 002's shape, read from YAML by ParsePolicy (with or
-// without the top-level `seccomp:` key):
+// A Policy is seed 002's shape, read from YAML by ParsePolicy, or from a
+// file by LoadPolicy (with or without the top-level `seccomp:` key), of at
+// most 4 MiB (MaxPolicyBytes: a larger one is refused before it is parsed,
+// ErrTooLarge):
 //
 //	seccomp:
 //	  enabled: true          # false: Install does nothing
@@ -33,11 +35,12 @@
 // system call name the running architecture does not have, a name twice
 // in a group, an unknown key. The error is a *PolicyError naming the entry
 // ("syscalls[1].names[2]: unknown syscall \"exeve\" for x86_64 (line 9,
-// column 11)") and matches ErrInvalidPolicy. Install then checks the
-// kernel version against each action's floor (Action.MinKernel), sets
-// no_new_privs and loads the filter for every thread of the process
-// (SECCOMP_FILTER_FLAG_TSYNC). A filter cannot be removed; threads,
-// children and exec'd programs inherit it.
+// column 11)"; a YAML syntax error gives the line of the problem; a value
+// quoted is cut to 64 bytes) and matches ErrInvalidPolicy. Install then
+// checks the kernel version against each action's floor (Action.MinKernel),
+// sets no_new_privs and loads the filter for every thread of the process
+// (SECCOMP_FILTER_FLAG_TSYNC). A filter cannot be removed; threads, children
+// and exec'd programs inherit it.
 //
 // The filter is assembled by github.com/elastic/go-seccomp-bpf (its
 // system call tables and its BPF assembler, which also refuses the x32

@@ -11,6 +11,8 @@ import (
 
 	"github.com/elastic/go-seccomp-bpf/arch"
 	"gopkg.in/yaml.v3"
+
+	"github.com/proctrack/proctrack/internal/cfgtext"
 )
 
 // Action is what a filter does to a system call: one of the Action*
@@ -122,6 +124,16 @@ type position struct{ line, column int }
 // kernel that refuses it.
 var ErrInvalidPolicy = errors.New("invalid seccomp policy")
 
+// MaxPolicyBytes is the largest policy LoadPolicy and ParsePolicy accept:
+// 4 MiB, checked before parsing (a file by its size, or after reading
+// MaxPolicyBytes+1 bytes of it). A larger one is refused with a
+// *PolicyError matching ErrInvalidPolicy and ErrTooLarge.
+const MaxPolicyBytes = cfgtext.MaxBytes
+
+// ErrTooLarge is matched by the error for a policy over MaxPolicyBytes
+// (the same value as procmon.ErrTooLarge).
+var ErrTooLarge = cfgtext.ErrTooLarge
+
 // PolicyError is a policy mistake: which entry, where in the document when
 // it was parsed, and why. It matches ErrInvalidPolicy.
 type PolicyError struct {
@@ -132,8 +144,12 @@ type PolicyError struct {
 	// unknown: a Policy built in Go, or a YAML syntax error, for which the
 	// parser reports the line only).
 	Line, Column int
-	// Reason says what is wrong.
+	// Reason says what is wrong. Names and values in it, and in Path, are
+	// cut to 64 bytes followed by "..." and their length.
 	Reason string
+
+	// err is a second sentinel the error matches (ErrTooLarge), or nil.
+	err error
 }
 
 // Error returns "seccomp policy: <path>: <reason> (line L, column C)".
@@ -141,7 +157,7 @@ func (e *PolicyError) Error() string {
 	var b strings.Builder
 	b.WriteString("seccomp policy: ")
 	if e.Path != "" {
-		b.WriteString(e.Path)
+		b.WriteString(cfgtext.Clip(e.Path))
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Reason)
@@ -154,8 +170,31 @@ func (e *PolicyError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns ErrInvalidPolicy.
-func (e *PolicyError) Unwrap() error { return ErrInvalidPolicy }
+// Unwrap returns ErrInvalidPolicy, and ErrTooLarge for a policy over
+// MaxPolicyBytes.
+func (e *PolicyError) Unwrap() []error {
+	if e.err != nil {
+		return []error{ErrInvalidPolicy, e.err}
+	}
+	return []error{ErrInvalidPolicy}
+}
+
+// LoadPolicy reads a policy file of at most MaxPolicyBytes and parses it
+// (ParsePolicy). Errors name the file.
+func LoadPolicy(path string) (*Policy, error) {
+	data, err := cfgtext.ReadFile(path)
+	if errors.Is(err, cfgtext.ErrTooLarge) {
+		return nil, fmt.Errorf("%s: %w", path, &PolicyError{Reason: err.Error(), err: cfgtext.ErrTooLarge})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("seccomp policy: %w", err)
+	}
+	p, err := ParsePolicy(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
 
 // ParsePolicy reads a policy from YAML (or JSON), with or without the
 // top-level `seccomp:` key:
@@ -171,24 +210,22 @@ func (e *PolicyError) Unwrap() error { return ErrInvalidPolicy }
 // It validates the policy for the running architecture (Validate) and
 // returns a *PolicyError naming the first wrong entry with its line and
 // column: an unknown key, a missing default_action, an unknown action, an
-// empty names list, an unknown or repeated system call name.
+// empty names list, an unknown or repeated system call name; a YAML syntax
+// error gives the line of the problem (in a policy of at most 64 KiB;
+// above, yaml.v3's line, that of the enclosing block). A policy over
+// MaxPolicyBytes is refused before it is parsed.
 func ParsePolicy(data []byte) (*Policy, error) {
+	if err := cfgtext.Check(data); err != nil {
+		return nil, &PolicyError{Reason: err.Error(), err: ErrTooLarge}
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
 		if err.Error() == "EOF" {
 			return nil, &PolicyError{Reason: "empty document"}
 		}
-		pe := &PolicyError{Reason: strings.TrimPrefix(err.Error(), "yaml: ")}
-		// yaml.v3 gives a syntax error's line only, inside the message.
-		if rest, ok := strings.CutPrefix(pe.Reason, "line "); ok {
-			if n, after, ok := strings.Cut(rest, ": "); ok {
-				if l, err := strconv.Atoi(n); err == nil {
-					pe.Line, pe.Reason = l, "YAML syntax: "+after
-				}
-			}
-		}
-		return nil, pe
+		line, problem := cfgtext.YAMLSyntax(data, err)
+		return nil, &PolicyError{Line: line, Reason: "YAML syntax: " + problem}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
@@ -329,7 +366,7 @@ func kindName(n *yaml.Node) string {
 	case yaml.AliasNode:
 		return "an alias"
 	case yaml.ScalarNode:
-		return strconv.Quote(n.Value)
+		return cfgtext.Quote(n.Value)
 	}
 	return "nothing"
 }
@@ -381,7 +418,7 @@ func (p *Policy) ValidateArch(goarch string) error {
 		return p.errorf("default_action", "missing (it is required)")
 	}
 	if !p.DefaultAction.Valid() {
-		return p.errorf("default_action", "unknown action %q (want one of %s)", p.DefaultAction, actionList())
+		return p.errorf("default_action", "unknown action %s (want one of %s)", cfgtext.Quote(string(p.DefaultAction)), actionList())
 	}
 	if len(p.Syscalls) == 0 {
 		return p.errorf("syscalls", "no groups (want at least one {action, names})")
@@ -392,7 +429,7 @@ func (p *Policy) ValidateArch(goarch string) error {
 			return p.errorf(path, "action missing (it is required)")
 		}
 		if !g.Action.Valid() {
-			return p.errorf(path+".action", "unknown action %q (want one of %s)", g.Action, actionList())
+			return p.errorf(path+".action", "unknown action %s (want one of %s)", cfgtext.Quote(string(g.Action)), actionList())
 		}
 		if len(g.Names) == 0 {
 			if _, ok := p.pos[path+".names"]; ok {
@@ -404,10 +441,10 @@ func (p *Policy) ValidateArch(goarch string) error {
 		for ni, name := range g.Names {
 			np := path + ".names[" + strconv.Itoa(ni) + "]"
 			if _, ok := info.SyscallNames[name]; !ok {
-				return p.errorf(np, "unknown syscall %q for %s", name, info.Name)
+				return p.errorf(np, "unknown syscall %s for %s", cfgtext.Quote(name), info.Name)
 			}
 			if prev, dup := seen[name]; dup {
-				return p.errorf(np, "syscall %q repeats names[%d]", name, prev)
+				return p.errorf(np, "syscall %s repeats names[%d]", cfgtext.Quote(name), prev)
 			}
 			seen[name] = ni
 		}

@@ -3,6 +3,7 @@ package seccomp
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -97,7 +98,10 @@ func TestParsePolicyErrors(t *testing.T) {
 			"seccomp policy: syscalls[0].names[0]: want a string, got a list"},
 		{"enabled not a bool", "enabled: maybe\ndefault_action: allow\n", `seccomp policy: enabled: want true or false, got "maybe" (line 1, column 10)`},
 		{"syntax", "seccomp:\n  default_action: allow\n  syscalls:\n    - action: errno\n      names: [execve\n",
-			"seccomp policy: YAML syntax: did not find expected ',' or ']' (line 4)"},
+			"seccomp policy: YAML syntax: did not find expected ',' or ']' (line 5)"},
+		// yaml.v3 says line 1: the line where the mapping began.
+		{"mis-indented key", "seccomp:\n  default_action: allow\n  syscalls:\n    - action: errno\n      names: [execve]\n log_violations: true\n",
+			"seccomp policy: YAML syntax: did not find expected key (line 6)"},
 		{"syntax 2", "default_action: allow\n syscalls: x\n", "seccomp policy: YAML syntax: mapping values are not allowed in this context (line 2)"},
 		{"empty", "", "seccomp policy: empty document"},
 		{"comment only", "# nothing\n", "seccomp policy: empty document"},
@@ -123,6 +127,64 @@ func TestParsePolicyErrors(t *testing.T) {
 				t.Errorf("error %v does not match ErrInvalidPolicy / *PolicyError", err)
 			}
 		})
+	}
+}
+
+// TestPolicyTooLarge: a policy over MaxPolicyBytes is refused before it
+// is parsed, a file over it before it is read; errors quote excerpts of
+// long values.
+func TestPolicyTooLarge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("default_action: aaaa"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(100 << 20); err != nil { // sparse: nothing written
+		t.Fatal(err)
+	}
+	f.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = LoadPolicy(path)
+	runtime.ReadMemStats(&after)
+	var pe *PolicyError
+	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrInvalidPolicy) || !errors.As(err, &pe) {
+		t.Fatalf("100 MB file: %.300v", err)
+	}
+	if want := path + ": seccomp policy: too large: 104857600 bytes; at most 4194304 (4 MiB)"; err.Error() != want {
+		t.Errorf("got %.300s\nwant %s", err, want)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+		t.Errorf("LoadPolicy of a 100 MB file allocated %d bytes", alloc)
+	}
+	if _, err := ParsePolicy(make([]byte, MaxPolicyBytes+1)); !errors.Is(err, ErrTooLarge) || !errors.As(err, &pe) {
+		t.Errorf("%d bytes: %.300v", MaxPolicyBytes+1, err)
+	}
+	ok := filepath.Join(t.TempDir(), "ok.yaml")
+	if err := os.WriteFile(ok, []byte("default_action: allow\nsyscalls: [{action: errno, names: [execve]}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := LoadPolicy(ok); err != nil || p.DefaultAction != ActionAllow {
+		t.Errorf("LoadPolicy: %+v, %v", p, err)
+	}
+
+	big := strings.Repeat("a", 16<<10)
+	for _, doc := range []string{
+		"default_action: " + big + "\nsyscalls: [{action: errno, names: [execve]}]\n",
+		"default_action: allow\nsyscalls: [{action: " + big + ", names: [execve]}]\n",
+		"default_action: allow\nsyscalls: [{action: errno, names: [" + big + "]}]\n",
+		"default_action: allow\nsyscalls: [{action: errno, names: " + big + "}]\n",
+		"default_action: allow\nsyscalls: [{action: errno, " + big + ": [execve]}]\n",
+		big + ": allow\n",
+		"enabled: " + big + "\n",
+	} {
+		_, err := ParsePolicy([]byte(doc))
+		if err == nil || len(err.Error()) > 300 {
+			t.Errorf("%.80q...: %.400v", doc, err)
+		}
 	}
 }
 
