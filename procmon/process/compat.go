@@ -2,8 +2,9 @@ package process
 
 import "github.com/proctrack/proctrack/internal/procfs"
 
-// CopyInto copies every field of p into dst, under p's read lock and dst's
-// write lock: dst becomes a snapshot of p whose top-level fields are its own.
+// CopyInto copies every field of p into dst, under p's read lock: dst
+// becomes a snapshot of p whose top-level fields are its own. dst must not
+// be in use by another goroutine (it is not locked).
 // What the fields point to (Parent, Tree's items, Args, Env, Checksums,
 // Descriptors, Statm, IOStats, NetStats, Creds.Groups) is shared with p and
 // must be treated as read-only. dst's lock is not copied (a copy of a held
@@ -14,8 +15,6 @@ func (p *Process) CopyInto(dst *Process) {
 	}
 	p.RLock()
 	defer p.RUnlock()
-	dst.Lock()
-	defer dst.Unlock()
 	dst.Statm, dst.Parent, dst.IOStats, dst.NetStats = p.Statm, p.Parent, p.IOStats, p.NetStats
 	dst.Env, dst.Checksums = p.Env, p.Checksums
 	dst.Status, dst.Stat, dst.Stack, dst.Maps = p.Status, p.Stat, p.Stack, p.Maps
