@@ -60,3 +60,35 @@ func TestSeedSockets(t *testing.T) {
 		t.Errorf("GetPIDFromINode(%d) = %d, want %d", inode, pid, os.Getpid())
 	}
 }
+
+// TestOpenSnitchMeanings: the seed calls whose meaning OpenSnitch's daemon
+// relies on.
+func TestOpenSnitchMeanings(t *testing.T) {
+	if p := FindProcess(-1, true); p == nil || p.ID != 0 {
+		t.Errorf("FindProcess(-1, true) = %+v, want a placeholder with ID 0", p)
+	}
+	StopMonitor()
+	defaultMu.Lock()
+	saved := defaultMethod
+	defaultMethod = ""
+	defaultMu.Unlock()
+	t.Cleanup(func() {
+		StopMonitor()
+		defaultMu.Lock()
+		defaultMethod = saved
+		defaultMu.Unlock()
+	})
+	if GetMonitorMethod() != MethodProc || !MethodIsProc() {
+		t.Errorf("GetMonitorMethod() before any start = %q, want proc", GetMonitorMethod())
+	}
+	self, _ := os.Executable()
+	for name, p := range map[string]*Process{
+		"NewProcess":           NewProcess(os.Getpid(), ""),
+		"NewProcessWithParent": NewProcessWithParent(os.Getpid(), os.Getpid(), ""),
+	} {
+		if p.Path != self || p.Parent == nil || p.Parent.ID != os.Getppid() || p.Parent.Path == "" ||
+			len(p.Tree) == 0 || p.Tree[0].Value != uint32(os.Getppid()) || len(p.Args) == 0 {
+			t.Errorf("%s: Path %q Args %q Parent %+v Tree %d items", name, p.Path, p.Args, p.Parent, len(p.Tree))
+		}
+	}
+}
