@@ -18,15 +18,23 @@ func (s *EventsStore) Exit(k process.Key) {
 }
 
 // Delete schedules the newest cached process with pid for deletion, as the
-// seed API names it: the process is marked exited and removed after the
-// grace period.
+// seed API names it: a process that exited (or whose pid another process
+// has now) is marked exited and removed after the grace period. A process
+// that still runs is left alone: live processes are never removed.
 func (s *EventsStore) Delete(pid int) {
 	s.mu.RLock()
 	e := s.byPID[pid]
 	s.mu.RUnlock()
-	if e != nil {
-		s.markExited(e, now())
+	if e == nil {
+		return
 	}
+	s.revalidations.Add(1)
+	t := now()
+	if k, err := process.CurrentKey(pid); err == nil && k == e.proc.Key() {
+		e.confirmed.Store(t)
+		return
+	}
+	s.markExited(e, t)
 }
 
 // DeleteOldItems removes the processes that exited longer than the grace

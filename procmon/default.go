@@ -11,6 +11,9 @@ import (
 var (
 	defaultMu  sync.Mutex
 	defaultMon *Monitor
+	// defaultMethod is the preferred method of the default monitor; it
+	// outlives StopMonitor, as OpenSnitch's configured method does.
+	defaultMethod string
 )
 
 // Default returns the default Monitor (not started until SetMonitorMethod or
@@ -23,7 +26,7 @@ func Default() *Monitor {
 
 func defaultLocked() *Monitor {
 	if defaultMon == nil {
-		defaultMon, _ = New(Config{Cache: EventsCache}) // a zero Config is valid
+		defaultMon, _ = New(Config{Cache: EventsCache.EventsStore, Method: defaultMethod}) // defaultMethod is valid
 	}
 	return defaultMon
 }
@@ -41,6 +44,7 @@ func SetMonitorMethod(newMonitorMethod string) {
 		slog.Warn("procmon: SetMonitorMethod", "method", newMonitorMethod, "err", err)
 		return
 	}
+	defaultMethod = newMonitorMethod
 	m.mu.Lock()
 	started := m.ctx != nil
 	m.mu.Unlock()
@@ -52,7 +56,8 @@ func SetMonitorMethod(newMonitorMethod string) {
 }
 
 // GetMonitorMethod returns the method the default monitor runs, or, when it
-// does not run, the method it would try first ("" for the best).
+// does not run, the method it would try first: MethodProc when none was
+// set, as in OpenSnitch (without a monitor, processes are read from /proc).
 func GetMonitorMethod() string {
 	m := Default()
 	if running := m.Method(); running != "" {
@@ -60,6 +65,9 @@ func GetMonitorMethod() string {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.preferred == "" {
+		return MethodProc
+	}
 	return m.preferred
 }
 
@@ -94,7 +102,8 @@ func MonitorProcEvents(stop <-chan struct{}) {
 }
 
 // StopMonitor stops the default monitor; the next SetMonitorMethod or
-// MonitorProcEvents starts a new one. EventsCache keeps its content.
+// MonitorProcEvents starts a new one, preferring the method last set.
+// EventsCache keeps its content.
 func StopMonitor() {
 	defaultMu.Lock()
 	defer defaultMu.Unlock()

@@ -2,7 +2,11 @@
 // to ask "which process is doing this". It re-exports the core model of
 // package process (Process, Credentials, the method and hash constants) with
 // type aliases, and offers the package functions of OpenSnitch's procmon API
-// (FindProcess, NewProcess, ...) so a user of that API can switch.
+// (FindProcess, NewProcess, ...) so a user of that API can switch: with
+// procmon/monitor (Init, End, ReconfigureMonitorMethod) and sockets/netstat
+// (Entry), OpenSnitch's call sites compile with only the import paths
+// changed. The differences that remain are listed in the README ("Using the
+// process model").
 //
 // The monitor (event sources chosen at run time: ebpf, netlink, audit, proc),
 // the process cache and the socket lookups build on this package; see

@@ -329,7 +329,7 @@ func TestSeedFunctions(t *testing.T) {
 	if GetMonitorMethod() != MethodProc || !MethodIsProc() || MethodIsEbpf() || MethodIsAudit() {
 		t.Fatalf("GetMonitorMethod %q", GetMonitorMethod())
 	}
-	if Default().Cache() != EventsCache || EventsCache.Len() == 0 {
+	if Default().Cache() != EventsCache.EventsStore || EventsCache.Len() == 0 {
 		t.Error("the default monitor does not feed EventsCache")
 	}
 	SetMonitorMethod("nonsense")

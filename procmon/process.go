@@ -49,6 +49,13 @@ const KernelConnection = process.KernelConnection
 // ProcSelf is the prefix of the calling process's own proc directory.
 const ProcSelf = process.ProcSelf
 
+// ProcSelfExe is the calling process's exe link, the first argument AppImage
+// runtimes give themselves (CleanArgs replaces it with Path).
+const ProcSelfExe = ProcSelf + "exe"
+
+// ProcPrefix is where the proc filesystem is read from.
+const ProcPrefix = "/proc"
+
 // Checksum algorithm names, the keys of Process.Checksums. HashIMA is not
 // computed: it holds the kernel's IMA measurement of the binary, as
 // "<algorithm>:<hex digest>", where IMA measured it.
@@ -63,20 +70,67 @@ const (
 // was being read.
 var ErrGone = process.ErrGone
 
-// FindProcess reads process pid from /proc; see process.FindProcess.
+// FindProcess reads process pid from /proc; see process.FindProcess. As in
+// OpenSnitch, a negative pid with interceptUnknown yields a placeholder
+// Process with ID 0 (the owner of a connection that could not be found),
+// and without it nil.
 func FindProcess(pid int, interceptUnknown bool) *Process {
+	if pid < 0 && interceptUnknown {
+		return process.NewProcessEmpty(0, "")
+	}
 	return process.FindProcess(pid, interceptUnknown)
 }
 
-// NewProcess returns a Process with its identity read from /proc.
-func NewProcess(pid int, comm string) *Process { return process.NewProcess(pid, comm) }
+// NewProcess returns process pid as OpenSnitch's NewProcess does: its
+// details read from /proc (GetDetails), its parent (GetParent) and its
+// ancestors (BuildTree: Tree lists them parent first, without the process
+// itself). A pid that does not exist, or is not above 0, yields a Process
+// with only ID and Comm set (IsAlive tells which). process.NewProcess is the
+// identity-only read event sources use.
+func NewProcess(pid int, comm string) *Process {
+	p := process.NewProcessEmpty(pid, comm)
+	if pid <= 0 || p.GetDetails() != nil {
+		return p
+	}
+	p.BuildTree()
+	return p
+}
 
 // NewProcessEmpty returns a Process with nothing read from /proc.
 func NewProcessEmpty(pid int, comm string) *Process { return process.NewProcessEmpty(pid, comm) }
 
-// NewProcessWithParent returns a Process with pid, ppid and comm set.
+// NewProcessWithParent returns process pid with its details, its parent and
+// its ancestors as NewProcess does, the parent being read as NewProcess
+// reads it. The parent is the one /proc names: ppid is used only when the
+// process is gone (OpenSnitch's proc connector loop passes the thread group
+// id here, which is the process itself).
 func NewProcessWithParent(pid, ppid int, comm string) *Process {
-	return process.NewProcessWithParent(pid, ppid, comm)
+	p := process.NewProcessEmpty(pid, comm)
+	p.PPID = ppid
+	if pid <= 0 {
+		return p
+	}
+	_ = p.GetDetails()
+	if p.PPID <= 0 || p.PPID == p.ID {
+		return p
+	}
+	parent := NewProcess(p.PPID, "")
+	if parent.Starttime == 0 || (p.Starttime != 0 && parent.Starttime > p.Starttime) {
+		return p // gone, or the pid names a process younger than its child
+	}
+	p.Parent = parent
+	p.Tree = append(p.Tree[:0], &TreeItem{Key: treeName(parent), Value: uint32(parent.ID)})
+	p.Tree = append(p.Tree, parent.Tree...)
+	return p
+}
+
+// treeName is how an ancestor is named in Tree: its path, its comm when the
+// path is unknown or it is a kernel thread.
+func treeName(p *Process) string {
+	if p.Path == "" || p.Path == KernelConnection {
+		return p.Comm
+	}
+	return p.Path
 }
 
 // PIDs lists the pids of every process in /proc, in ascending order.

@@ -19,7 +19,7 @@ func TestSeedSurface(t *testing.T) {
 	if !found || item.Proc.Key() != p.Key() {
 		t.Fatal("EventsCache does not hold the added process")
 	}
-	if NewProcessWithParent(10, 1, "x").PPID != 1 || NewProcessEmpty(10, "x").Comm != "x" {
+	if NewProcessWithParent(1<<22+10, 1, "x").PPID != 1 || NewProcessEmpty(10, "x").Comm != "x" { // above pid_max: nothing to read
 		t.Error("constructors")
 	}
 	if q := NewProcess(os.Getpid(), ""); q.Key() != p.Key() {
@@ -58,5 +58,37 @@ func TestSeedSockets(t *testing.T) {
 	}
 	if pid := GetPIDFromINode(inode, strconv.Itoa(inode)); pid != os.Getpid() {
 		t.Errorf("GetPIDFromINode(%d) = %d, want %d", inode, pid, os.Getpid())
+	}
+}
+
+// TestOpenSnitchMeanings: the seed calls whose meaning OpenSnitch's daemon
+// relies on.
+func TestOpenSnitchMeanings(t *testing.T) {
+	if p := FindProcess(-1, true); p == nil || p.ID != 0 {
+		t.Errorf("FindProcess(-1, true) = %+v, want a placeholder with ID 0", p)
+	}
+	StopMonitor()
+	defaultMu.Lock()
+	saved := defaultMethod
+	defaultMethod = ""
+	defaultMu.Unlock()
+	t.Cleanup(func() {
+		StopMonitor()
+		defaultMu.Lock()
+		defaultMethod = saved
+		defaultMu.Unlock()
+	})
+	if GetMonitorMethod() != MethodProc || !MethodIsProc() {
+		t.Errorf("GetMonitorMethod() before any start = %q, want proc", GetMonitorMethod())
+	}
+	self, _ := os.Executable()
+	for name, p := range map[string]*Process{
+		"NewProcess":           NewProcess(os.Getpid(), ""),
+		"NewProcessWithParent": NewProcessWithParent(os.Getpid(), os.Getpid(), ""),
+	} {
+		if p.Path != self || p.Parent == nil || p.Parent.ID != os.Getppid() || p.Parent.Path == "" ||
+			len(p.Tree) == 0 || p.Tree[0].Value != uint32(os.Getppid()) || len(p.Args) == 0 {
+			t.Errorf("%s: Path %q Args %q Parent %+v Tree %d items", name, p.Path, p.Args, p.Parent, len(p.Tree))
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/proctrack/proctrack/sockets"
+	"github.com/proctrack/proctrack/sockets/netstat"
 )
 
 // Sockets to processes: the seed API's names, on one default
@@ -24,8 +25,9 @@ type CacheInodes = sockets.CacheInodes
 // CacheProcs is the seed's cache of processes that held sockets.
 type CacheProcs = sockets.CacheProcs
 
-// NetstatEntry is a /proc/net entry, in go-netstat's shape.
-type NetstatEntry = sockets.NetstatEntry
+// NetstatEntry is a /proc/net entry in OpenSnitch's shape (its
+// daemon/netstat.Entry): the type GetInodeFromNetstat takes.
+type NetstatEntry = netstat.Entry
 
 var resolverOnce sync.Once
 
@@ -33,7 +35,7 @@ var resolverOnce sync.Once
 // the first time.
 func resolver() *sockets.Resolver {
 	resolverOnce.Do(func() {
-		sockets.SetDefault(sockets.New(sockets.Config{Cache: EventsCache}))
+		sockets.SetDefault(sockets.New(sockets.Config{Cache: EventsCache.EventsStore}))
 	})
 	return sockets.Default()
 }
@@ -48,11 +50,22 @@ func GetPIDFromINode(inode int, inodeKey string) int {
 	return sockets.GetPIDFromINode(inode, inodeKey)
 }
 
-// GetInodeFromNetstat finds the inode of a connection in /proc/net; see
-// sockets.GetInodeFromNetstat.
+// GetInodeFromNetstat finds the connection src -> dst (or dst -> src) of
+// protocol ("tcp", "udp6", "udplite", "raw", "icmp"...) in /proc/net, as
+// OpenSnitch's does: on success it puts the socket's inode first in
+// *inodeList and returns true. netEntry is the caller's description of the
+// connection and is left as it is (the caller sets INode once a pid is
+// found); sockets.GetInodeFromNetstat fills an entry instead.
 func GetInodeFromNetstat(netEntry *NetstatEntry, inodeList *[]int, protocol string, srcIP net.IP, srcPort uint, dstIP net.IP, dstPort uint) bool {
 	resolver()
-	return sockets.GetInodeFromNetstat(netEntry, inodeList, protocol, srcIP, srcPort, dstIP, dstPort)
+	var found sockets.NetstatEntry
+	if !sockets.GetInodeFromNetstat(&found, nil, protocol, srcIP, srcPort, dstIP, dstPort) {
+		return false
+	}
+	if inodeList != nil {
+		*inodeList = append([]int{found.INode}, *inodeList...)
+	}
+	return true
 }
 
 // CacheCleanerTask periodically removes stale entries from the socket

@@ -41,8 +41,21 @@ type Descriptor struct {
 // GetExtraInfo reads what GetDetails does not: the raw status, stat and stack
 // files, memory usage (Statm), I/O counters, network totals, open
 // descriptors and memory maps. Files the caller may not read are left empty;
-// a process that exited is an error matching ErrGone.
+// a process that exited is an error matching ErrGone. A Process without a
+// start time (NewProcessEmpty, a literal) takes the start time of the
+// process that has the pid now.
 func (p *Process) GetExtraInfo() error {
+	if p.Starttime == 0 {
+		// A Process made without reading /proc (NewProcessEmpty, a literal)
+		// is the process that has the pid now: the confirmation below
+		// compares with its start time.
+		s, _, err := procfs.ReadStat(procRoot, p.ID)
+		if err != nil {
+			return err
+		}
+		p.Starttime = int64(s.StartTicks)
+		p.StartedAt = procfs.TicksToTime(bootTime(), s.StartTicks)
+	}
 	b, err := procfs.ReadFile(p.procPath("stat"))
 	if err != nil {
 		return err

@@ -361,3 +361,49 @@ func TestZombie(t *testing.T) {
 		t.Errorf("CurrentKey of a zombie: %v, want ErrGone", err)
 	}
 }
+
+// TestHardLinkRunByDeletedName: a binary with two hard links, run by one
+// name that is then deleted. The kernel appends " (deleted)" to the exe link
+// although the file keeps a link: the name it ran by is gone.
+func TestHardLinkRunByDeletedName(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	copyFile(t, "/bin/sleep", a, 0o755)
+	if err := os.Link(a, b); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, exec.Command(a, "60"), false)
+	proctest.WaitComm(t, c.PID, a)
+	if err := os.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	link, err := os.Readlink("/proc/" + strconv.Itoa(c.PID) + "/exe")
+	if err != nil || link != a+" (deleted)" {
+		t.Skipf("the kernel names the exe %q (%v), not %q", link, err, a+" (deleted)")
+	}
+	p := FindProcess(c.PID, false)
+	if p == nil {
+		t.Fatal("nil")
+	}
+	if p.Path != a || !p.ExeDeleted {
+		t.Errorf("Path %q ExeDeleted %v, want %q true", p.Path, p.ExeDeleted, a)
+	}
+}
+
+// TestGetExtraInfoWithoutStartTime: a Process made without reading /proc is
+// the process that has the pid now, not a reused pid.
+func TestGetExtraInfoWithoutStartTime(t *testing.T) {
+	c := startChild(t, helperCmd("plain"), true)
+	for name, p := range map[string]*Process{
+		"NewProcessEmpty":      NewProcessEmpty(c.PID, ""),
+		"NewProcessWithParent": NewProcessWithParent(c.PID, os.Getpid(), ""),
+		"literal":              {ID: c.PID},
+	} {
+		if err := p.GetExtraInfo(); err != nil || p.Incomplete {
+			t.Errorf("%s: GetExtraInfo: %v, Incomplete %v", name, err, p.Incomplete)
+		}
+		if p.Statm == nil || p.Statm.Size == 0 || p.Starttime == 0 {
+			t.Errorf("%s: Statm %+v Starttime %d", name, p.Statm, p.Starttime)
+		}
+	}
+}

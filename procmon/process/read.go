@@ -149,7 +149,10 @@ func (p *Process) CleanPath() {
 	if haveExe {
 		p.ExeDev, p.ExeInode = exe.Dev, exe.Ino
 	}
-	if trimmed, ok := strings.CutSuffix(p.Path, deletedSuffix); ok && (!haveExe || exe.Nlink == 0) {
+	// The suffix is the kernel's unless a file of that very name is the
+	// binary. Nlink alone does not tell: a binary with another hard link
+	// still has links after the name it ran by was deleted.
+	if trimmed, ok := strings.CutSuffix(p.Path, deletedSuffix); ok && (!haveExe || !p.namesFile(p.Path, &exe)) {
 		p.Path = trimmed
 		p.ExeDeleted = true
 	}
@@ -159,6 +162,18 @@ func (p *Process) CleanPath() {
 		return
 	}
 	p.setRealPath(haveExe, &exe)
+}
+
+// namesFile reports whether path, from the reader's root or from this
+// process's (/proc/<pid>/root), is the file exe.
+func (p *Process) namesFile(path string, exe *unix.Stat_t) bool {
+	for _, c := range [...]string{path, p.procPath("root") + path} {
+		var st unix.Stat_t
+		if unix.Stat(c, &st) == nil && st.Dev == exe.Dev && st.Ino == exe.Ino {
+			return true
+		}
+	}
+	return false
 }
 
 // setRealPath picks the first of Path and /proc/<pid>/root/Path that is the

@@ -19,7 +19,7 @@ import (
 // 2, never a panic, a run without end or a silently ignored flag.
 func TestBadInput(t *testing.T) {
 	bin := t.TempDir()
-	for _, prog := range []string{"tail", "whoowns", "ptree", "guard"} {
+	for _, prog := range []string{"tail", "whoowns", "ptree", "guard", "opensnitch"} {
 		build(t, filepath.Join(bin, prog), prog)
 	}
 	for _, tc := range []struct {
@@ -38,6 +38,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"ptree", "1"}, `unexpected argument "1"`},
 		{[]string{"guard", "--duration", "-1s"}, "must not be negative"},
 		{[]string{"guard", "x", "-config", "policy.yaml"}, `unexpected argument "x"`},
+		{[]string{"opensnitch", "-method", "nonsense"}, `-method "nonsense"`},
+		{[]string{"opensnitch", "stray"}, `unexpected argument "stray"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
