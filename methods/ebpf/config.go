@@ -90,8 +90,10 @@ type Config struct {
 	// (with BatchDelay 0). The first record after a quiet spell wakes the
 	// reader at once; records that follow within WakeupGap of that wakeup
 	// do not wake it again, and the reader, after any read, looks at the
-	// ring buffer again within WakeupGap. An exec storm then costs one
-	// wakeup per WakeupGap instead of three per exec. 0 means
+	// ring buffer again once WakeupGap has passed (up to 1 ms later: its
+	// waits are whole milliseconds), so such a record is at most about
+	// WakeupGap + 1 ms late. An exec storm then costs one wakeup per
+	// WakeupGap instead of three per exec. 0 means
 	// DefaultWakeupGap (1 ms); a negative value wakes the reader for every
 	// record it has caught up with. The reader looks again at least every
 	// 200 ms whatever the gap.

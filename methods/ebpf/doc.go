@@ -143,8 +143,12 @@
 // record. A record that finds it full is dropped and counted in a per-CPU
 // array in the kernel, per record kind. The reader adds the counts up every
 // 200 ms (and at Close) and reports what is new with sink.Lost(n, "ring
-// buffer full"), which makes the monitor repair its cache from /proc;
-// Stats().Lost and LostTimes follow, and Counters has the losses by kind.
+// buffer full"), which makes the monitor repair its cache from /proc, once
+// it has delivered the records that were queued when it saw the loss (all
+// those submitted before the lost ones): the repair then comes after the
+// backlog, so a process whose fork was queued and whose exit was lost is
+// found gone, not left live. Stats().Lost and LostTimes count what was
+// reported; Counters has the losses by kind as the kernel counts them.
 //
 // # Cost and latency
 //
@@ -155,8 +159,11 @@
 // So the kernel wakes the reader only for the first record after a quiet
 // spell: records submitted within Config.WakeupGap (default 1 ms) of the
 // last wakeup do not wake it, and the reader, after any read, looks at the
-// ring buffer again within WakeupGap. A lone event reaches the sink at
-// once; an event of a burst up to WakeupGap late. WakeupGap < 0 wakes the
+// ring buffer again once WakeupGap has passed (up to 1 ms later: the
+// reader's waits are whole milliseconds, so it asks for one more than the
+// gap, never one less). A lone exec reaches the sink within about 1-2 ms
+// (its fork's record wakes the reader, its exec's comes within the gap);
+// an event of a burst up to about WakeupGap + 1 ms late. WakeupGap < 0 wakes the
 // reader for every record it has caught up with (the kernel's default).
 // Config.BatchDelay > 0 instead wakes the reader only once 64 KiB wait and
 // lets it poll every BatchDelay.

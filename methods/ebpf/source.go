@@ -225,6 +225,7 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 	var (
 		rec       ringbuf.Record
 		lastLost  uint64
+		loss      pendingLoss
 		poll      = s.cfg.poll()
 		gap       = min(s.cfg.wakeupGap(), pollInterval)
 		wait      = poll
@@ -232,16 +233,22 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 		nextCheck = time.Now().Add(pollInterval)
 	)
 	for {
-		rd.SetDeadline(time.Now().Add(wait))
+		// The reader waits in whole milliseconds, rounded down (epoll_wait),
+		// so a deadline of now+wait would make a wait of 1 ms no wait at
+		// all (and the loop then sleep the poll interval while the kernel,
+		// within the gap, wakes nobody): one more millisecond makes every
+		// wait end after wait, and at most 1 ms later.
+		rd.SetDeadline(time.Now().Add(wait + time.Millisecond))
 		err := rd.ReadInto(&rec)
 		switch {
 		case err == nil:
 			// The kernel does not wake this reader for records that come
 			// within gap of the last wakeup: after a read, look again
-			// within gap, until a wait of gap finds nothing.
+			// after gap, until a wait of gap finds nothing.
 			if gap > 0 {
 				wait, read = gap, true
 			}
+			loss.read(len(rec.RawSample))
 			if k := kindOf(rec.RawSample); int(k) < recKinds {
 				s.c.records[k].Add(1)
 			}
@@ -260,8 +267,11 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 				wait = poll
 			}
 			read = false
+			loss.backlog = 0 // the ring buffer was found empty
 		case errors.Is(err, ringbuf.ErrClosed):
-			s.checkLost(lostMap, sink, &lastLost)
+			loss.lost += s.checkLost(lostMap, &lastLost)
+			loss.backlog = 0
+			s.reportLoss(sink, &loss)
 			return
 		default:
 			s.c.errors.Add(1)
@@ -270,14 +280,48 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 		}
 		if now := time.Now(); !now.Before(nextCheck) {
 			nextCheck = now.Add(pollInterval)
-			s.checkLost(lostMap, sink, &lastLost)
+			if n := s.checkLost(lostMap, &lastLost); n > 0 {
+				loss.lost += n
+				loss.backlog = rd.AvailableBytes()
+			}
 		}
+		s.reportLoss(sink, &loss)
 	}
 }
 
-// checkLost reads the kernel's per-CPU loss counters and reports what was
-// lost since the last check.
-func (s *Source) checkLost(m *ebpf.Map, sink methods.Sink, last *uint64) {
+// pendingLoss is a loss the kernel's counters showed and the sink has not
+// been told of yet. The loss is reported once the records that were queued
+// when it was seen (backlog bytes, which hold every record submitted before
+// the lost ones) have been delivered: the monitor's repair then reads /proc
+// after the events that came before the lost ones, not while they are
+// still queued. (Repaired while they were queued, a process whose fork was
+// still in the ring buffer and whose exit was lost stayed live in the cache
+// for tens of seconds.)
+type pendingLoss struct {
+	lost    uint64 // records lost, not yet reported
+	backlog int    // bytes of the ring buffer to read before reporting
+}
+
+// read counts a record of n bytes read from the ring buffer (with the
+// kernel's 8-byte header, padded to 8 bytes as the kernel stores it).
+func (p *pendingLoss) read(n int) {
+	p.backlog -= 8 + (n+7)&^7
+}
+
+// reportLoss tells the sink of a pending loss whose backlog has been read.
+func (s *Source) reportLoss(sink methods.Sink, p *pendingLoss) {
+	if p.lost == 0 || p.backlog > 0 {
+		return
+	}
+	s.c.lost.Add(p.lost)
+	s.c.lostTimes.Add(1)
+	sink.Lost(p.lost, "ring buffer full")
+	p.lost = 0
+}
+
+// checkLost reads the kernel's per-CPU loss counters and returns how many
+// records were lost since the last check.
+func (s *Source) checkLost(m *ebpf.Map, last *uint64) uint64 {
 	var total uint64
 	for k := range uint32(recKinds) {
 		var perCPU []uint64
@@ -292,13 +336,11 @@ func (s *Source) checkLost(m *ebpf.Map, sink methods.Sink, last *uint64) {
 		total += n
 	}
 	if total <= *last {
-		return
+		return 0
 	}
 	d := total - *last
 	*last = total
-	s.c.lost.Add(d)
-	s.c.lostTimes.Add(1)
-	sink.Lost(d, "ring buffer full")
+	return d
 }
 
 // gcLoop garbage-collects the map of live processes every GCPeriod.
