@@ -171,8 +171,13 @@
 // # Privileges
 //
 // Loading needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN (root has them);
-// the LSM test program and the LSM tier need the same. Without them, or
-// without kernel BTF (/sys/kernel/btf/vmlinux) or ring buffers, or when the
+// the LSM test program and the LSM tier need the same. The source must run
+// in the initial (host's) pid namespace: the programs report pids as that
+// namespace numbers them, which a child pid namespace's /proc and pids do
+// not match, and translating them would need bpf_get_ns_current_pid_tgid
+// in the programs; so in a container without the host's pid namespace
+// (docker --pid=host, hostPID in Kubernetes) Start refuses, naming the
+// namespace. Without the privileges, or without kernel BTF (/sys/kernel/btf/vmlinux) or ring buffers, or when the
 // verifier rejects a program (its last lines are in the error), Start
 // returns an error matching methods.ErrUnavailable that says why, and the
 // monitor takes the next method. The memlock rlimit is removed (cilium/ebpf

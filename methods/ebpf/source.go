@@ -101,9 +101,11 @@ func unavailable(format string, args ...any) error {
 // Start probes the tier, loads and attaches the programs and starts
 // delivering events to sink. It returns an error matching
 // methods.ErrUnavailable, with the reason, when BPF cannot run here: no
-// privilege (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN), no kernel BTF, no
-// ring buffer, a verifier rejection (its last lines included), or, with
-// Config.Tier TierLSM, no LSM tier. A bad Config is another error.
+// privilege (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN), a pid namespace
+// other than the initial one (the programs' pids are the host's), no
+// kernel BTF, no ring buffer, a verifier rejection (its last lines
+// included), or, with Config.Tier TierLSM, no LSM tier. A bad Config is
+// another error.
 func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -121,6 +123,9 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 		return fmt.Errorf("ebpf: unknown tier %q (want %q, %q or \"\")", s.cfg.Tier, TierLSM, TierTracepoint)
 	}
 	if err := checkPrivileges(); err != nil {
+		return unavailable("%w", err)
+	}
+	if err := checkPidNamespace(); err != nil {
 		return unavailable("%w", err)
 	}
 	if _, err := os.Stat(kernelBTF); err != nil {

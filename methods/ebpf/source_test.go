@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,6 +132,25 @@ func TestUnavailableWithoutCapabilities(t *testing.T) {
 	got := proctest.RunWithoutCaps(t, "-bpf,-sys_admin,-perfmon", helperEnv+"=start")
 	if !strings.HasPrefix(got, "unavailable: ") || !strings.Contains(got, "CAP_BPF") || !strings.Contains(got, "CAP_SYS_ADMIN") {
 		t.Errorf("child without capabilities: %q", got)
+	}
+	t.Log(got)
+}
+
+// TestUnavailableInPidNamespace runs a Source in a child in a new pid
+// namespace: the programs would report host pids there (0 of 24 exec pids
+// matched the pids the child spawned), so Start must refuse, naming the
+// pid namespace.
+func TestUnavailableInPidNamespace(t *testing.T) {
+	proctest.RequireRoot(t, "creating a pid namespace")
+	cmd := helper("start")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	out, err := cmd.Output()
+	got := strings.TrimSpace(string(out))
+	if err != nil {
+		t.Fatalf("child in a new pid namespace: %v %q", err, got)
+	}
+	if !strings.HasPrefix(got, "unavailable: ") || !strings.Contains(got, "pid namespace") {
+		t.Errorf("child in a new pid namespace: %q, want unavailable naming the pid namespace", got)
 	}
 	t.Log(got)
 }
