@@ -230,7 +230,7 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 	var (
 		rec       ringbuf.Record
 		lastLost  uint64
-		loss      pendingLoss
+		loss      pendingLoss // seen in the kernel's counters, not yet reported
 		poll      = s.cfg.poll()
 		gap       = min(s.cfg.wakeupGap(), pollInterval)
 		wait      = poll
@@ -253,7 +253,7 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 			if gap > 0 {
 				wait, read = gap, true
 			}
-			loss.read(len(rec.RawSample))
+			loss.read(&rec)
 			if k := kindOf(rec.RawSample); int(k) < recKinds {
 				s.c.records[k].Add(1)
 			}
@@ -272,10 +272,10 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 				wait = poll
 			}
 			read = false
-			loss.backlog = 0 // the ring buffer was found empty
+			loss.drained() // the ring buffer was found empty
 		case errors.Is(err, ringbuf.ErrClosed):
 			loss.lost += s.checkLost(lostMap, &lastLost)
-			loss.backlog = 0
+			loss.drained() // nothing more will be read
 			s.reportLoss(sink, &loss)
 			return
 		default:
@@ -286,8 +286,7 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 		if now := time.Now(); !now.Before(nextCheck) {
 			nextCheck = now.Add(pollInterval)
 			if n := s.checkLost(lostMap, &lastLost); n > 0 {
-				loss.lost += n
-				loss.backlog = rd.AvailableBytes()
+				loss.seen(n)
 			}
 		}
 		s.reportLoss(sink, &loss)
@@ -296,26 +295,46 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 
 // pendingLoss is a loss the kernel's counters showed and the sink has not
 // been told of yet. The loss is reported once the records that were queued
-// when it was seen (backlog bytes, which hold every record submitted before
-// the lost ones) have been delivered: the monitor's repair then reads /proc
-// after the events that came before the lost ones, not while they are
-// still queued. (Repaired while they were queued, a process whose fork was
-// still in the ring buffer and whose exit was lost stayed live in the cache
-// for tens of seconds.)
+// when it was seen (which hold every record submitted before the lost ones)
+// have been delivered: the monitor's repair then reads /proc after the
+// events that came before the lost ones, not while they are still queued.
+// (Repaired while they were queued, a process whose fork was still in the
+// ring buffer and whose exit was lost stayed live in the cache for tens of
+// seconds.) The first record read after the loss was seen tells how many
+// bytes follow it (ringbuf.Record.Remaining, from a producer position read
+// after the loss); the loss is due once those are read, or the ring buffer
+// is found empty.
 type pendingLoss struct {
-	lost    uint64 // records lost, not yet reported
-	backlog int    // bytes of the ring buffer to read before reporting
+	lost   uint64 // records lost, not yet reported
+	behind int    // bytes still to read before reporting, once known
+	known  bool   // a record was read since the loss was seen: behind is set
 }
 
-// read counts a record of n bytes read from the ring buffer (with the
-// kernel's 8-byte header, padded to 8 bytes as the kernel stores it).
-func (p *pendingLoss) read(n int) {
-	p.backlog -= 8 + (n+7)&^7
+// seen adds n records lost.
+func (p *pendingLoss) seen(n uint64) {
+	p.lost += n
+	p.known = false
 }
+
+// read counts a record read from the ring buffer.
+func (p *pendingLoss) read(rec *ringbuf.Record) {
+	switch {
+	case p.lost == 0:
+	case !p.known:
+		p.behind, p.known = rec.Remaining, true
+	default:
+		// The kernel stores a record with an 8-byte header, padded to 8
+		// bytes.
+		p.behind -= 8 + (len(rec.RawSample)+7)&^7
+	}
+}
+
+// drained notes that the ring buffer was found empty.
+func (p *pendingLoss) drained() { p.behind, p.known = 0, true }
 
 // reportLoss tells the sink of a pending loss whose backlog has been read.
 func (s *Source) reportLoss(sink methods.Sink, p *pendingLoss) {
-	if p.lost == 0 || p.backlog > 0 {
+	if p.lost == 0 || !p.known || p.behind > 0 {
 		return
 	}
 	s.c.lost.Add(p.lost)
