@@ -332,9 +332,12 @@ func (p *pendingLoss) read(rec *ringbuf.Record) {
 // drained notes that the ring buffer was found empty.
 func (p *pendingLoss) drained() { p.behind, p.known = 0, true }
 
+// due reports whether the loss is to be reported now.
+func (p *pendingLoss) due() bool { return p.lost > 0 && p.known && p.behind <= 0 }
+
 // reportLoss tells the sink of a pending loss whose backlog has been read.
 func (s *Source) reportLoss(sink methods.Sink, p *pendingLoss) {
-	if p.lost == 0 || !p.known || p.behind > 0 {
+	if !p.due() {
 		return
 	}
 	s.c.lost.Add(p.lost)
