@@ -158,12 +158,15 @@
 // the sys_exit filter about 50 ns per system call on the development VM).
 // So the kernel wakes the reader only for the first record after a quiet
 // spell: records submitted within Config.WakeupGap (default 1 ms) of the
-// last wakeup do not wake it, and the reader, after any read, looks at the
-// ring buffer again once WakeupGap has passed (up to 1 ms later: the
-// reader's waits are whole milliseconds, so it asks for one more than the
-// gap, never one less). A lone exec reaches the sink within about 1-2 ms
-// (its fork's record wakes the reader, its exec's comes within the gap);
-// an event of a burst up to about WakeupGap + 1 ms late. WakeupGap < 0 wakes the
+// last wakeup do not wake it. The reader, once it has read the ring buffer
+// empty after records, sets the programs' last_wakeup_ns to the current
+// time (so that records within the gap of its look do not wake it either),
+// sleeps WakeupGap on a Go timer and reads what has come, until a look
+// finds nothing; then it waits for a wakeup (epoll_wait, at most 200 ms).
+// Through a storm the reader thus polls every gap and the producers pay no
+// wakeup. A lone exec reaches the sink within about 1-2 ms (its fork's
+// record wakes the reader, its exec's comes within the gap); an event of a
+// burst up to about WakeupGap late. WakeupGap < 0 wakes the
 // reader for every record it has caught up with (the kernel's default).
 // Config.BatchDelay > 0 instead wakes the reader only once 64 KiB wait and
 // lets it poll every BatchDelay.

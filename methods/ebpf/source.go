@@ -15,6 +15,7 @@ import (
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/bpf"
 	"github.com/proctrack/proctrack/internal/procfs"
@@ -182,7 +183,7 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	s.stopCtx = context.AfterFunc(ctx, func() { _ = rd.Close() })
 	s.state = stateRunning
 	s.wg.Add(2)
-	go s.readLoop(rd, dec, sink, obj.coll.Maps[bpf.ProcmonMapLost])
+	go s.readLoop(rd, dec, sink, obj.coll.Maps[bpf.ProcmonMapLost], obj.coll.Variables[bpf.ProcmonVarLastWakeupNs])
 	go s.gcLoop(procs, obj.coll.Maps[bpf.ProcmonMapExePaths], s.stop)
 	s.log.Info("ebpf: started", "tier", report.Tier, "status", report.String(), "programs", obj.attached)
 	return nil
@@ -225,7 +226,15 @@ func (s *Source) open(hooks map[string]bool, tables *ruleTables, sandbox bool) (
 }
 
 // readLoop delivers the ring buffer's records until the reader is closed.
-func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, lostMap *ebpf.Map) {
+// lastWakeup is the programs' last_wakeup_ns (nil: not writable here).
+//
+// Once it has read the ring buffer empty after records, it looks again
+// after gap, sleeping on a Go timer (a blocking epoll_wait of a
+// millisecond, out of the Go runtime's poller, cost more CPU per wakeup)
+// and then reading without waiting, until a look finds nothing;
+// then it waits in the reader (epoll_wait) for the kernel to wake it, up
+// to the poll interval.
+func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, lostMap *ebpf.Map, lastWakeup *ebpf.Variable) {
 	defer s.wg.Done()
 	var (
 		rec       ringbuf.Record
@@ -233,25 +242,42 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 		loss      pendingLoss // seen in the kernel's counters, not yet reported
 		poll      = s.cfg.poll()
 		gap       = min(s.cfg.wakeupGap(), pollInterval)
-		wait      = poll
+		short     bool // look again after gap, without waiting for a wakeup
 		read      bool // a record since the last timeout
+		empty     bool // the last read found the ring buffer empty
 		nextCheck = time.Now().Add(pollInterval)
+		timer     = time.NewTimer(0)
 	)
+	defer timer.Stop()
 	for {
-		// The reader waits in whole milliseconds, rounded down (epoll_wait),
-		// so a deadline of now+wait would make a wait of 1 ms no wait at
-		// all (and the loop then sleep the poll interval while the kernel,
-		// within the gap, wakes nobody): one more millisecond makes every
-		// wait end after wait, and at most 1 ms later.
-		rd.SetDeadline(time.Now().Add(wait + time.Millisecond))
+		if short && empty {
+			// Records submitted within gap from now need not wake the
+			// reader (see snooze): it looks again after gap.
+			readerSnooze(lastWakeup)
+			timer.Reset(gap)
+			select {
+			case <-timer.C:
+			case <-s.stop:
+				short = false // Close is closing the reader: wait for it
+			}
+		}
+		if short {
+			rd.SetDeadline(time.Now()) // read what is there, without waiting
+		} else {
+			// The reader waits in whole milliseconds, rounded down
+			// (epoll_wait): one more makes the wait end after poll.
+			rd.SetDeadline(time.Now().Add(poll + time.Millisecond))
+		}
 		err := rd.ReadInto(&rec)
+		empty = false
 		switch {
 		case err == nil:
 			// The kernel does not wake this reader for records that come
-			// within gap of the last wakeup: after a read, look again
-			// after gap, until a wait of gap finds nothing.
+			// within gap of the last wakeup (or of the reader's last
+			// look): after a read, look again after gap, until a look
+			// finds nothing twice.
 			if gap > 0 {
-				wait, read = gap, true
+				short, read = true, true
 			}
 			loss.read(&rec)
 			if k := kindOf(rec.RawSample); int(k) < recKinds {
@@ -266,13 +292,13 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 				s.c.events.Add(1)
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			// The reader returns the timeout after the records it found
-			// then: a timeout right after records keeps the short wait.
+			// The reader returns the timeout once it has read the ring
+			// buffer empty: after records, look again after gap.
 			if !read {
-				wait = poll
+				short = false
 			}
-			read = false
-			loss.drained() // the ring buffer was found empty
+			read, empty = false, true
+			loss.drained()
 		case errors.Is(err, ringbuf.ErrClosed):
 			loss.lost += s.checkLost(lostMap, &lastLost)
 			loss.drained() // nothing more will be read
@@ -290,6 +316,28 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 			}
 		}
 		s.reportLoss(sink, &loss)
+	}
+}
+
+// readerSnooze is snooze; TestWakeupGap turns it off to see the kernel's
+// own writes.
+var readerSnooze = snooze
+
+// snooze sets the programs' last_wakeup_ns to now (CLOCK_MONOTONIC, as
+// bpf_ktime_get_ns), so that records submitted within the wakeup gap from
+// now do not wake the reader, which looks at the ring buffer again once the
+// gap has passed. Without it, a record that comes after the gap since the
+// kernel last woke the reader wakes it (an inter-processor interrupt in the
+// submitting process) even while the reader is polling: two wakeups per
+// short-lived process (its fork and its exit), where the reader polling
+// through a storm needs none. A nil or unwritable variable is left alone.
+func snooze(lastWakeup *ebpf.Variable) {
+	if lastWakeup == nil || lastWakeup.ReadOnly() {
+		return
+	}
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) == nil {
+		_ = lastWakeup.Set(uint64(ts.Nano()))
 	}
 }
 
