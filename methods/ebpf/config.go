@@ -88,10 +88,13 @@ type Config struct {
 	BatchDelay time.Duration
 	// WakeupGap bounds how late an event of a burst reaches the sink
 	// (with BatchDelay 0). The first record after a quiet spell wakes the
-	// reader at once; records that follow within WakeupGap of that wakeup
-	// do not wake it again, and the reader, after any read, looks at the
-	// ring buffer again within WakeupGap. An exec storm then costs one
-	// wakeup per WakeupGap instead of three per exec. 0 means
+	// reader at once; records that follow within WakeupGap of that wakeup,
+	// or of the reader's last look at the ring buffer, do not wake it, and
+	// the reader, once it has read the ring buffer empty after records,
+	// looks again after WakeupGap (sleeping on a timer), until a look finds
+	// nothing. Such a record is at most about WakeupGap late (plus the
+	// timer's slack), and a storm costs the producers no wakeup while the
+	// reader keeps finding records, instead of three per exec. 0 means
 	// DefaultWakeupGap (1 ms); a negative value wakes the reader for every
 	// record it has caught up with. The reader looks again at least every
 	// 200 ms whatever the gap.

@@ -143,8 +143,12 @@
 // record. A record that finds it full is dropped and counted in a per-CPU
 // array in the kernel, per record kind. The reader adds the counts up every
 // 200 ms (and at Close) and reports what is new with sink.Lost(n, "ring
-// buffer full"), which makes the monitor repair its cache from /proc;
-// Stats().Lost and LostTimes follow, and Counters has the losses by kind.
+// buffer full"), which makes the monitor repair its cache from /proc, once
+// it has delivered the records that were queued when it saw the loss (all
+// those submitted before the lost ones): the repair then comes after the
+// backlog, so a process whose fork was queued and whose exit was lost is
+// found gone, not left live. Stats().Lost and LostTimes count what was
+// reported; Counters has the losses by kind as the kernel counts them.
 //
 // # Cost and latency
 //
@@ -154,9 +158,15 @@
 // the sys_exit filter about 50 ns per system call on the development VM).
 // So the kernel wakes the reader only for the first record after a quiet
 // spell: records submitted within Config.WakeupGap (default 1 ms) of the
-// last wakeup do not wake it, and the reader, after any read, looks at the
-// ring buffer again within WakeupGap. A lone event reaches the sink at
-// once; an event of a burst up to WakeupGap late. WakeupGap < 0 wakes the
+// last wakeup do not wake it. The reader, once it has read the ring buffer
+// empty after records, sets the programs' last_wakeup_ns to the current
+// time (so that records within the gap of its look do not wake it either),
+// sleeps WakeupGap on a Go timer and reads what has come, until a look
+// finds nothing; then it waits for a wakeup (epoll_wait, at most 200 ms).
+// Through a storm the reader thus polls every gap and the producers pay no
+// wakeup. A lone exec reaches the sink within about 1-2 ms (its fork's
+// record wakes the reader, its exec's comes within the gap); an event of a
+// burst up to about WakeupGap late. WakeupGap < 0 wakes the
 // reader for every record it has caught up with (the kernel's default).
 // Config.BatchDelay > 0 instead wakes the reader only once 64 KiB wait and
 // lets it poll every BatchDelay.
@@ -164,8 +174,13 @@
 // # Privileges
 //
 // Loading needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN (root has them);
-// the LSM test program and the LSM tier need the same. Without them, or
-// without kernel BTF (/sys/kernel/btf/vmlinux) or ring buffers, or when the
+// the LSM test program and the LSM tier need the same. The source must run
+// in the initial (host's) pid namespace: the programs report pids as that
+// namespace numbers them, which a child pid namespace's /proc and pids do
+// not match, and translating them would need bpf_get_ns_current_pid_tgid
+// in the programs; so in a container without the host's pid namespace
+// (docker --pid=host, hostPID in Kubernetes) Start refuses, naming the
+// namespace. Without the privileges, or without kernel BTF (/sys/kernel/btf/vmlinux) or ring buffers, or when the
 // verifier rejects a program (its last lines are in the error), Start
 // returns an error matching methods.ErrUnavailable that says why, and the
 // monitor takes the next method. The memlock rlimit is removed (cilium/ebpf

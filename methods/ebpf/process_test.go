@@ -1,14 +1,19 @@
 package ebpf
 
 import (
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/bpf"
 	"github.com/proctrack/proctrack/internal/proctest"
@@ -503,10 +508,13 @@ func TestBatchDelay(t *testing.T) {
 
 // TestWakeupGap: within WakeupGap of the last wakeup the kernel does not
 // wake the reader (the BPF global last_wakeup_ns keeps the time of the
-// first record), and the records that did not wake it are delivered all
-// the same by the reader's own looks at the ring buffer. WakeupGap < 0
-// never takes the gap's path.
+// first record; the reader's own writes, see TestReaderSnoozes, are turned
+// off here), and the records that did not wake it are delivered all the
+// same by the reader's own looks at the ring buffer. WakeupGap < 0 never
+// takes the gap's path.
 func TestWakeupGap(t *testing.T) {
+	readerSnooze = func(*ebpf.Variable) {}
+	t.Cleanup(func() { readerSnooze = snooze })
 	for _, tc := range []struct {
 		name    string
 		gap     time.Duration
@@ -552,5 +560,68 @@ func TestWakeupGap(t *testing.T) {
 				t.Errorf("last wakeup %d, %d: the gap's path was taken with WakeupGap %v", first, now, tc.gap)
 			}
 		})
+	}
+}
+
+// stampSink is a recorder that notes when (CLOCK_MONOTONIC) it last
+// received an event.
+type stampSink struct {
+	*recorder
+	last atomic.Int64
+}
+
+func (s *stampSink) Event(ev *process.Event) {
+	s.last.Store(monoNow())
+	s.recorder.Event(ev)
+}
+
+func monoNow() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// TestReaderSnoozes: once the reader has read the ring buffer empty after
+// records, it sets last_wakeup_ns to the time it starts waiting the gap, so
+// that records within the gap of its look do not wake it either (it looks
+// again after the gap). With a gap of an hour the kernel writes the
+// variable only for the first record; every later value is the reader's,
+// and it is at least the time the last event reached the sink. Without
+// it, a record after the gap since the kernel's last wakeup woke the
+// reader even while it polled: two wakeups (inter-processor interrupts in
+// the process) per short-lived process.
+func TestReaderSnoozes(t *testing.T) {
+	proctest.RequireRoot(t, "loading BPF programs")
+	sink := &stampSink{recorder: newRecorder()}
+	src := New(Config{WakeupGap: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err := src.Start(t.Context(), sink); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	last := src.obj.coll.Variables[bpf.ProcmonVarLastWakeupNs]
+	if last == nil || last.ReadOnly() {
+		t.Skip("last_wakeup_ns is not writable from userspace here (needs BPF_F_MMAPABLE, Linux 5.5)")
+	}
+	cmd := exec.Command("/bin/true", "snooze")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if sink.WaitFor(process.EventExit, cmd.Process.Pid, nil, 5*time.Second) == nil {
+		t.Fatal("no exit event")
+	}
+	var w uint64
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		l := sink.last.Load()
+		if err := last.Get(&w); err != nil {
+			t.Fatal(err)
+		}
+		if int64(w) >= l {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last_wakeup_ns %d, before the last delivery at %d: the reader does not snooze", w, l)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

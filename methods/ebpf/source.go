@@ -15,6 +15,7 @@ import (
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/bpf"
 	"github.com/proctrack/proctrack/internal/procfs"
@@ -101,9 +102,11 @@ func unavailable(format string, args ...any) error {
 // Start probes the tier, loads and attaches the programs and starts
 // delivering events to sink. It returns an error matching
 // methods.ErrUnavailable, with the reason, when BPF cannot run here: no
-// privilege (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN), no kernel BTF, no
-// ring buffer, a verifier rejection (its last lines included), or, with
-// Config.Tier TierLSM, no LSM tier. A bad Config is another error.
+// privilege (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN), a pid namespace
+// other than the initial one (the programs' pids are the host's), no
+// kernel BTF, no ring buffer, a verifier rejection (its last lines
+// included), or, with Config.Tier TierLSM, no LSM tier. A bad Config is
+// another error.
 func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -131,6 +134,9 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 		return err
 	}
 	if err := checkPrivileges(); err != nil {
+		return unavailable("%w", err)
+	}
+	if err := checkPidNamespace(); err != nil {
 		return unavailable("%w", err)
 	}
 	if _, err := os.Stat(kernelBTF); err != nil {
@@ -179,7 +185,7 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	s.stopCtx = context.AfterFunc(ctx, func() { _ = rd.Close() })
 	s.state = stateRunning
 	s.wg.Add(2)
-	go s.readLoop(rd, dec, sink, obj.coll.Maps[bpf.ProcmonMapLost])
+	go s.readLoop(rd, dec, sink, obj.coll.Maps[bpf.ProcmonMapLost], obj.coll.Variables[bpf.ProcmonVarLastWakeupNs])
 	go s.gcLoop(procs, obj.coll.Maps[bpf.ProcmonMapExePaths], s.stop)
 	s.log.Info("ebpf: started", "tier", report.Tier, "status", report.String(), "programs", obj.attached)
 	return nil
@@ -222,28 +228,60 @@ func (s *Source) open(hooks map[string]bool, tables *ruleTables, sandbox bool) (
 }
 
 // readLoop delivers the ring buffer's records until the reader is closed.
-func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, lostMap *ebpf.Map) {
+// lastWakeup is the programs' last_wakeup_ns (nil: not writable here).
+//
+// Once it has read the ring buffer empty after records, it looks again
+// after gap, sleeping on a Go timer (a blocking epoll_wait of a
+// millisecond, out of the Go runtime's poller, cost more CPU per wakeup)
+// and then reading without waiting, until a look finds nothing;
+// then it waits in the reader (epoll_wait) for the kernel to wake it, up
+// to the poll interval.
+func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, lostMap *ebpf.Map, lastWakeup *ebpf.Variable) {
 	defer s.wg.Done()
 	var (
 		rec       ringbuf.Record
 		lastLost  uint64
+		loss      pendingLoss // seen in the kernel's counters, not yet reported
 		poll      = s.cfg.poll()
 		gap       = min(s.cfg.wakeupGap(), pollInterval)
-		wait      = poll
+		short     bool // look again after gap, without waiting for a wakeup
 		read      bool // a record since the last timeout
+		empty     bool // the last read found the ring buffer empty
 		nextCheck = time.Now().Add(pollInterval)
+		timer     = time.NewTimer(0)
 	)
+	defer timer.Stop()
 	for {
-		rd.SetDeadline(time.Now().Add(wait))
+		if short && empty {
+			// Records submitted within gap from now need not wake the
+			// reader (see snooze): it looks again after gap.
+			readerSnooze(lastWakeup)
+			timer.Reset(gap)
+			select {
+			case <-timer.C:
+			case <-s.stop:
+				short = false // Close is closing the reader: wait for it
+			}
+		}
+		if short {
+			rd.SetDeadline(time.Now()) // read what is there, without waiting
+		} else {
+			// The reader waits in whole milliseconds, rounded down
+			// (epoll_wait): one more makes the wait end after poll.
+			rd.SetDeadline(time.Now().Add(poll + time.Millisecond))
+		}
 		err := rd.ReadInto(&rec)
+		empty = false
 		switch {
 		case err == nil:
 			// The kernel does not wake this reader for records that come
-			// within gap of the last wakeup: after a read, look again
-			// within gap, until a wait of gap finds nothing.
+			// within gap of the last wakeup (or of the reader's last
+			// look): after a read, look again after gap, until a look
+			// finds nothing twice.
 			if gap > 0 {
-				wait, read = gap, true
+				short, read = true, true
 			}
+			loss.read(&rec)
 			if k := kindOf(rec.RawSample); int(k) < recKinds {
 				s.c.records[k].Add(1)
 			}
@@ -256,14 +294,17 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 				s.c.events.Add(1)
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			// The reader returns the timeout after the records it found
-			// then: a timeout right after records keeps the short wait.
+			// The reader returns the timeout once it has read the ring
+			// buffer empty: after records, look again after gap.
 			if !read {
-				wait = poll
+				short = false
 			}
-			read = false
+			read, empty = false, true
+			loss.drained()
 		case errors.Is(err, ringbuf.ErrClosed):
-			s.checkLost(lostMap, sink, &lastLost)
+			loss.lost += s.checkLost(lostMap, &lastLost)
+			loss.drained() // nothing more will be read
+			s.reportLoss(sink, &loss)
 			return
 		default:
 			s.c.errors.Add(1)
@@ -272,14 +313,92 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 		}
 		if now := time.Now(); !now.Before(nextCheck) {
 			nextCheck = now.Add(pollInterval)
-			s.checkLost(lostMap, sink, &lastLost)
+			if n := s.checkLost(lostMap, &lastLost); n > 0 {
+				loss.seen(n)
+			}
 		}
+		s.reportLoss(sink, &loss)
 	}
 }
 
-// checkLost reads the kernel's per-CPU loss counters and reports what was
-// lost since the last check.
-func (s *Source) checkLost(m *ebpf.Map, sink methods.Sink, last *uint64) {
+// readerSnooze is snooze; TestWakeupGap turns it off to see the kernel's
+// own writes.
+var readerSnooze = snooze
+
+// snooze sets the programs' last_wakeup_ns to now (CLOCK_MONOTONIC, as
+// bpf_ktime_get_ns), so that records submitted within the wakeup gap from
+// now do not wake the reader, which looks at the ring buffer again once the
+// gap has passed. Without it, a record that comes after the gap since the
+// kernel last woke the reader wakes it (an inter-processor interrupt in the
+// submitting process) even while the reader is polling: two wakeups per
+// short-lived process (its fork and its exit), where the reader polling
+// through a storm needs none. A nil or unwritable variable is left alone.
+func snooze(lastWakeup *ebpf.Variable) {
+	if lastWakeup == nil || lastWakeup.ReadOnly() {
+		return
+	}
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) == nil {
+		_ = lastWakeup.Set(uint64(ts.Nano()))
+	}
+}
+
+// pendingLoss is a loss the kernel's counters showed and the sink has not
+// been told of yet. The loss is reported once the records that were queued
+// when it was seen (which hold every record submitted before the lost ones)
+// have been delivered: the monitor's repair then reads /proc after the
+// events that came before the lost ones, not while they are still queued.
+// (Repaired while they were queued, a process whose fork was still in the
+// ring buffer and whose exit was lost stayed live in the cache for tens of
+// seconds.) The first record read after the loss was seen tells how many
+// bytes follow it (ringbuf.Record.Remaining, from a producer position read
+// after the loss); the loss is due once those are read, or the ring buffer
+// is found empty.
+type pendingLoss struct {
+	lost   uint64 // records lost, not yet reported
+	behind int    // bytes still to read before reporting, once known
+	known  bool   // a record was read since the loss was seen: behind is set
+}
+
+// seen adds n records lost.
+func (p *pendingLoss) seen(n uint64) {
+	p.lost += n
+	p.known = false
+}
+
+// read counts a record read from the ring buffer.
+func (p *pendingLoss) read(rec *ringbuf.Record) {
+	switch {
+	case p.lost == 0:
+	case !p.known:
+		p.behind, p.known = rec.Remaining, true
+	default:
+		// The kernel stores a record with an 8-byte header, padded to 8
+		// bytes.
+		p.behind -= 8 + (len(rec.RawSample)+7)&^7
+	}
+}
+
+// drained notes that the ring buffer was found empty.
+func (p *pendingLoss) drained() { p.behind, p.known = 0, true }
+
+// due reports whether the loss is to be reported now.
+func (p *pendingLoss) due() bool { return p.lost > 0 && p.known && p.behind <= 0 }
+
+// reportLoss tells the sink of a pending loss whose backlog has been read.
+func (s *Source) reportLoss(sink methods.Sink, p *pendingLoss) {
+	if !p.due() {
+		return
+	}
+	s.c.lost.Add(p.lost)
+	s.c.lostTimes.Add(1)
+	sink.Lost(p.lost, "ring buffer full")
+	p.lost = 0
+}
+
+// checkLost reads the kernel's per-CPU loss counters and returns how many
+// records were lost since the last check.
+func (s *Source) checkLost(m *ebpf.Map, last *uint64) uint64 {
 	var total uint64
 	for k := range uint32(recKinds) {
 		var perCPU []uint64
@@ -294,13 +413,11 @@ func (s *Source) checkLost(m *ebpf.Map, sink methods.Sink, last *uint64) {
 		total += n
 	}
 	if total <= *last {
-		return
+		return 0
 	}
 	d := total - *last
 	*last = total
-	s.c.lost.Add(d)
-	s.c.lostTimes.Add(1)
-	sink.Lost(d, "ring buffer full")
+	return d
 }
 
 // gcLoop garbage-collects the map of live processes every GCPeriod.

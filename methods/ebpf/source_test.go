@@ -9,11 +9,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/proctrack/proctrack/bpf"
 	"github.com/proctrack/proctrack/internal/proctest"
@@ -135,6 +137,25 @@ func TestUnavailableWithoutCapabilities(t *testing.T) {
 	t.Log(got)
 }
 
+// TestUnavailableInPidNamespace runs a Source in a child in a new pid
+// namespace: the programs would report host pids there (0 of 24 exec pids
+// matched the pids the child spawned), so Start must refuse, naming the
+// pid namespace.
+func TestUnavailableInPidNamespace(t *testing.T) {
+	proctest.RequireRoot(t, "creating a pid namespace")
+	cmd := helper("start")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	out, err := cmd.Output()
+	got := strings.TrimSpace(string(out))
+	if err != nil {
+		t.Fatalf("child in a new pid namespace: %v %q", err, got)
+	}
+	if !strings.HasPrefix(got, "unavailable: ") || !strings.Contains(got, "pid namespace") {
+		t.Errorf("child in a new pid namespace: %q, want unavailable naming the pid namespace", got)
+	}
+	t.Log(got)
+}
+
 // TestLossReported floods a one-page ring buffer while the sink is stuck
 // and checks that the kernel's loss counter reaches Stats and the sink.
 func TestLossReported(t *testing.T) {
@@ -162,6 +183,40 @@ func TestLossReported(t *testing.T) {
 		t.Errorf("losses by kind %+v do not add up to %d", c, st.Lost)
 	}
 	t.Logf("stats %+v, losses %q", st, losses)
+}
+
+// TestPendingLossAccounting checks when a loss becomes due: once the bytes
+// queued behind the first record read after it (its Remaining) are read,
+// counted as the kernel stores records (8-byte header, 8-byte padding), or
+// once the ring buffer is found empty; a new loss waits for a new count.
+func TestPendingLossAccounting(t *testing.T) {
+	var p pendingLoss
+	p.read(&ringbuf.Record{RawSample: make([]byte, 10), Remaining: 100}) // no loss: nothing counted
+	if p.due() || p.known {
+		t.Fatalf("due without a loss: %+v", p)
+	}
+	p.seen(3)
+	if p.due() {
+		t.Fatal("due before any record was read")
+	}
+	p.read(&ringbuf.Record{RawSample: make([]byte, 20), Remaining: 56}) // 56 bytes follow
+	p.read(&ringbuf.Record{RawSample: make([]byte, 20)})                // 8 + 24
+	if p.due() || p.behind != 24 {
+		t.Fatalf("due with 24 bytes left: %+v", p)
+	}
+	p.seen(2) // a new loss: what follows must be counted again
+	p.read(&ringbuf.Record{RawSample: make([]byte, 13), Remaining: 64})
+	p.read(&ringbuf.Record{RawSample: make([]byte, 16)}) // 8 + 16
+	p.read(&ringbuf.Record{RawSample: make([]byte, 31)}) // 8 + 32
+	if !p.due() || p.lost != 5 {
+		t.Fatalf("not due after the backlog: %+v", p)
+	}
+	p = pendingLoss{}
+	p.seen(1)
+	p.drained()
+	if !p.due() {
+		t.Fatalf("not due once the ring buffer was found empty: %+v", p)
+	}
 }
 
 // TestCloseNoLeak checks that Close stops every goroutine, and that Close
