@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/bpf"
+	"github.com/proctrack/proctrack/internal/kernel"
 )
 
 // Programs of the process events, loaded on both tiers.
@@ -135,7 +134,7 @@ func load(tier string, hooks map[string]bool, cfg *Config, tables *ruleTables) (
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
 	if err != nil {
-		return nil, &describedError{"load the " + tier + " tier's programs: " + describeLoadError(err), err}
+		return nil, &describedError{"load the " + tier + " tier's programs: " + kernel.DescribeLoadError(err), err}
 	}
 	o := &objects{coll: coll}
 	if err := tables.fill(coll); err != nil {
@@ -204,27 +203,4 @@ func exitHasGroupDead() bool {
 	fp, ok := ptr.Target.(*btf.FuncProto)
 	// (void *__data, struct task_struct *p, bool group_dead)
 	return ok && len(fp.Params) >= 3
-}
-
-// checkPrivileges returns why this process cannot load tracing programs,
-// or nil: it needs CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON.
-func checkPrivileges() error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return nil // let the load say what is wrong
-	}
-	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
-	if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
-		return nil
-	}
-	var missing []string
-	if !has(unix.CAP_BPF) {
-		missing = append(missing, "CAP_BPF")
-	}
-	if !has(unix.CAP_PERFMON) {
-		missing = append(missing, "CAP_PERFMON")
-	}
-	return fmt.Errorf("no privilege to load BPF tracing programs: needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN (missing %s and CAP_SYS_ADMIN)",
-		strings.Join(missing, ", "))
 }

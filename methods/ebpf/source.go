@@ -17,6 +17,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/proctrack/proctrack/bpf"
+	"github.com/proctrack/proctrack/internal/kernel"
 	"github.com/proctrack/proctrack/internal/procfs"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -95,7 +96,7 @@ func (s *Source) Name() string { return process.MethodEbpf }
 
 // unavailable returns an error matching methods.ErrUnavailable.
 func unavailable(format string, args ...any) error {
-	return fmt.Errorf("%w: ebpf: "+format, append([]any{methods.ErrUnavailable}, args...)...)
+	return fmt.Errorf("%w: ebpf: "+format, append([]any{kernel.ErrUnavailable}, args...)...)
 }
 
 // Start probes the tier, loads and attaches the programs and starts
@@ -120,7 +121,7 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	if s.cfg.Tier != "" && s.cfg.Tier != TierLSM && s.cfg.Tier != TierTracepoint {
 		return fmt.Errorf("ebpf: unknown tier %q (want %q, %q or \"\")", s.cfg.Tier, TierLSM, TierTracepoint)
 	}
-	if err := checkPrivileges(); err != nil {
+	if err := kernel.CheckBPFPrivileges("BPF tracing programs"); err != nil {
 		return unavailable("%w", err)
 	}
 	if _, err := os.Stat(kernelBTF); err != nil {
@@ -189,7 +190,7 @@ func (s *Source) open(hooks map[string]bool, tables *ruleTables, sandbox bool) (
 	var rep TierReport
 	if s.cfg.Tier == TierTracepoint {
 		rep = TierReport{Tier: TierTracepoint, Reason: "lsm tier not tried: Config.Tier is tracepoint"}
-		rep.Kernel, _ = kernelRelease()
+		rep.Kernel, _ = kernel.Release()
 	} else {
 		rep = hostProber.run()
 	}
