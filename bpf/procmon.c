@@ -11,9 +11,11 @@
  *  - Tracepoint tier: tp_btf sys_exit, filtered by system call number
  *    through two arrays userspace fills (native and ia32 numbers), reports
  *    successful privilege-changing calls.
- *  - LSM tier: the seven hooks of seed 000. Each passes the decision it was
- *    given through unchanged; bprm_check stashes the IMA digest of the
- *    binary for the exec record that follows.
+ *  - LSM tier: the seven hooks of seed 000. Each evaluates its rules (the
+ *    tables userspace compiles) and returns the decision it was given, or
+ *    -EPERM where sandbox mode denies the operation (see decide());
+ *    bprm_check stashes the IMA digest of the binary for the exec record
+ *    that follows.
  *
  * Userspace loads only the programs its tier uses. Records go to one ring
  * buffer; a record that finds it full is counted in lost[kind].

@@ -13,6 +13,7 @@ import (
 	"context"
 
 	"github.com/proctrack/proctrack/internal/kernel"
+	"github.com/proctrack/proctrack/internal/loop"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
@@ -21,6 +22,11 @@ import (
 // owner of the interface). It is the same value as
 // sockets/ebpf.ErrUnavailable.
 var ErrUnavailable = kernel.ErrUnavailable
+
+// ErrClosed is matched by the error of a Source's Start once it was
+// started: a Source starts once, and runs until its Start context ends or
+// Close is called.
+var ErrClosed = loop.ErrClosed
 
 // Source is one monitoring method.
 type Source interface {
