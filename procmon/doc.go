@@ -4,7 +4,9 @@
 // type aliases, and offers the package functions of OpenSnitch's procmon API
 // (FindProcess, NewProcess, ...) so a user of that API can switch.
 //
-// The monitor (event sources chosen at run time: ebpf, netlink, audit, proc),
-// the process cache and the socket lookups build on this package; see
-// ARCHITECTURE.md for where each lives.
+// This package builds on the others, not the reverse: the Monitor (here)
+// runs an event source of package methods (ebpf, netlink, audit, proc,
+// chosen at run time) and keeps the process cache of package cache current;
+// the socket lookups come from package sockets. See ARCHITECTURE.md for
+// where each lives.
 package procmon
