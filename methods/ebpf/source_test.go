@@ -3,6 +3,7 @@ package ebpf
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"regexp"
@@ -306,4 +307,29 @@ func TestSyscallTables(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestCycles loads and closes the tracepoint tier 200 times, ending every
+// other run by its context first: no goroutine or descriptor (program,
+// map, link, ring buffer) is left, and a second Start fails with
+// methods.ErrClosed.
+func TestCycles(t *testing.T) {
+	proctest.RequireRoot(t, "loading BPF programs")
+	proctest.CheckCycles(t, 200, func(i int) {
+		src := New(Config{Tier: TierTracepoint, Logger: slog.New(slog.DiscardHandler)})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := src.Start(ctx, nopSink{}); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			cancel()
+		}
+		if err := src.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Start(context.Background(), nopSink{}); !errors.Is(err, methods.ErrClosed) {
+			t.Fatalf("Start after Close: %v, want methods.ErrClosed", err)
+		}
+	})
 }
