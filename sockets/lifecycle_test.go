@@ -55,9 +55,11 @@ func TestResolverCycles(t *testing.T) {
 		if err := r.Start(context.Background()); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Start after the end: %v, want ErrClosed", err)
 		}
-		if err := r.Close(); err != nil {
-			t.Fatalf("second Close: %v", err)
-		}
+		if i%2 == 1 {
+			if err := r.Close(); err != nil {
+				t.Fatalf("second Close: %v", err)
+			}
+		} // else: the end of the context alone released everything
 	})
 }
 
