@@ -154,7 +154,7 @@ func CheckCycles(t testing.TB, n int, cycle func(i int)) {
 	if f := openFDs(t); f > fds {
 		t.Errorf("%d open file descriptors after %d cycles, %d before", f, n, fds)
 	}
-	t.Logf("%d cycles: %d goroutines, %d file descriptors before and after", n, goroutines, fds)
+	t.Logf("%d cycles: %d goroutines and %d file descriptors before them", n, goroutines, fds)
 }
 
 // openFDs counts this process's open file descriptors.
