@@ -11,9 +11,11 @@
  *  - Tracepoint tier: tp_btf sys_exit, filtered by system call number
  *    through two arrays userspace fills (native and ia32 numbers), reports
  *    successful privilege-changing calls.
- *  - LSM tier: the seven hooks of seed 000. Each passes the decision it was
- *    given through unchanged; bprm_check stashes the IMA digest of the
- *    binary for the exec record that follows.
+ *  - LSM tier: the seven hooks of seed 000. Each evaluates its rules (the
+ *    tables userspace compiles) and returns the decision it was given, or
+ *    -EPERM where sandbox mode denies the operation (see decide());
+ *    bprm_check stashes the IMA digest of the binary for the exec record
+ *    that follows.
  *
  * Userspace loads only the programs its tier uses. Records go to one ring
  * buffer; a record that finds it full is counted in lost[kind].
@@ -99,14 +101,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct walk_slots);
 } slots_map SEC(".maps");
-
-/* Live processes, keyed by tgid; userspace garbage-collects it. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, struct proc_info);
-} procs SEC(".maps");
 
 /* System call filters: number -> enum sys_code (0: not watched). */
 struct {
@@ -568,19 +562,6 @@ static __always_inline int emit_proc(__u16 kind, struct task_struct *task, struc
 	return 0;
 }
 
-static __always_inline void remember(struct task_struct *task)
-{
-	__u32 tgid = BPF_CORE_READ(task, tgid);
-	struct proc_info *old = bpf_map_lookup_elem(&procs, &tgid);
-	struct proc_info v = {};
-
-	v.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	v.ppid = BPF_CORE_READ(task, real_parent, tgid);
-	if (old && old->start_ns == v.start_ns)
-		v.execs = old->execs + 1;
-	bpf_map_update_elem(&procs, &tgid, &v, BPF_ANY);
-}
-
 /* copy_exe gives a forked child its parent's executable path. */
 static __always_inline void copy_exe(__u32 ptgid, struct task_struct *child)
 {
@@ -598,7 +579,6 @@ static __always_inline void copy_exe(__u32 ptgid, struct task_struct *child)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	remember(task);
 	return emit_proc(REC_EXEC, task, BPF_CORE_READ(bprm, file), old_pid);
 }
 
@@ -608,7 +588,6 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	/* Threads are not processes: only a new thread group leader counts. */
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
-	remember(child);
 	if (want_exe_paths)
 		copy_exe(BPF_CORE_READ(parent, tgid), child);
 	return emit_proc(REC_FORK, child, NULL, 0);
@@ -645,7 +624,6 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 		if ((int)bpf_map_update_elem(&exited, &k, &one, BPF_NOEXIST) == -EEXIST)
 			return 0;
 	}
-	bpf_map_delete_elem(&procs, &tgid);
 	if (want_exe_paths)
 		bpf_map_delete_elem(&exe_paths, &tgid);
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);

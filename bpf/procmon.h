@@ -277,13 +277,6 @@ struct lsm_rec {
 	struct creds_rec new_c;
 };
 
-/* Value of the live process map, keyed by tgid. */
-struct proc_info {
-	__u64 start_ns;
-	__u32 ppid;
-	__u32 execs;
-};
-
 /* Key of the map of reported exits: a thread group, by tgid and start. */
 struct exit_key {
 	__u64 start_ns;

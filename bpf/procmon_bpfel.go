@@ -105,13 +105,6 @@ type ProcmonLsmRec struct {
 	NewC          ProcmonCredsRec
 }
 
-type ProcmonProcInfo struct {
-	_       structs.HostLayout
-	StartNs uint64
-	Ppid    uint32
-	Execs   uint32
-}
-
 type ProcmonProcRec struct {
 	_         structs.HostLayout
 	H         ProcmonRecHdr
@@ -217,7 +210,6 @@ const (
 	ProcmonMapExited                = "exited"
 	ProcmonMapHookTables            = "hook_tables"
 	ProcmonMapLost                  = "lost"
-	ProcmonMapProcs                 = "procs"
 	ProcmonMapRuleInts              = "rule_ints"
 	ProcmonMapRuleOps               = "rule_ops"
 	ProcmonMapRuleScratchMap        = "rule_scratch_map"
@@ -330,7 +322,6 @@ type ProcmonMapSpecs struct {
 	Exited         *ebpf.MapSpec `ebpf:"exited"`
 	HookTables     *ebpf.MapSpec `ebpf:"hook_tables"`
 	Lost           *ebpf.MapSpec `ebpf:"lost"`
-	Procs          *ebpf.MapSpec `ebpf:"procs"`
 	RuleInts       *ebpf.MapSpec `ebpf:"rule_ints"`
 	RuleOps        *ebpf.MapSpec `ebpf:"rule_ops"`
 	RuleScratchMap *ebpf.MapSpec `ebpf:"rule_scratch_map"`
@@ -399,7 +390,6 @@ type ProcmonMaps struct {
 	Exited         *ebpf.Map `ebpf:"exited"`
 	HookTables     *ebpf.Map `ebpf:"hook_tables"`
 	Lost           *ebpf.Map `ebpf:"lost"`
-	Procs          *ebpf.Map `ebpf:"procs"`
 	RuleInts       *ebpf.Map `ebpf:"rule_ints"`
 	RuleOps        *ebpf.Map `ebpf:"rule_ops"`
 	RuleScratchMap *ebpf.Map `ebpf:"rule_scratch_map"`
@@ -418,7 +408,6 @@ func (m *ProcmonMaps) Close() error {
 		m.Exited,
 		m.HookTables,
 		m.Lost,
-		m.Procs,
 		m.RuleInts,
 		m.RuleOps,
 		m.RuleScratchMap,

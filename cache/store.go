@@ -2,7 +2,7 @@ package cache
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/proctrack/proctrack/checksum"
 	"github.com/proctrack/proctrack/internal/intern"
+	"github.com/proctrack/proctrack/internal/loop"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
@@ -113,9 +114,8 @@ type EventsStore struct {
 	added, execs, exits, removed, evicted, reuses atomic.Uint64
 	ancestorReads, revalidations, sums, sumErrs   atomic.Uint64
 
-	runMu  sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	runMu sync.Mutex
+	run   *loop.Runner // the collector's current run
 }
 
 // NewEventsStore returns a store with the default Config, as the seed API
@@ -152,30 +152,27 @@ func New(cfg Config) *EventsStore {
 	}
 }
 
+// ErrStarted is returned by Start while the collector runs.
+var ErrStarted = loop.ErrStarted
+
 // Start runs the garbage collector (DeleteOldItems every GCPeriod) until ctx
-// ends or Close is called. Starting a started store is an error.
+// ends or Close is called; its goroutine has returned when Close returns.
+// Starting a running store returns an error matching ErrStarted.
+//
+// The store is the one long-lived value that may be started again once its
+// collector has stopped: it holds data that outlives the monitors keeping
+// it current (procmon.EventsCache outlives StopMonitor, and each new
+// monitor runs its collector).
 func (s *EventsStore) Start(ctx context.Context) error {
 	s.runMu.Lock()
 	defer s.runMu.Unlock()
-	if s.cancel != nil {
-		return errors.New("cache: store already started")
+	if s.run != nil && s.run.Running() {
+		return fmt.Errorf("cache: store: %w", ErrStarted)
 	}
-	ctx, s.cancel = context.WithCancel(ctx)
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		t := time.NewTicker(s.cfg.GCPeriod)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				s.DeleteOldItems()
-			}
-		}
-	}()
-	return nil
+	s.run = new(loop.Runner)
+	return s.run.Start(ctx, nil, func(ctx context.Context) {
+		loop.Every(ctx, s.cfg.GCPeriod, func() { s.DeleteOldItems() })
+	})
 }
 
 // Close stops the garbage collector and waits for it. The store stays
@@ -183,12 +180,9 @@ func (s *EventsStore) Start(ctx context.Context) error {
 func (s *EventsStore) Close() error {
 	s.runMu.Lock()
 	defer s.runMu.Unlock()
-	if s.cancel == nil {
-		return nil
+	if s.run != nil {
+		_ = s.run.Close()
 	}
-	s.cancel()
-	<-s.done
-	s.cancel, s.done = nil, nil
 	return nil
 }
 

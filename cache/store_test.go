@@ -2,10 +2,10 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -261,20 +261,41 @@ func TestConcurrentAddLookup(t *testing.T) {
 	}
 }
 
-func TestStartCloseNoLeak(t *testing.T) {
-	before := runtime.NumGoroutine()
+// TestStartCloseCycles starts and stops the collector 200 times, ending
+// every other run by its context, and checks that no goroutine or file
+// descriptor is left, that a running store refuses a second Start, and
+// that a store whose context ended can be started again (it could not:
+// Start said "already started" with nothing running).
+func TestStartCloseCycles(t *testing.T) {
 	s := New(Config{GCPeriod: time.Millisecond})
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err == nil {
-		t.Error("second Start did not fail")
-	}
-	time.Sleep(5 * time.Millisecond)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if after := runtime.NumGoroutine(); after > before {
-		t.Errorf("goroutines %d -> %d after Close", before, after)
+	proctest.CheckCycles(t, 200, func(i int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := startRetry(s, ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(ctx); !errors.Is(err, ErrStarted) {
+			t.Fatalf("second Start: %v, want ErrStarted", err)
+		}
+		if i%2 == 0 {
+			cancel() // the next cycle's Start waits for this run to end
+			return
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	_ = s.Close()
+}
+
+// startRetry starts s, waiting for a run whose context ended to finish.
+func startRetry(s *EventsStore, ctx context.Context) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := s.Start(ctx)
+		if !errors.Is(err, ErrStarted) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

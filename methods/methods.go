@@ -11,15 +11,22 @@ package methods
 
 import (
 	"context"
-	"errors"
 
+	"github.com/proctrack/proctrack/internal/kernel"
+	"github.com/proctrack/proctrack/internal/loop"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
 // ErrUnavailable is matched by the error of a Source that cannot run here;
 // the error's text says why (missing privilege, kernel support, another
-// owner of the interface).
-var ErrUnavailable = errors.New("method unavailable")
+// owner of the interface). It is the same value as
+// sockets/ebpf.ErrUnavailable.
+var ErrUnavailable = kernel.ErrUnavailable
+
+// ErrClosed is matched by the error of a Source's Start once it was
+// started: a Source starts once, and runs until its Start context ends or
+// Close is called.
+var ErrClosed = loop.ErrClosed
 
 // Source is one monitoring method.
 type Source interface {

@@ -2,6 +2,8 @@ package procmon
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/proctrack/proctrack/methods"
@@ -14,45 +16,92 @@ type detailReq struct {
 	due time.Time
 }
 
-// scheduleDetails queues a full /proc read of the process after
-// DetailDelay. The queue is a slice the detailer polls, so an exec costs no
-// goroutine wakeup; when it is full the process keeps its exec-time details.
-func (m *Monitor) scheduleDetails(k process.Key) {
-	m.detailMu.Lock()
-	if len(m.details) < maxDetails {
-		m.details = append(m.details, detailReq{key: k, due: time.Now().Add(m.cfg.DetailDelay)})
+// detailQueue holds the processes whose details are due later, in due
+// order (every request is due DetailDelay after it is queued).
+type detailQueue struct {
+	mu   sync.Mutex
+	reqs []detailReq
+	// idle is set while the detailer sleeps with nothing queued: only the
+	// request that finds it set wakes the detailer, through wake.
+	idle bool
+	wake chan struct{} // capacity 1; made on first use
+	// wakeups counts the detailer's wakeups (tests check it sleeps).
+	wakeups atomic.Uint64
+}
+
+// wakeC returns the wake channel. The caller holds mu.
+func (q *detailQueue) wakeC() chan struct{} {
+	if q.wake == nil {
+		q.wake = make(chan struct{}, 1)
 	}
-	m.detailMu.Unlock()
+	return q.wake
+}
+
+// scheduleDetails queues a full /proc read of the process after
+// DetailDelay. Only the first request after the queue ran empty wakes the
+// detailer, so a burst of execs costs one goroutine wakeup, and then one
+// per due time; when the queue is full the process keeps its exec-time
+// details.
+func (m *Monitor) scheduleDetails(k process.Key) {
+	q := &m.details
+	q.mu.Lock()
+	if len(q.reqs) < maxDetails {
+		q.reqs = append(q.reqs, detailReq{key: k, due: time.Now().Add(m.cfg.DetailDelay)})
+	}
+	wake := q.idle
+	q.idle = false
+	c := q.wakeC()
+	q.mu.Unlock()
+	if wake {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // maxDetails bounds the detail queue.
 const maxDetails = 1 << 16
 
-// detailer reads, every half DetailDelay, the full details of the processes
-// that still run DetailDelay after their exec. Requests are queued in due
-// order.
+// detailer reads the full details of the processes that still run
+// DetailDelay after their exec. It sleeps until the first request is due,
+// or, with nothing queued, until a request comes.
 func (m *Monitor) detailer(ctx context.Context) {
 	defer m.wg.Done()
-	t := time.NewTicker(m.cfg.DetailDelay / 2)
-	defer t.Stop()
+	q := &m.details
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	var due []detailReq
 	for {
+		q.mu.Lock()
+		now := time.Now()
+		n := 0
+		for n < len(q.reqs) && !q.reqs[n].due.After(now) {
+			n++
+		}
+		due = append(due[:0], q.reqs[:n]...)
+		q.reqs = append(q.reqs[:0], q.reqs[n:]...)
+		var timerC <-chan time.Time
+		if len(q.reqs) > 0 {
+			timer.Reset(q.reqs[0].due.Sub(now))
+			timerC = timer.C
+		} else {
+			q.idle = true
+		}
+		wake := q.wakeC()
+		q.mu.Unlock()
+		for _, r := range due {
+			m.readDetails(r.key)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			m.detailMu.Lock()
-			n := 0
-			for n < len(m.details) && !m.details[n].due.After(now) {
-				n++
-			}
-			due = append(due[:0], m.details[:n]...)
-			m.details = append(m.details[:0], m.details[n:]...)
-			m.detailMu.Unlock()
-			for _, r := range due {
-				m.readDetails(r.key)
-			}
+		case <-wake:
+			timer.Stop()
+		case <-timerC:
 		}
+		q.wakeups.Add(1)
 	}
 }
 

@@ -66,7 +66,7 @@ type FileConfig struct {
 	// IMAHash adds IMA digests to exec events (methods/ebpf Config.IMAHash).
 	IMAHash bool `yaml:"ima_hash,omitempty"`
 	// GCPeriod is the garbage collection period of the eBPF method's map of
-	// live processes and of the process cache; 0 means their defaults. In
+	// executable paths and of the process cache; 0 means their defaults. In
 	// YAML: an integer number of seconds (seed 000) or a Go duration.
 	GCPeriod time.Duration `yaml:"-"`
 	// Lists and Macros are the named lists and macros of the rules.

@@ -8,9 +8,11 @@
 // changed. The differences that remain are listed in the README ("Using the
 // process model").
 //
-// The monitor (event sources chosen at run time: ebpf, netlink, audit, proc),
-// the process cache and the socket lookups build on this package; see
-// ARCHITECTURE.md for where each lives.
+// This package builds on the others, not the reverse: the Monitor (here)
+// runs an event source of package methods (ebpf, netlink, audit, proc,
+// chosen at run time) and keeps the process cache of package cache current;
+// the socket lookups come from package sockets. See ARCHITECTURE.md for
+// where each lives.
 //
 // # Configuration files
 //

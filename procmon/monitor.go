@@ -171,8 +171,7 @@ type Monitor struct {
 	// userns event that may still be on its way needs the credentials of
 	// before (see onUserNS).
 	nsBefore sync.Map
-	detailMu sync.Mutex
-	details  []detailReq
+	details  detailQueue
 
 	received, delivered, dropped, lost, lossReports atomic.Uint64
 	reconciliations, incomplete                     atomic.Uint64

@@ -48,7 +48,9 @@ func (d *diag) get() (*netlink.Conn, error) {
 	return d.conn, d.err
 }
 
-func (d *diag) close() error {
+// shut closes the connection for good: get fails from then on, with an
+// error matching ErrClosed.
+func (d *diag) shut() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var err error
@@ -56,7 +58,7 @@ func (d *diag) close() error {
 		err = d.conn.Close()
 		d.conn = nil
 	}
-	d.err = nil
+	d.err = fmt.Errorf("sockets: sock_diag: %w", ErrClosed)
 	return err
 }
 

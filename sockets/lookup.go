@@ -6,8 +6,9 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/proctrack/proctrack/procmon/process"
 	"golang.org/x/sys/unix"
+
+	"github.com/proctrack/proctrack/procmon/process"
 )
 
 // Lookup names the process behind a connection: proto and the packet's
@@ -41,6 +42,9 @@ import (
 // The error matches ErrNotFound (no socket) or ErrNoOwner (a socket no
 // process holds); the SocketInfo is filled as far as it was learned.
 func (r *Resolver) Lookup(proto Proto, src, dst netip.AddrPort) (*process.Process, SocketInfo, error) {
+	if r.closed.Load() {
+		return nil, SocketInfo{Proto: proto, FD: -1}, fmt.Errorf("sockets: lookup: %w", ErrClosed)
+	}
 	ck := connKey{proto: proto, src: src, dst: dst}
 	s, source, err := r.findSocket(proto, src, dst)
 	if errors.Is(err, ErrNotFound) {
@@ -260,6 +264,9 @@ func matchSockets(socks []Socket, local, remote netip.AddrPort) (Socket, bool) {
 // (/proc/net when sock_diag fails), then raw and ICMP sockets from
 // /proc/net.
 func (r *Resolver) Sockets() ([]Socket, error) {
+	if r.closed.Load() {
+		return nil, fmt.Errorf("sockets: list: %w", ErrClosed)
+	}
 	var out []Socket
 	for _, p := range []Proto{TCP, UDP, UDPLite, Raw, ICMP} {
 		for _, fam := range []Family{IPv4, IPv6} {

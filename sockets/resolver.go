@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"runtime"
 	"strconv"
@@ -11,10 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/proctrack/proctrack/cache"
+	"github.com/proctrack/proctrack/internal/loop"
 	"github.com/proctrack/proctrack/internal/procfs"
 	"github.com/proctrack/proctrack/procmon/process"
-	"golang.org/x/sys/unix"
 )
 
 // Defaults of Config.
@@ -145,10 +148,13 @@ type Resolver struct {
 
 	hits, validations, stale, partial, full, negHits, misses atomic.Uint64
 
-	runMu  sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	run    loop.Runner
+	closed atomic.Bool // set once the Runner has stopped or Close was called
 }
+
+// ErrClosed is matched by the errors of a Resolver's lookups once it is
+// closed (Close was called, or its Start context ended), and of Start then.
+var ErrClosed = loop.ErrClosed
 
 // New returns a Resolver. It starts nothing: Start runs the cleaner.
 func New(cfg Config) *Resolver {
@@ -187,46 +193,39 @@ func New(cfg Config) *Resolver {
 // Cache returns the process cache the Resolver uses.
 func (r *Resolver) Cache() *cache.EventsStore { return r.store }
 
-// Start runs the cleaner (Clean every CleanPeriod) until ctx ends or Close.
+// Start runs the cleaner (Clean every CleanPeriod) until ctx ends or Close
+// is called, whichever comes first; the Resolver is then closed as by
+// Close. A Resolver is started at most once: Start then returns an error
+// matching ErrClosed (or loop's "already started" while it runs).
+// A Resolver works without Start, only its caches then grow until Clean.
 func (r *Resolver) Start(ctx context.Context) error {
-	r.runMu.Lock()
-	defer r.runMu.Unlock()
-	if r.cancel != nil {
-		return errors.New("sockets: resolver already started")
+	return r.start(ctx)
+}
+
+// start runs the cleaner and more, in the Runner's goroutines.
+func (r *Resolver) start(ctx context.Context, more ...func(ctx context.Context)) error {
+	cleaner := func(ctx context.Context) { loop.Every(ctx, r.cfg.CleanPeriod, r.Clean) }
+	if err := r.run.Start(ctx, r.shut, append(more, cleaner)...); err != nil {
+		return fmt.Errorf("sockets: resolver: %w", err)
 	}
-	ctx, r.cancel = context.WithCancel(ctx)
-	r.done = make(chan struct{})
-	go func() {
-		defer close(r.done)
-		r.cleanLoop(ctx)
-	}()
 	return nil
 }
 
-func (r *Resolver) cleanLoop(ctx context.Context) {
-	t := time.NewTicker(r.cfg.CleanPeriod)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.Clean()
-		}
+// shut marks the Resolver closed and closes the sock_diag socket.
+func (r *Resolver) shut() {
+	r.closed.Store(true)
+	if err := r.diag.shut(); err != nil {
+		slog.Warn("sockets: close sock_diag", "err", err)
 	}
 }
 
-// Close stops the cleaner and closes the sock_diag socket. The Resolver
-// stays usable (the socket reopens on demand).
+// Close stops the cleaner, waits for it and closes the sock_diag socket.
+// Later lookups return errors matching ErrClosed (Owner and PIDOfInode
+// find nothing) and open nothing. Close may be called more than once.
 func (r *Resolver) Close() error {
-	r.runMu.Lock()
-	if r.cancel != nil {
-		r.cancel()
-		<-r.done
-		r.cancel = nil
-	}
-	r.runMu.Unlock()
-	return r.diag.close()
+	_ = r.run.Close()
+	r.closed.Store(true)
+	return r.diag.shut()
 }
 
 // Clean drops expired negative entries, inode entries not confirmed for
@@ -302,9 +301,9 @@ func (r *Resolver) PIDOfInode(inode uint64) (pid int, ok bool) {
 	return int(f.pid), ok
 }
 
-// resolve runs the lookup order.
+// resolve runs the lookup order; a closed Resolver finds nothing.
 func (r *Resolver) resolve(inode uint64) (found, bool) {
-	if inode == 0 {
+	if inode == 0 || r.closed.Load() {
 		return found{}, false
 	}
 	if m := r.cfg.SocketMap; m != nil {

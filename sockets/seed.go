@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/proctrack/proctrack/internal/loop"
 )
 
 // The seed-compatible API. The package functions use Default(), a Resolver
@@ -20,12 +22,19 @@ var (
 	defaultRes *Resolver
 )
 
-// Default returns the package's Resolver, creating it on first use.
+// Default returns the package's Resolver, creating it on first use and
+// replacing it, on the same process cache, once it is closed.
 func Default() *Resolver {
 	defaultMu.Lock()
 	defer defaultMu.Unlock()
-	if defaultRes == nil {
+	switch {
+	case defaultRes == nil:
 		defaultRes = New(Config{})
+	case defaultRes.closed.Load():
+		// Closed (CacheCleanerTask's end): a new one on the same cache.
+		cfg := defaultRes.cfg
+		cfg.Cache = defaultRes.store
+		defaultRes = New(cfg)
 	}
 	return defaultRes
 }
@@ -190,26 +199,19 @@ func GetPIDFromINode(inode int, inodeKey string) int {
 
 // CacheCleanerTask runs Default's cleaner and the seed caches' expiry
 // (entries unused for DefaultMaxAge) until Default().Close(); call it as
-// `go CacheCleanerTask()`.
+// `go CacheCleanerTask()`. It returns at once if Default runs already.
 func CacheCleanerTask() {
 	r := Default()
-	if err := r.Start(context.Background()); err != nil {
-		return
-	}
-	r.runMu.Lock()
-	done := r.done
-	r.runMu.Unlock()
-	t := time.NewTicker(r.cfg.CleanPeriod)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
+	expiry := func(ctx context.Context) {
+		loop.Every(ctx, r.cfg.CleanPeriod, func() {
 			InodesCache.DeleteOldItems(r.cfg.MaxAge)
 			PidsCache.DeleteOldItems(r.cfg.MaxAge)
-		}
+		})
 	}
+	if err := r.start(context.Background(), expiry); err != nil {
+		return
+	}
+	<-r.run.Done()
 }
 
 // NetstatEntry is one /proc/net row, in the shape the seed's netstat entry

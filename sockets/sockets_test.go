@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/proctrack/proctrack/procmon/process"
 	"golang.org/x/sys/unix"
+
+	"github.com/proctrack/proctrack/procmon/process"
 )
 
 // TestEverySocketAgainstProc creates hundreds of sockets in helpers and

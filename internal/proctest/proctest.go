@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -187,4 +188,40 @@ func JoinsProcConnector(t testing.TB, wrap []string, attr *syscall.SysProcAttr) 
 	}
 	t.Logf("proc connector probe %v: %s", wrap, line)
 	return line == "joined"
+}
+
+// CheckCycles runs cycle n times (cycle(i), i from 0) and fails t when
+// more goroutines run or more file descriptors are open afterwards than
+// before. A first cycle runs before the counts are taken, so that what
+// starts once per process (a package's lazily opened socket) is not
+// counted; goroutines get five seconds to return.
+func CheckCycles(t testing.TB, n int, cycle func(i int)) {
+	t.Helper()
+	cycle(0)
+	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
+	for i := 0; i < n; i++ {
+		cycle(i)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > goroutines {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines after %d cycles, %d before:\n%s", g, n, goroutines, buf[:runtime.Stack(buf, true)])
+	}
+	if f := openFDs(t); f > fds {
+		t.Errorf("%d open file descriptors after %d cycles, %d before", f, n, fds)
+	}
+	t.Logf("%d cycles: %d goroutines and %d file descriptors before them", n, goroutines, fds)
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t testing.TB) int {
+	t.Helper()
+	des, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(des)
 }

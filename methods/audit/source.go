@@ -13,6 +13,7 @@ import (
 
 	libaudit "github.com/elastic/go-libaudit/v2"
 	"github.com/elastic/go-libaudit/v2/auparse"
+
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
 )
@@ -238,7 +239,7 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != stateNew {
-		return errors.New("audit: a Source can be started once")
+		return fmt.Errorf("audit: a Source can be started once: %w", methods.ErrClosed)
 	}
 	s.state = stateClosed // until it runs
 	if err := ctx.Err(); err != nil {

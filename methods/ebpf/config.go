@@ -65,8 +65,9 @@ type Config struct {
 	// bprm_check program even if that hook is not enabled. The tracepoint
 	// tier has no IMA digests.
 	IMAHash bool
-	// GCPeriod is how often the in-kernel map of live processes is
-	// garbage-collected against /proc; 0 means DefaultGCPeriod.
+	// GCPeriod is how often the in-kernel map of executable paths (LSM
+	// tier, rules with scope attributes) is garbage-collected against
+	// /proc; 0 means DefaultGCPeriod.
 	GCPeriod time.Duration
 	// Logger receives the source's logs; nil means slog.Default().
 	Logger *slog.Logger

@@ -31,11 +31,10 @@
 //     architectures get the process events); 32-bit (ia32) calls are
 //     reported with their own numbers and Arch "i386".
 //
-// Both tiers keep an in-kernel hash map of live processes (tgid -> start
-// time, parent, exec count), as seed 000's PROCMON_PROC_MAP: the fork and
-// exec programs add to it, the exit program removes from it, Start seeds it
-// from /proc, and a goroutine removes every Config.GCPeriod (default 30 s)
-// the entries whose (pid, start time) /proc no longer has.
+// There is no in-kernel map of live processes (seed 000's
+// PROCMON_PROC_MAP): the records carry the whole process, the monitor's
+// cache is the map of live processes, and nothing in the kernel read it.
+// Writing it cost a hash-map lookup and update on every fork and exec.
 //
 // # What each event carries
 //
@@ -123,8 +122,8 @@
 // them and does not deliver them. The scope
 // attributes read exe_paths, the executable path of each process (written
 // at exec from bprm_check's bpf_d_path, copied at fork, removed at exit,
-// seeded from /proc at Start and garbage-collected with the map of live
-// processes); it is kept only when a rule uses them. Config.Sandbox turns
+// seeded from /proc at Start and garbage-collected against /proc every
+// Config.GCPeriod, default 30 s); it is kept only when a rule uses them. Config.Sandbox turns
 // a hook's rules into decisions: SandboxDenyList denies what a rule
 // matches, SandboxAllowList what a rule's scope covers and no rule
 // matches; the program then returns -EPERM and the record carries the

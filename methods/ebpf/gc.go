@@ -13,15 +13,6 @@ import (
 	"github.com/proctrack/proctrack/internal/procfs"
 )
 
-// seedProcs adds the processes /proc lists to the in-kernel map of live
-// processes, without replacing what the programs wrote meanwhile. It
-// returns how many it added.
-func seedProcs(m *ebpf.Map, procRoot string) (int, error) {
-	return seedMap(m, procRoot, func(_ int, s *procfs.Stat) (bpf.ProcmonProcInfo, bool) {
-		return bpf.ProcmonProcInfo{StartNs: s.StartTicks * nsPerTick, Ppid: uint32(s.PPID)}, true
-	})
-}
-
 // seedExePaths adds the executable path of every process /proc lists to
 // the in-kernel map the scope attributes read, without replacing what the
 // programs wrote meanwhile. The start time is stored at the tick
@@ -70,18 +61,12 @@ func seedMap[V any](m *ebpf.Map, procRoot string, value func(pid int, s *procfs.
 	return n, nil
 }
 
-// gcProcs removes the entries of the map of live processes whose process is
-// gone: the pid is unused, a zombie, or another process (other start
-// ticks). It returns how many it removed. The exit program removes entries
-// as processes exit; this catches what it could not (a full ring buffer
-// does not matter here, but a process that exited before the programs were
-// attached while /proc was read does).
-func gcProcs(m *ebpf.Map, procRoot string) (int, error) {
-	return gcMap(m, procRoot, func(v *bpf.ProcmonProcInfo) uint64 { return v.StartNs })
-}
-
-// gcExePaths does for the map of executable paths what gcProcs does for
-// the map of live processes.
+// gcExePaths removes the entries of the map of executable paths whose
+// process is gone: the pid is unused, a zombie, or another process (other
+// start ticks). It returns how many it removed. The exit program removes
+// entries as processes exit; this catches what it could not (a process that
+// exited after /proc was read for the seed but before the programs were
+// attached).
 func gcExePaths(m *ebpf.Map, procRoot string) (int, error) {
 	return gcMap(m, procRoot, func(v *bpf.ProcmonExeVal) uint64 { return v.StartNs })
 }

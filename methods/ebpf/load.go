@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/bpf"
+	"github.com/proctrack/proctrack/internal/kernel"
 )
 
 // Programs of the process events, loaded on both tiers.
@@ -135,7 +135,7 @@ func load(tier string, hooks map[string]bool, cfg *Config, tables *ruleTables) (
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
 	if err != nil {
-		return nil, &describedError{"load the " + tier + " tier's programs: " + describeLoadError(err), err}
+		return nil, &describedError{"load the " + tier + " tier's programs: " + kernel.DescribeLoadError(err), err}
 	}
 	o := &objects{coll: coll}
 	if err := tables.fill(coll); err != nil {
@@ -221,27 +221,4 @@ func checkPidNamespace() error {
 		return nil // the initial one, or unknown (then /proc is missing and Start says so later)
 	}
 	return fmt.Errorf("the BPF programs report pids of the initial pid namespace, and this process is in pid namespace %d, whose pids and /proc differ: run it in the host's pid namespace (e.g. docker run --pid=host)", st.Ino)
-}
-
-// checkPrivileges returns why this process cannot load tracing programs,
-// or nil: it needs CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON.
-func checkPrivileges() error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return nil // let the load say what is wrong
-	}
-	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
-	if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
-		return nil
-	}
-	var missing []string
-	if !has(unix.CAP_BPF) {
-		missing = append(missing, "CAP_BPF")
-	}
-	if !has(unix.CAP_PERFMON) {
-		missing = append(missing, "CAP_PERFMON")
-	}
-	return fmt.Errorf("no privilege to load BPF tracing programs: needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN (missing %s and CAP_SYS_ADMIN)",
-		strings.Join(missing, ", "))
 }

@@ -1,10 +1,8 @@
 package ebpf
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -12,13 +10,15 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
+
+	"github.com/proctrack/proctrack/internal/kernel"
 )
 
-// The LSM tier's kernel floor: security_create_user_ns (6.1) and the BPF LSM
-// fixes it relies on are complete from 6.2 on. The floor is applied by
-// version even where an LSM program would load (Debian's 6.1 has bpf in its
-// LSM list).
-const lsmMinMajor, lsmMinMinor = 6, 2
+// lsmFloor is the LSM tier's kernel floor: security_create_user_ns (6.1)
+// and the BPF LSM fixes it relies on are complete from 6.2 on. The floor is
+// applied by version even where an LSM program would load (Debian's 6.1 has
+// bpf in its LSM list).
+var lsmFloor = kernel.Version{Major: 6, Minor: 2}
 
 const (
 	securityfsDir   = "/sys/kernel/security"
@@ -76,7 +76,7 @@ type prober struct {
 	attach  func() error
 }
 
-var hostProber = prober{release: kernelRelease, lsmList: readLSMList, attach: attachTestLSM}
+var hostProber = prober{release: kernel.Release, lsmList: readLSMList, attach: attachTestLSM}
 
 func (p prober) run() TierReport {
 	r := TierReport{Tier: TierTracepoint}
@@ -86,13 +86,13 @@ func (p prober) run() TierReport {
 		return r
 	}
 	r.Kernel = rel
-	major, minor, ok := parseRelease(rel)
+	v, err := kernel.ParseRelease(rel)
 	switch {
-	case !ok:
+	case err != nil:
 		r.Reason = fmt.Sprintf("lsm tier skipped: kernel release %q not understood", rel)
 		return r
-	case major < lsmMinMajor || (major == lsmMinMajor && minor < lsmMinMinor):
-		r.Reason = fmt.Sprintf("lsm tier skipped: kernel %d.%d < %d.%d", major, minor, lsmMinMajor, lsmMinMinor)
+	case v.Less(lsmFloor):
+		r.Reason = fmt.Sprintf("lsm tier skipped: kernel %s < %s", v, lsmFloor)
 		return r
 	}
 	list, mounted, err := p.lsmList()
@@ -113,35 +113,6 @@ func (p prober) run() TierReport {
 	r.LSMProbe = "attached"
 	r.Tier = TierLSM
 	return r
-}
-
-// kernelRelease returns uname -r.
-func kernelRelease() (string, error) {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return "", fmt.Errorf("uname: %w", err)
-	}
-	return unix.ByteSliceToString(u.Release[:]), nil
-}
-
-// parseRelease returns the major and minor numbers of a release such as
-// "6.1.0-18-amd64" or "6.18.44-fc".
-func parseRelease(rel string) (major, minor int, ok bool) {
-	parts := strings.SplitN(rel, ".", 3)
-	if len(parts) < 2 {
-		return 0, 0, false
-	}
-	num := func(s string) (int, bool) {
-		end := 0
-		for end < len(s) && s[end] >= '0' && s[end] <= '9' {
-			end++
-		}
-		n, err := strconv.Atoi(s[:end])
-		return n, err == nil
-	}
-	major, ok1 := num(parts[0])
-	minor, ok2 := num(parts[1])
-	return major, minor, ok1 && ok2
 }
 
 // lsmListHas reports whether the comma-separated LSM list names lsm.
@@ -189,7 +160,7 @@ func attachTestLSM() error {
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
 	}, ebpf.ProgramOptions{})
 	if err != nil {
-		return fmt.Errorf("an LSM program does not load: %s", describeLoadError(err))
+		return fmt.Errorf("an LSM program does not load: %s", kernel.DescribeLoadError(err))
 	}
 	defer prog.Close()
 	l, err := link.AttachLSM(link.LSMOptions{Program: prog})
@@ -197,28 +168,4 @@ func attachTestLSM() error {
 		return fmt.Errorf("an LSM program loads but does not attach: %w", err)
 	}
 	return l.Close()
-}
-
-// describeLoadError returns an error's text with the verifier's last lines
-// when the verifier rejected a program.
-func describeLoadError(err error) string {
-	var ve *ebpf.VerifierError
-	if !errors.As(err, &ve) {
-		// cilium/ebpf suggests the memlock limit on any EPERM; the
-		// callers have removed it already.
-		return strings.Replace(err.Error(), " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)", "", 1)
-	}
-	var lines []string
-	for _, l := range ve.Log {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if n := len(lines); n > 0 && strings.HasPrefix(lines[n-1], "processed ") {
-		lines = lines[:n-1]
-	}
-	if len(lines) > 6 {
-		lines = lines[len(lines)-6:]
-	}
-	return fmt.Sprintf("%v; verifier: %s", ve.Cause, strings.Join(lines, " | "))
 }

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/bpf"
+	"github.com/proctrack/proctrack/internal/kernel"
+	"github.com/proctrack/proctrack/internal/loop"
 	"github.com/proctrack/proctrack/internal/procfs"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -40,8 +42,8 @@ type Source struct {
 	report  TierReport
 	obj     *objects
 	rd      *ringbuf.Reader
-	stop    chan struct{}
-	stopCtx func() bool // unregisters the context watch
+	cancel  context.CancelFunc // ends the run's context
+	stopCtx func() bool        // unregisters the context watch
 	wg      sync.WaitGroup
 
 	c counters
@@ -74,8 +76,9 @@ type Counters struct {
 	// Process.Incomplete set.
 	PathCut, ArgsCut, Completed, Incomplete uint64
 	// Seeded is how many /proc processes were added to the in-kernel map of
-	// live processes at start; GCRuns and GCRemoved count its garbage
-	// collections and the stale entries they removed.
+	// executable paths at start (LSM tier, rules with scope attributes);
+	// GCRuns and GCRemoved count its garbage collections and the stale
+	// entries they removed.
 	Seeded, GCRuns, GCRemoved uint64
 }
 
@@ -96,7 +99,7 @@ func (s *Source) Name() string { return process.MethodEbpf }
 
 // unavailable returns an error matching methods.ErrUnavailable.
 func unavailable(format string, args ...any) error {
-	return fmt.Errorf("%w: ebpf: "+format, append([]any{methods.ErrUnavailable}, args...)...)
+	return fmt.Errorf("%w: ebpf: "+format, append([]any{kernel.ErrUnavailable}, args...)...)
 }
 
 // Start probes the tier, loads and attaches the programs and starts
@@ -112,9 +115,9 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	defer s.mu.Unlock()
 	switch s.state {
 	case stateRunning:
-		return errors.New("ebpf: source already started")
+		return fmt.Errorf("ebpf: source already started: %w", methods.ErrClosed)
 	case stateClosed:
-		return errors.New("ebpf: source closed")
+		return fmt.Errorf("ebpf: source closed (a Source starts once): %w", methods.ErrClosed)
 	}
 	hooks, err := s.cfg.hooks()
 	if err != nil {
@@ -133,7 +136,7 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	if err != nil {
 		return err
 	}
-	if err := checkPrivileges(); err != nil {
+	if err := kernel.CheckBPFPrivileges("BPF tracing programs"); err != nil {
 		return unavailable("%w", err)
 	}
 	if err := checkPidNamespace(); err != nil {
@@ -156,20 +159,16 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	if report.Tier != TierLSM {
 		tables = nil // the tracepoint tier reports everything
 	} else if tables.scope {
-		if n, err := seedExePaths(obj.coll.Maps[bpf.ProcmonMapExePaths], procfs.DefaultRoot); err != nil {
+		n, err := seedExePaths(obj.coll.Maps[bpf.ProcmonMapExePaths], procfs.DefaultRoot)
+		if err != nil {
 			s.log.Warn("ebpf: seed the map of executable paths", "err", err, "seeded", n)
 		}
+		s.c.seeded.Store(uint64(n))
 	}
 	rd, err := ringbuf.NewReader(obj.coll.Maps[bpf.ProcmonMapEvents])
 	if err != nil {
 		obj.close()
 		return unavailable("open the ring buffer: %w", err)
-	}
-	procs := obj.coll.Maps[bpf.ProcmonMapProcs]
-	if n, err := seedProcs(procs, procfs.DefaultRoot); err != nil {
-		s.log.Warn("ebpf: seed the map of live processes", "err", err)
-	} else {
-		s.c.seeded.Store(uint64(n))
 	}
 	dec := &decoder{
 		boot:     processBoot(),
@@ -181,12 +180,16 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 		rules:    tables,
 		bprm:     hooks[HookBprmCheck],
 	}
-	s.obj, s.rd, s.stop = obj, rd, make(chan struct{})
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.obj, s.rd = obj, rd
 	s.stopCtx = context.AfterFunc(ctx, func() { _ = rd.Close() })
 	s.state = stateRunning
-	s.wg.Add(2)
-	go s.readLoop(rd, dec, sink, obj.coll.Maps[bpf.ProcmonMapLost], obj.coll.Variables[bpf.ProcmonVarLastWakeupNs])
-	go s.gcLoop(procs, obj.coll.Maps[bpf.ProcmonMapExePaths], s.stop)
+	s.wg.Add(1)
+	go s.readLoop(ctx.Done(), rd, dec, sink, obj.coll.Maps[bpf.ProcmonMapLost], obj.coll.Variables[bpf.ProcmonVarLastWakeupNs])
+	if tables != nil && tables.scope {
+		s.wg.Add(1)
+		go s.gcLoop(ctx, obj.coll.Maps[bpf.ProcmonMapExePaths])
+	}
 	s.log.Info("ebpf: started", "tier", report.Tier, "status", report.String(), "programs", obj.attached)
 	return nil
 }
@@ -197,7 +200,7 @@ func (s *Source) open(hooks map[string]bool, tables *ruleTables, sandbox bool) (
 	var rep TierReport
 	if s.cfg.Tier == TierTracepoint {
 		rep = TierReport{Tier: TierTracepoint, Reason: "lsm tier not tried: Config.Tier is tracepoint"}
-		rep.Kernel, _ = kernelRelease()
+		rep.Kernel, _ = kernel.Release()
 	} else {
 		rep = hostProber.run()
 	}
@@ -236,7 +239,7 @@ func (s *Source) open(hooks map[string]bool, tables *ruleTables, sandbox bool) (
 // and then reading without waiting, until a look finds nothing;
 // then it waits in the reader (epoll_wait) for the kernel to wake it, up
 // to the poll interval.
-func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, lostMap *ebpf.Map, lastWakeup *ebpf.Variable) {
+func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder, sink methods.Sink, lostMap *ebpf.Map, lastWakeup *ebpf.Variable) {
 	defer s.wg.Done()
 	var (
 		rec       ringbuf.Record
@@ -259,8 +262,8 @@ func (s *Source) readLoop(rd *ringbuf.Reader, dec *decoder, sink methods.Sink, l
 			timer.Reset(gap)
 			select {
 			case <-timer.C:
-			case <-s.stop:
-				short = false // Close is closing the reader: wait for it
+			case <-stop:
+				short = false // the reader is being closed: wait for it
 			}
 		}
 		if short {
@@ -420,29 +423,18 @@ func (s *Source) checkLost(m *ebpf.Map, last *uint64) uint64 {
 	return d
 }
 
-// gcLoop garbage-collects the map of live processes every GCPeriod.
-func (s *Source) gcLoop(procs, exes *ebpf.Map, stop <-chan struct{}) {
+// gcLoop garbage-collects the map of executable paths every GCPeriod,
+// until ctx ends (Start's context, or Close).
+func (s *Source) gcLoop(ctx context.Context, exes *ebpf.Map) {
 	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.GCPeriod)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			n, err := gcProcs(procs, procfs.DefaultRoot)
-			if err == nil && exes.MaxEntries() > 1 {
-				var m int
-				m, err = gcExePaths(exes, procfs.DefaultRoot)
-				n += m
-			}
-			s.c.gcRuns.Add(1)
-			s.c.gcRemoved.Add(uint64(n))
-			if err != nil {
-				s.log.Warn("ebpf: garbage-collect the maps of live processes", "err", err)
-			}
+	loop.Every(ctx, s.cfg.GCPeriod, func() {
+		n, err := gcExePaths(exes, procfs.DefaultRoot)
+		s.c.gcRuns.Add(1)
+		s.c.gcRemoved.Add(uint64(n))
+		if err != nil {
+			s.log.Warn("ebpf: garbage-collect the map of executable paths", "err", err)
 		}
-	}
+	})
 }
 
 // Close detaches the programs, stops the reader and waits for the
@@ -455,8 +447,8 @@ func (s *Source) Close() error {
 		return nil
 	}
 	s.state = stateClosed
-	close(s.stop)
 	s.stopCtx()
+	s.cancel()
 	errRd := s.rd.Close()
 	s.wg.Wait()
 	errObj := s.obj.close()

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/proctrack/proctrack/internal/kernel"
 )
 
 // inVMEnv is set to "1" by internal/vmtest in the tests it runs in a VM.
@@ -53,12 +55,12 @@ func TestVMEbpf(t *testing.T) {
 func testVMTier(t *testing.T) {
 	r := ProbeTier()
 	t.Logf("probe: %s", r)
-	major, minor, ok := parseRelease(r.Kernel)
-	if !ok {
-		t.Fatalf("release %q", r.Kernel)
+	v, err := kernel.ParseRelease(r.Kernel)
+	if err != nil {
+		t.Fatal(err)
 	}
 	switch {
-	case major < 6 || (major == 6 && minor < 2):
+	case v.Less(lsmFloor):
 		if r.Tier != TierTracepoint || !strings.Contains(r.Reason, "< 6.2") {
 			t.Errorf("kernel %s: %s", r.Kernel, r)
 		}

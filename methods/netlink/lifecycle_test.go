@@ -285,3 +285,28 @@ func TestWakeupGap(t *testing.T) {
 		t.Errorf("Close took %v", d)
 	}
 }
+
+// TestCycles starts and stops 200 Sources, ending every other one by its
+// context: no goroutine or descriptor is left, and a second Start fails
+// with methods.ErrClosed.
+func TestCycles(t *testing.T) {
+	proctest.RequireRoot(t, "the proc connector")
+	proctest.CheckCycles(t, 200, func(i int) {
+		src := New(Config{})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := src.Start(ctx, newRecorder()); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			cancel()
+			<-src.Done()
+		}
+		if err := src.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Start(context.Background(), newRecorder()); !errors.Is(err, methods.ErrClosed) {
+			t.Fatalf("Start after Close: %v, want methods.ErrClosed", err)
+		}
+	})
+}

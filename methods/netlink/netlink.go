@@ -168,9 +168,9 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	defer s.mu.Unlock()
 	switch s.state {
 	case stateRunning:
-		return errors.New("netlink: source already started")
+		return fmt.Errorf("netlink: source already started: %w", methods.ErrClosed)
 	case stateClosed:
-		return errors.New("netlink: source closed (a Source starts once)")
+		return fmt.Errorf("netlink: source closed (a Source starts once): %w", methods.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("netlink: %w", err)

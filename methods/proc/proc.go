@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/proctrack/proctrack/internal/loop"
 	"github.com/proctrack/proctrack/internal/procfs"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -42,10 +43,9 @@ type Source struct {
 	errs   atomic.Uint64
 	scans  atomic.Uint64
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
-	seen   map[int]seenProc // owned by the scanning goroutine after Start
+	mu   sync.Mutex // serializes Start
+	run  loop.Runner
+	seen map[int]seenProc // owned by the scanning goroutine after Start
 }
 
 type seenProc struct {
@@ -68,35 +68,22 @@ func New(cfg Config) *Source {
 func (s *Source) Name() string { return process.MethodProc }
 
 // Start takes the first snapshot of /proc (reporting nothing for what is
-// there already) and scans every Interval from then on.
+// there already) and scans every Interval from then on, until ctx ends or
+// Close is called. A Source starts once: later Starts return an error
+// matching methods.ErrClosed.
 func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cancel != nil {
-		return errors.New("proc: already started")
+	if s.run.Running() || s.run.Done() != nil {
+		return fmt.Errorf("proc: %w", methods.ErrClosed)
 	}
 	if _, err := os.Stat(s.cfg.Root + "/self/stat"); err != nil {
 		return fmt.Errorf("%w: proc: %s is not a mounted procfs: %v", methods.ErrUnavailable, s.cfg.Root, err)
 	}
 	s.seen = s.scan(nil, nil)
-	ctx, s.cancel = context.WithCancel(ctx)
-	s.done = make(chan struct{})
-	go s.run(ctx, sink)
-	return nil
-}
-
-func (s *Source) run(ctx context.Context, sink methods.Sink) {
-	defer close(s.done)
-	t := time.NewTicker(s.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.seen = s.scan(s.seen, sink)
-		}
-	}
+	return s.run.Start(ctx, nil, func(ctx context.Context) {
+		loop.Every(ctx, s.cfg.Interval, func() { s.seen = s.scan(s.seen, sink) })
+	})
 }
 
 // scan lists /proc and, with a sink, reports the differences from prev.
@@ -162,18 +149,9 @@ func (s *Source) emit(sink methods.Sink, ev *process.Event) {
 	sink.Event(ev)
 }
 
-// Close stops scanning and waits for the scanner.
-func (s *Source) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel == nil {
-		return nil
-	}
-	s.cancel()
-	<-s.done
-	s.cancel = nil
-	return nil
-}
+// Close stops scanning and waits for the scanner. It may be called more
+// than once.
+func (s *Source) Close() error { return s.run.Close() }
 
 // Stats returns the counters. The proc method cannot know what it missed,
 // so Lost stays 0: processes shorter than Interval are never seen.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/internal/sinktest"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -48,4 +49,28 @@ func wait(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not met in 5s")
+}
+
+// TestCycles starts and stops 200 Sources, ending every other one by its
+// context: no goroutine or descriptor is left, and a second Start fails
+// with methods.ErrClosed.
+func TestCycles(t *testing.T) {
+	proctest.CheckCycles(t, 200, func(i int) {
+		src := New(Config{Interval: time.Millisecond})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := src.Start(ctx, sinktest.NewRecorder()); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			cancel()
+			<-src.run.Done()
+		}
+		if err := src.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Start(context.Background(), sinktest.NewRecorder()); !errors.Is(err, methods.ErrClosed) {
+			t.Fatalf("Start after Close: %v, want methods.ErrClosed", err)
+		}
+	})
 }

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
-	"strings"
 	"unsafe"
 
 	libseccomp "github.com/elastic/go-seccomp-bpf"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/proctrack/proctrack/internal/kernel"
 )
 
 // ErrUnsupported is matched by Install's error when the running kernel
@@ -120,7 +121,7 @@ func (p *Policy) checkKernel() error {
 		return err
 	}
 	need := func(path string, floor KernelVersion, what string) error {
-		if kv.less(floor) {
+		if kv.Less(floor) {
 			return fmt.Errorf("%w: %s: %s needs Linux %s, this is %s", ErrUnsupported, path, what, floor, kv)
 		}
 		return nil
@@ -148,23 +149,9 @@ func (p *Policy) checkKernel() error {
 
 // RunningKernel returns the running kernel's version, from uname(2).
 func RunningKernel() (KernelVersion, error) {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return KernelVersion{}, fmt.Errorf("seccomp: uname: %w", err)
+	v, err := kernel.Running()
+	if err != nil {
+		return KernelVersion{}, fmt.Errorf("seccomp: %w", err)
 	}
-	return parseKernelRelease(unix.ByteSliceToString(u.Release[:]))
-}
-
-// parseKernelRelease reads "6.18.0-rc1-amd64" as 6.18.
-func parseKernelRelease(rel string) (KernelVersion, error) {
-	fields := strings.FieldsFunc(rel, func(r rune) bool { return r < '0' || r > '9' })
-	if len(fields) < 2 {
-		return KernelVersion{}, fmt.Errorf("seccomp: kernel release %q: no version", rel)
-	}
-	maj, err1 := strconv.Atoi(fields[0])
-	minor, err2 := strconv.Atoi(fields[1])
-	if err1 != nil || err2 != nil {
-		return KernelVersion{}, fmt.Errorf("seccomp: kernel release %q: no version", rel)
-	}
-	return KernelVersion{maj, minor}, nil
+	return v, nil
 }

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/proctrack/proctrack/internal/cfgtext"
+	"github.com/proctrack/proctrack/internal/kernel"
 )
 
 // Action is what a filter does to a system call: one of the Action*
@@ -46,24 +47,18 @@ const (
 // Actions lists every action, most restrictive first.
 var Actions = []Action{ActionKillProcess, ActionKillThread, ActionTrap, ActionErrno, ActionTrace, ActionLog, ActionAllow}
 
-// KernelVersion is a Linux version, major.minor.
-type KernelVersion struct{ Major, Minor int }
-
-// String returns "major.minor".
-func (v KernelVersion) String() string { return strconv.Itoa(v.Major) + "." + strconv.Itoa(v.Minor) }
-
-func (v KernelVersion) less(o KernelVersion) bool {
-	return v.Major < o.Major || v.Major == o.Major && v.Minor < o.Minor
-}
+// KernelVersion is a Linux version, major.minor; its String method returns
+// "major.minor" and Less compares.
+type KernelVersion = kernel.Version
 
 // InstallFloor is the oldest kernel Install works on: it loads the filter
 // with the seccomp(2) system call and SECCOMP_FILTER_FLAG_TSYNC, both new in
 // Linux 3.17.
-var InstallFloor = KernelVersion{3, 17}
+var InstallFloor = KernelVersion{Major: 3, Minor: 17}
 
 // LogFlagFloor is the oldest kernel that takes SECCOMP_FILTER_FLAG_LOG
 // (Policy.LogViolations).
-var LogFlagFloor = KernelVersion{4, 14}
+var LogFlagFloor = KernelVersion{Major: 4, Minor: 14}
 
 // MinKernel returns the oldest kernel on which Install accepts a policy
 // using a: kill_process and log are new in 4.14; the others date from
@@ -72,7 +67,7 @@ var LogFlagFloor = KernelVersion{4, 14}
 func (a Action) MinKernel() (v KernelVersion, ok bool) {
 	switch a {
 	case ActionKillProcess, ActionLog:
-		return KernelVersion{4, 14}, true
+		return KernelVersion{Major: 4, Minor: 14}, true
 	case ActionErrno, ActionTrace, ActionTrap, ActionKillThread, ActionAllow:
 		return InstallFloor, true
 	}

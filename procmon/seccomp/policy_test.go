@@ -226,7 +226,7 @@ func TestKernelFloors(t *testing.T) {
 		v, ok := a.MinKernel()
 		want := InstallFloor
 		if a == ActionKillProcess || a == ActionLog {
-			want = KernelVersion{4, 14}
+			want = KernelVersion{Major: 4, Minor: 14}
 		}
 		if !ok || v != want {
 			t.Errorf("%s: MinKernel %v, want %v", a, v, want)
@@ -234,14 +234,6 @@ func TestKernelFloors(t *testing.T) {
 	}
 	if _, ok := Action("deny").MinKernel(); ok {
 		t.Error("unknown action has a floor")
-	}
-	for rel, want := range map[string]KernelVersion{"6.18.0-rc2-amd64": {6, 18}, "4.14.336": {4, 14}, "3.17": {3, 17}} {
-		if v, err := parseKernelRelease(rel); err != nil || v != want {
-			t.Errorf("%s: %v %v", rel, v, err)
-		}
-	}
-	if _, err := parseKernelRelease("linux"); err == nil {
-		t.Error("no error for a release without a version")
 	}
 	if v, err := RunningKernel(); err != nil || v.Major < 3 {
 		t.Errorf("RunningKernel %v %v", v, err)

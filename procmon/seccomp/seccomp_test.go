@@ -333,3 +333,31 @@ func unameGOARCH() string {
 	}
 	return ""
 }
+
+// TestWatcherCycles starts and stops 200 Watchers, ending every other one
+// by its context: Events is closed, no goroutine or descriptor is left,
+// and a second Start fails with methods.ErrClosed.
+func TestWatcherCycles(t *testing.T) {
+	proctest.RequireRoot(t, "reading the audit multicast group needs CAP_AUDIT_READ")
+	proctest.CheckCycles(t, 200, func(i int) {
+		w := NewWatcher(WatcherConfig{Logger: quietLogger()})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := w.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			cancel()
+		} else if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for range w.Events() { // ends when Events is closed
+		}
+		if err := w.Start(context.Background()); !errors.Is(err, methods.ErrClosed) {
+			t.Fatalf("Start after the end: %v, want methods.ErrClosed", err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
+}

@@ -2,7 +2,6 @@ package seccomp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -79,12 +78,13 @@ func NewWatcher(cfg WatcherConfig) *Watcher {
 
 // Start joins the audit multicast group; violations are delivered on
 // Events from then on, until ctx ends or Close is called (Events is then
-// closed). It may be called once.
+// closed). It may be called once: later calls return an error matching
+// methods.ErrClosed.
 func (w *Watcher) Start(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.started || w.closed {
-		return errors.New("seccomp: a Watcher can be started once")
+		return fmt.Errorf("seccomp: a Watcher can be started once: %w", methods.ErrClosed)
 	}
 	w.started = true
 	if err := w.src.Start(ctx, (*watchSink)(w)); err != nil {

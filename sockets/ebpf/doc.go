@@ -71,9 +71,9 @@
 // # Privileges
 //
 // Loading needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) and kernel BTF
-// (/sys/kernel/btf/vmlinux); Open's error matches methods.ErrUnavailable,
-// with the reason, when either is missing or the kernel refuses the
-// tracing programs. The cgroup programs also need CAP_NET_ADMIN (or
+// (/sys/kernel/btf/vmlinux); Open's error matches ErrUnavailable (the
+// same value as methods.ErrUnavailable), with the reason, when either is
+// missing or the kernel refuses the tracing programs. The cgroup programs also need CAP_NET_ADMIN (or
 // CAP_SYS_ADMIN) and a mounted cgroup v2 hierarchy (its root is found in
 // /proc/self/mountinfo: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a
 // hybrid host); without them, or on a kernel that refuses them, Open runs

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/bpf"
-	"github.com/proctrack/proctrack/methods"
+	"github.com/proctrack/proctrack/internal/kernel"
 	"github.com/proctrack/proctrack/procmon/process"
 	"github.com/proctrack/proctrack/sockets"
 )
@@ -45,9 +45,13 @@ type Map struct {
 	Degraded string
 }
 
-// unavailable returns an error matching methods.ErrUnavailable.
+// ErrUnavailable is matched by Open's error when BPF cannot be used here.
+// It is the same value as methods.ErrUnavailable.
+var ErrUnavailable = kernel.ErrUnavailable
+
+// unavailable returns an error matching ErrUnavailable.
 func unavailable(format string, args ...any) error {
-	return fmt.Errorf("%w: sockets/ebpf: "+format, append([]any{methods.ErrUnavailable}, args...)...)
+	return fmt.Errorf("%w: sockets/ebpf: "+format, append([]any{ErrUnavailable}, args...)...)
 }
 
 // skipCgroup makes Open leave the cgroup programs out (tests of the
@@ -60,13 +64,13 @@ var cgroupPrograms = map[string]ebpf.AttachType{
 }
 
 // Open loads and attaches the programs (see the package doc). The error
-// matches methods.ErrUnavailable, with the reason, when BPF cannot be used
+// matches ErrUnavailable, with the reason, when BPF cannot be used
 // here. When only the cgroup programs cannot be used (no cgroup v2 mount,
 // no CAP_NET_ADMIN, a kernel that refuses them) the Map runs without them
 // and Degraded says why: unconnected UDP sends are then not recorded by
 // 5-tuple.
 func Open() (*Map, error) {
-	if err := checkPrivileges(); err != nil {
+	if err := kernel.CheckBPFPrivileges("the socket programs"); err != nil {
 		return nil, unavailable("%w", err)
 	}
 	if _, err := os.Stat(kernelBTF); err != nil {
@@ -84,7 +88,7 @@ func Open() (*Map, error) {
 	switch {
 	case skipCgroup:
 		err = errors.New("left out by the caller")
-	case err == nil && !hasCap(unix.CAP_SYS_ADMIN) && !hasCap(unix.CAP_NET_ADMIN):
+	case err == nil && !kernel.HasCap(unix.CAP_SYS_ADMIN) && !kernel.HasCap(unix.CAP_NET_ADMIN):
 		err = errors.New("no CAP_NET_ADMIN or CAP_SYS_ADMIN")
 	}
 	if err != nil {
@@ -96,14 +100,14 @@ func Open() (*Map, error) {
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil && m.Degraded == "" {
 		// Keep the tracing programs if only the cgroup programs fail.
-		m.Degraded = "cgroup/sendmsg programs not used: " + describeLoadError(err)
+		m.Degraded = "cgroup/sendmsg programs not used: " + kernel.DescribeLoadError(err)
 		for name := range cgroupPrograms {
 			delete(spec.Programs, name)
 		}
 		coll, err = ebpf.NewCollection(spec)
 	}
 	if err != nil {
-		return nil, unavailable("load the programs: %s", describeLoadError(err))
+		return nil, unavailable("load the programs: %s", kernel.DescribeLoadError(err))
 	}
 	m.coll = coll
 	m.inodes = coll.Maps[bpf.SocketsMapInodeOwners]
@@ -322,49 +326,4 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
-}
-
-// hasCap reports whether the calling thread has capability c in its
-// effective set (true when capget fails: the kernel will say).
-func hasCap(c uint) bool {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return true
-	}
-	return data[c/32].Effective&(1<<(c%32)) != 0
-}
-
-// checkPrivileges reports missing capabilities before the kernel does.
-func checkPrivileges() error {
-	if hasCap(unix.CAP_SYS_ADMIN) || (hasCap(unix.CAP_BPF) && hasCap(unix.CAP_PERFMON)) {
-		return nil
-	}
-	var missing []string
-	if !hasCap(unix.CAP_BPF) {
-		missing = append(missing, "CAP_BPF")
-	}
-	if !hasCap(unix.CAP_PERFMON) {
-		missing = append(missing, "CAP_PERFMON")
-	}
-	return fmt.Errorf("no privilege to load the socket programs: needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN (missing %s and CAP_SYS_ADMIN)",
-		strings.Join(missing, ", "))
-}
-
-// describeLoadError returns err's text with the verifier's last lines.
-func describeLoadError(err error) string {
-	var ve *ebpf.VerifierError
-	if !errors.As(err, &ve) {
-		return strings.Replace(err.Error(), " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)", "", 1)
-	}
-	var lines []string
-	for _, l := range ve.Log {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) > 8 {
-		lines = lines[len(lines)-8:]
-	}
-	return ve.Cause.Error() + ": " + strings.Join(lines, " | ")
 }

@@ -21,7 +21,6 @@ import (
 
 	"github.com/proctrack/proctrack/bpf"
 	"github.com/proctrack/proctrack/internal/proctest"
-	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon"
 	"github.com/proctrack/proctrack/procmon/process"
 	"github.com/proctrack/proctrack/sockets"
@@ -54,7 +53,7 @@ func runHelper(mode, addr string) int {
 	case "open":
 		m, err := Open()
 		switch {
-		case errors.Is(err, methods.ErrUnavailable):
+		case errors.Is(err, ErrUnavailable):
 			fmt.Println("unavailable: " + err.Error())
 		case err != nil:
 			fmt.Println("error: " + err.Error())
