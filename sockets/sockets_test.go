@@ -394,11 +394,11 @@ func TestSeedAPI(t *testing.T) {
 }
 
 func TestParseProcNetLine(t *testing.T) {
-	s, ok := parseProcNetLine(TCP, []byte("   0: 0100007F:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 12345 1 0000000000000000 100 0 0 10 0"))
+	s, ok := parseProcNetLine(TCP, []byte(procNetLines[0]))
 	if !ok || s.Local != ap("127.0.0.1:80") || s.State != Listen || s.UID != 1000 || s.Inode != 12345 {
 		t.Fatalf("%+v %v", s, ok)
 	}
-	s, ok = parseProcNetLine(TCP, []byte("   0: 00000000000000000000000001000000:1F90 0000000000000000FFFF00000100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 777 1"))
+	s, ok = parseProcNetLine(TCP, []byte(procNetLines[1]))
 	if !ok || s.Local != ap("[::1]:8080") || s.Remote != ap("[::ffff:127.0.0.1]:54321") {
 		t.Fatalf("%+v %v", s, ok)
 	}
