@@ -15,9 +15,12 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultGracePeriod     = 10 * time.Second
-	DefaultGCPeriod        = 30 * time.Second
-	DefaultMaxEntries      = 65536
+	DefaultGracePeriod = 10 * time.Second
+	DefaultGCPeriod    = 30 * time.Second
+	DefaultMaxEntries  = 65536
+	// DefaultRevalidateAfter is unused.
+	//
+	// Deprecated: see Config.RevalidateAfter.
 	DefaultRevalidateAfter = time.Second
 )
 
@@ -35,9 +38,12 @@ type Config struct {
 	GCPeriod time.Duration
 	// MaxEntries bounds the number of cached processes.
 	MaxEntries int
-	// RevalidateAfter is how old an entry's last confirmation may be before
-	// a lookup by pid re-reads /proc/<pid>/stat to check that the pid still
-	// belongs to it (one cheap read at most this often per entry).
+	// RevalidateAfter is ignored: a lookup by pid now checks on every call
+	// that the pid still names the cached process (see IsInStoreByPID),
+	// because an entry trusted for a while was answered after its pid had
+	// been reused.
+	//
+	// Deprecated: lookups by pid are confirmed on every call.
 	RevalidateAfter time.Duration
 	// Hasher computes checksums; nil means a checksum.New with defaults.
 	Hasher *checksum.Hasher
@@ -70,7 +76,8 @@ type entry struct {
 	env       *intern.Ref[map[string]string]
 	sums      *intern.Ref[map[string]string]
 	lastSeen  atomic.Int64
-	confirmed atomic.Int64
+	confirmed atomic.Int64  // last /proc confirmation that the process runs
+	ident     atomic.Uint64 // procfs.DirIno of the pid when last confirmed (0 unknown)
 	exited    atomic.Int64
 	execs     int32    // guarded by the store lock
 	prevPaths []string // guarded by the store lock
@@ -132,9 +139,6 @@ func New(cfg Config) *EventsStore {
 	}
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = DefaultMaxEntries
-	}
-	if cfg.RevalidateAfter <= 0 {
-		cfg.RevalidateAfter = DefaultRevalidateAfter
 	}
 	log := cfg.Logger
 	if log == nil {

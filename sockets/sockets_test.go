@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/procmon/process"
 	"golang.org/x/sys/unix"
 )
@@ -424,27 +426,37 @@ func TestUDPLite(t *testing.T) {
 	t.Logf("udplite answered by %s", info.Source)
 }
 
-// TestReusedPIDFromCache: with a process cache that saw the pid start
-// again later, a trusted (unvalidated) hit is not taken: the entry is
-// dropped and the owner found again by a scan.
-func TestReusedPIDFromCache(t *testing.T) {
+// TestReusedPIDNeverAnswered (issue 18): a socket's owner is killed and its
+// pid taken by a new process at once; PIDOfInode of the old socket is then
+// a miss at every delay after the reuse, within the default trust window
+// and within one longer than the test, and Owner names the old process or
+// nothing, never the new one.
+func TestReusedPIDNeverAnswered(t *testing.T) {
 	requireRoot(t)
-	h := startHelper(t)
-	f := h.do("udpfd")
-	r := New(Config{Revalidate: time.Hour})
-	local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(atoi(t, f[1])))
-	p, info, err := r.Lookup(UDP, local, netip.AddrPort{})
-	if err != nil || p.ID != h.pid {
-		t.Fatalf("%v %+v %v", p, info, err)
-	}
-	newer := process.NewProcessEmpty(h.pid, "newer")
-	newer.Starttime = p.Starttime + 1000
-	r.Cache().Add(newer)
-	stale := r.Stats().Stale
-	if pid, ok := r.PIDOfInode(info.Inode); !ok || pid != h.pid {
-		t.Fatalf("PIDOfInode = %d %v", pid, ok)
-	}
-	if r.Stats().Stale == stale {
-		t.Fatal("a pid the cache saw start later was trusted")
+	for _, delay := range []time.Duration{0, 20 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond} {
+		h := startHelper(t)
+		local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(atoi(t, h.do("udpfd")[1])))
+		rs := []*Resolver{New(Config{}), New(Config{Revalidate: time.Hour})}
+		var inode uint64
+		var old process.Key
+		for _, r := range rs {
+			p, info, err := r.Lookup(UDP, local, netip.AddrPort{})
+			if err != nil || p.ID != h.pid {
+				t.Fatalf("%v %+v %v", p, info, err)
+			}
+			inode, old = info.Inode, p.Key()
+		}
+		h.kill()
+		fresh := proctest.ForcePID(t, old.PID, func() *exec.Cmd { return exec.Command("/bin/sleep", "60") })
+		time.Sleep(delay)
+		for i, r := range rs {
+			if pid, ok := r.PIDOfInode(inode); ok {
+				t.Errorf("%v after the reuse, resolver %d: the old socket named pid %d, now /bin/sleep's", delay, i, pid)
+			}
+			if p, ok := r.Owner(inode); ok && p.Key() != old {
+				t.Errorf("%v after the reuse, resolver %d: Owner named %s, not the old owner %s", delay, i, p.Key(), old)
+			}
+		}
+		fresh.Stop()
 	}
 }

@@ -83,6 +83,28 @@ func WaitComm(t testing.TB, pid int, path string) {
 	t.Fatalf("pid %d never ran %s", pid, want)
 }
 
+// ForcePID starts the command mk returns so that it gets pid, a pid whose
+// process has exited and been reaped, by writing pid-1 to
+// /proc/sys/kernel/ns_last_pid just before each fork (root only). Another
+// fork on the machine can take the pid first, so it tries up to 50 times;
+// it skips t when the pid cannot be had.
+func ForcePID(t testing.TB, pid int, mk func() *exec.Cmd) *Child {
+	t.Helper()
+	RequireRoot(t, "forces a pid through /proc/sys/kernel/ns_last_pid")
+	for try := 0; try < 50; try++ {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Skipf("cannot set ns_last_pid: %v", err)
+		}
+		c := Start(t, mk())
+		if c.PID == pid {
+			return c
+		}
+		c.Stop()
+	}
+	t.Skipf("could not get pid %d back after 50 tries (a busy machine)", pid)
+	return nil
+}
+
 // RequireRoot skips t unless it runs as root; why says what needs it.
 func RequireRoot(t testing.TB, why string) {
 	t.Helper()
