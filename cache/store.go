@@ -45,6 +45,14 @@ type Config struct {
 	//
 	// Deprecated: lookups by pid are confirmed on every call.
 	RevalidateAfter time.Duration
+	// MaxArgsBytes and MaxEnvBytes bound what an entry keeps of its
+	// process's arguments and environment (process.BoundArgs, BoundEnv),
+	// whichever source gave them; a process cut is flagged (ArgsTruncated,
+	// EnvTruncated) and counted in Stats. The defaults,
+	// process.DefaultMaxArgsBytes (128 KiB) and DefaultMaxEnvBytes (64 KiB),
+	// are also the most a /proc read keeps, so larger values are taken as
+	// the defaults.
+	MaxArgsBytes, MaxEnvBytes int
 	// Hasher computes checksums; nil means a checksum.New with defaults.
 	Hasher *checksum.Hasher
 	// Logger receives debug logs; nil means slog.Default().
@@ -97,6 +105,8 @@ type Stats struct {
 	Revalidations uint64 // /proc reads made to confirm an entry
 	Checksums     uint64 // processes whose checksums were computed
 	ChecksumErrs  uint64 // checksum computations that failed
+	ArgsTruncated uint64 // processes cached with their arguments cut (once each)
+	EnvTruncated  uint64 // processes cached with environment variables left out (once each)
 }
 
 // EventsStore is the process cache. Create it with New or NewEventsStore;
@@ -119,6 +129,7 @@ type EventsStore struct {
 
 	added, execs, exits, removed, evicted, reuses atomic.Uint64
 	ancestorReads, revalidations, sums, sumErrs   atomic.Uint64
+	argsCut, envCut                               atomic.Uint64
 
 	runMu  sync.Mutex
 	cancel context.CancelFunc
@@ -139,6 +150,12 @@ func New(cfg Config) *EventsStore {
 	}
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = DefaultMaxEntries
+	}
+	if cfg.MaxArgsBytes <= 0 || cfg.MaxArgsBytes > process.DefaultMaxArgsBytes {
+		cfg.MaxArgsBytes = process.DefaultMaxArgsBytes
+	}
+	if cfg.MaxEnvBytes <= 0 || cfg.MaxEnvBytes > process.DefaultMaxEnvBytes {
+		cfg.MaxEnvBytes = process.DefaultMaxEnvBytes
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -217,6 +234,7 @@ func (s *EventsStore) Stats() Stats {
 	st.Removed, st.Evicted, st.PIDReuses = s.removed.Load(), s.evicted.Load(), s.reuses.Load()
 	st.AncestorReads, st.Revalidations = s.ancestorReads.Load(), s.revalidations.Load()
 	st.Checksums, st.ChecksumErrs = s.sums.Load(), s.sumErrs.Load()
+	st.ArgsTruncated, st.EnvTruncated = s.argsCut.Load(), s.envCut.Load()
 	return st
 }
 

@@ -105,6 +105,22 @@ func ForcePID(t testing.TB, pid int, mk func() *exec.Cmd) *Child {
 	return nil
 }
 
+// BigEnv returns environment variables ("PT_BIG<i>=...") of about size
+// bytes in all, each value unique to tag and under the kernel's 128 KiB
+// limit per string. A process's arguments and environment together may take
+// a quarter of its stack limit (RLIMIT_STACK): 2 MiB under the usual 8 MiB.
+func BigEnv(tag string, size int) []string {
+	const chunk = 60 << 10
+	var env []string
+	for i := 0; size > 0; i++ {
+		n := min(chunk, size)
+		head := "PT_BIG" + strconv.Itoa(i) + "=" + tag + "-" + strconv.Itoa(i) + "-"
+		env = append(env, head+strings.Repeat("x", max(n-len(head), 0)))
+		size -= n
+	}
+	return env
+}
+
 // RequireRoot skips t unless it runs as root; why says what needs it.
 func RequireRoot(t testing.TB, why string) {
 	t.Helper()
