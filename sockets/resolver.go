@@ -68,10 +68,11 @@ type Config struct {
 	// NegativeTTL is how long an inode no scan found is reported unknown
 	// without scanning again (DefaultNegativeTTL).
 	NegativeTTL time.Duration
-	// Revalidate is how long a cached inode -> (pid, fd) entry is trusted
-	// after it was last confirmed; an older entry costs one readlink of
-	// /proc/<pid>/fd/<n> on its next hit (DefaultRevalidate). Negative
-	// means every hit is confirmed.
+	// Revalidate is how long a cached inode -> (pid, fd) entry's fd is
+	// trusted after it was last confirmed; an older entry costs one readlink
+	// of /proc/<pid>/fd/<n> on its next hit (DefaultRevalidate). Negative
+	// means every hit is confirmed. That the pid still names the owner is
+	// checked on every hit, whatever Revalidate.
 	Revalidate time.Duration
 	// CleanPeriod is how often Start's cleaner drops expired entries.
 	CleanPeriod time.Duration
