@@ -84,6 +84,7 @@ func (s *EventsStore) insert(p *process.Process, parent *entry) *entry {
 	}
 	e := &entry{proc: p}
 	s.share(e, p, parent)
+	s.countCuts(p, false, false)
 	if parent != nil && parent.proc != p {
 		p.Parent = parent.proc
 		p.Tree = make([]*process.TreeItem, 0, len(parent.proc.Tree)+1)
@@ -133,11 +134,13 @@ func (s *EventsStore) applyImage(e *entry, n *process.Process) {
 	sameExe := (p.ExeInode != 0 && p.ExeInode == n.ExeInode && p.ExeDev == n.ExeDev) ||
 		(p.ExeInode == 0 && p.Path != "" && p.Path == n.Path)
 	keepSums := p.Checksums
+	argsCut, envCut := p.ArgsTruncated, p.EnvTruncated
 	p.Path, p.RealPath, p.Args, p.Env, p.Comm, p.CWD = n.Path, n.RealPath, n.Args, n.Env, n.Comm, n.CWD
 	p.Creds, p.UID, p.NS, p.Root = n.Creds, n.UID, n.NS, n.Root
 	p.Cgroup, p.ContainerID, p.ContainerRuntime = n.Cgroup, n.ContainerID, n.ContainerRuntime
 	p.ExeDev, p.ExeInode, p.ExeDeleted, p.Fileless = n.ExeDev, n.ExeInode, n.ExeDeleted, n.Fileless
 	p.KernelThread, p.Zombie, p.Incomplete = n.KernelThread, n.Zombie, n.Incomplete
+	p.ArgsTruncated, p.EnvTruncated = n.ArgsTruncated, n.EnvTruncated
 	// The parent may have exited and this process been reparented (to a
 	// subreaper or init): PPID follows the kernel, Parent keeps the lineage.
 	p.PPID = n.PPID
@@ -148,6 +151,7 @@ func (s *EventsStore) applyImage(e *entry, n *process.Process) {
 		e.sums = nil
 	}
 	s.share(e, p, e)
+	s.countCuts(p, argsCut, envCut)
 	if e.self.Key != treeName(p) {
 		e.self = treeItem(p) // children forked before the exec keep the old item
 	}
@@ -158,7 +162,9 @@ func (s *EventsStore) applyImage(e *entry, n *process.Process) {
 
 // share replaces p's strings, argument list, environment and checksum map
 // with shared copies. Values p holds from another entry (a forked child
-// holds its parent's) are recognised by identity and not hashed again.
+// holds its parent's) are recognised by identity, not hashed again, and
+// keep that entry's truncation flags; other arguments and environments are
+// first cut to the store's bounds.
 func (s *EventsStore) share(e *entry, p *process.Process, from *entry) {
 	p.Path, p.RealPath, p.CWD = intern.String(p.Path), intern.String(p.RealPath), intern.String(p.CWD)
 	p.Comm, p.Root, p.Cgroup = intern.String(p.Comm), intern.String(p.Root), intern.String(p.Cgroup)
@@ -168,16 +174,22 @@ func (s *EventsStore) share(e *entry, p *process.Process, from *entry) {
 	case p.Args == nil:
 	case from != nil && from.args != nil && sameSlice(p.Args, from.args.V):
 		e.args = from.args
+		p.ArgsTruncated = from.proc.ArgsTruncated
 	default:
-		e.args = s.argsTab.Share(p.Args)
+		args, cut := process.BoundArgs(p.Args, s.cfg.MaxArgsBytes)
+		p.ArgsTruncated = p.ArgsTruncated || cut
+		e.args = s.argsTab.Share(args)
 		p.Args = e.args.V
 	}
 	switch {
 	case p.Env == nil:
 	case from != nil && from.env != nil && sameMap(p.Env, from.env.V):
 		e.env = from.env
+		p.EnvTruncated = from.proc.EnvTruncated
 	default:
-		e.env = s.mapTab.Share(p.Env)
+		env, cut := process.BoundEnv(p.Env, s.cfg.MaxEnvBytes)
+		p.EnvTruncated = p.EnvTruncated || cut
+		e.env = s.mapTab.Share(env)
 		p.Env = e.env.V
 	}
 	switch {
@@ -189,6 +201,17 @@ func (s *EventsStore) share(e *entry, p *process.Process, from *entry) {
 	default:
 		e.sums = s.mapTab.Share(p.Checksums)
 		p.Checksums = e.sums.V
+	}
+}
+
+// countCuts counts p in Stats' ArgsTruncated and EnvTruncated when its
+// arguments or environment are cut and were not before (once per process).
+func (s *EventsStore) countCuts(p *process.Process, argsWere, envWere bool) {
+	if p.ArgsTruncated && !argsWere {
+		s.argsCut.Add(1)
+	}
+	if p.EnvTruncated && !envWere {
+		s.envCut.Add(1)
 	}
 }
 

@@ -16,7 +16,15 @@
 //     paths).
 //   - Exit. Exit (or the seed's Delete) marks an entry exited. Lookups by
 //     pid still find it for the grace period, because sockets are often
-//     looked up just after their owner exited.
+//     looked up just after their owner exited, unless its pid now names
+//     another process.
+//   - Lookup by pid. IsInStoreByPID checks on every call that the pid still
+//     names the cached process: one statx of /proc/<pid>, whose inode
+//     number procfs changes with the process, against the number seen at
+//     the entry's last confirmation (and /proc/<pid>/stat's start time when
+//     that is unknown or changed). A pid reused with no event telling the
+//     store is a miss at once, never the old process. Peek does no check:
+//     it is for a monitor that keeps the store current itself.
 //   - Removal. DeleteOldItems, run every GCPeriod by Start, removes exited
 //     entries older than the grace period, except those a live descendant
 //     still has as an ancestor. It also confirms, at most once per

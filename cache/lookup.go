@@ -1,14 +1,19 @@
 package cache
 
 import (
+	"github.com/proctrack/proctrack/internal/procfs"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
-// IsInStoreByPID returns the newest cached process with pid. An entry that
-// has not been confirmed for RevalidateAfter is checked against
-// /proc/<pid>/stat first: if the pid now belongs to another process the old
-// entry is marked exited and not returned (a reused pid is never reported as
-// its old owner). An exited process is returned during its grace period.
+// IsInStoreByPID returns the newest cached process with pid. Every call
+// checks that the pid still names the cached process: one statx of
+// /proc/<pid> (its inode number, which procfs changes with the process)
+// against the one seen when the entry was last confirmed; only when that is
+// unknown or changed is /proc/<pid>/stat read. If the pid now belongs to
+// another process the entry is marked exited and not returned: a reused pid
+// is never reported as its old owner, whatever the delay since the reuse
+// and with no event source. An exited process is returned during its grace
+// period while its pid is not in use.
 func (s *EventsStore) IsInStoreByPID(pid int) (item ExecEventItem, found bool) {
 	s.mu.RLock()
 	e := s.byPID[pid]
@@ -73,14 +78,17 @@ func (s *EventsStore) expired(e *entry, t int64) bool {
 	return ex != 0 && t-ex > int64(s.cfg.GracePeriod)
 }
 
-// valid reports whether e may answer a lookup by pid, re-reading /proc when
-// the entry's last confirmation is older than RevalidateAfter.
+// valid reports whether e may answer a lookup by pid: the pid's /proc
+// directory is the one last confirmed to be e's (procfs.DirIno), or
+// /proc/<pid>/stat shows e's start time, or the pid is not in use (e has
+// exited, within its grace period).
 func (s *EventsStore) valid(e *entry) bool {
 	t := now()
 	if s.expired(e, t) {
 		return false
 	}
-	if t-e.confirmed.Load() < int64(s.cfg.RevalidateAfter) {
+	ident, ierr := procfs.DirIno(procfs.DefaultRoot, e.proc.ID)
+	if ierr == nil && ident == e.ident.Load() {
 		return true
 	}
 	s.revalidations.Add(1)
@@ -88,6 +96,10 @@ func (s *EventsStore) valid(e *entry) bool {
 	e.confirmed.Store(t)
 	switch {
 	case err == nil && k == e.proc.Key():
+		// Read before the start time that matched, ident is e's directory.
+		if ierr == nil {
+			e.ident.Store(ident)
+		}
 		return true
 	case err == nil || k.StartTicks != 0 && k != e.proc.Key():
 		// The pid belongs to another process now.

@@ -16,9 +16,12 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultGracePeriod     = 10 * time.Second
-	DefaultGCPeriod        = 30 * time.Second
-	DefaultMaxEntries      = 65536
+	DefaultGracePeriod = 10 * time.Second
+	DefaultGCPeriod    = 30 * time.Second
+	DefaultMaxEntries  = 65536
+	// DefaultRevalidateAfter is unused.
+	//
+	// Deprecated: see Config.RevalidateAfter.
 	DefaultRevalidateAfter = time.Second
 )
 
@@ -36,10 +39,21 @@ type Config struct {
 	GCPeriod time.Duration
 	// MaxEntries bounds the number of cached processes.
 	MaxEntries int
-	// RevalidateAfter is how old an entry's last confirmation may be before
-	// a lookup by pid re-reads /proc/<pid>/stat to check that the pid still
-	// belongs to it (one cheap read at most this often per entry).
+	// RevalidateAfter is ignored: a lookup by pid now checks on every call
+	// that the pid still names the cached process (see IsInStoreByPID),
+	// because an entry trusted for a while was answered after its pid had
+	// been reused.
+	//
+	// Deprecated: lookups by pid are confirmed on every call.
 	RevalidateAfter time.Duration
+	// MaxArgsBytes and MaxEnvBytes bound what an entry keeps of its
+	// process's arguments and environment (process.BoundArgs, BoundEnv),
+	// whichever source gave them; a process cut is flagged (ArgsTruncated,
+	// EnvTruncated) and counted in Stats. The defaults,
+	// process.DefaultMaxArgsBytes (128 KiB) and DefaultMaxEnvBytes (64 KiB),
+	// are also the most a /proc read keeps, so larger values are taken as
+	// the defaults.
+	MaxArgsBytes, MaxEnvBytes int
 	// Hasher computes checksums; nil means a checksum.New with defaults.
 	Hasher *checksum.Hasher
 	// Logger receives debug logs; nil means slog.Default().
@@ -71,7 +85,8 @@ type entry struct {
 	env       *intern.Ref[map[string]string]
 	sums      *intern.Ref[map[string]string]
 	lastSeen  atomic.Int64
-	confirmed atomic.Int64
+	confirmed atomic.Int64  // last /proc confirmation that the process runs
+	ident     atomic.Uint64 // procfs.DirIno of the pid when last confirmed (0 unknown)
 	exited    atomic.Int64
 	execs     int32    // guarded by the store lock
 	prevPaths []string // guarded by the store lock
@@ -91,6 +106,8 @@ type Stats struct {
 	Revalidations uint64 // /proc reads made to confirm an entry
 	Checksums     uint64 // processes whose checksums were computed
 	ChecksumErrs  uint64 // checksum computations that failed
+	ArgsTruncated uint64 // processes cached with their arguments cut (once each)
+	EnvTruncated  uint64 // processes cached with environment variables left out (once each)
 }
 
 // EventsStore is the process cache. Create it with New or NewEventsStore;
@@ -113,6 +130,7 @@ type EventsStore struct {
 
 	added, execs, exits, removed, evicted, reuses atomic.Uint64
 	ancestorReads, revalidations, sums, sumErrs   atomic.Uint64
+	argsCut, envCut                               atomic.Uint64
 
 	runMu sync.Mutex
 	run   *loop.Runner // the collector's current run
@@ -133,8 +151,11 @@ func New(cfg Config) *EventsStore {
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = DefaultMaxEntries
 	}
-	if cfg.RevalidateAfter <= 0 {
-		cfg.RevalidateAfter = DefaultRevalidateAfter
+	if cfg.MaxArgsBytes <= 0 || cfg.MaxArgsBytes > process.DefaultMaxArgsBytes {
+		cfg.MaxArgsBytes = process.DefaultMaxArgsBytes
+	}
+	if cfg.MaxEnvBytes <= 0 || cfg.MaxEnvBytes > process.DefaultMaxEnvBytes {
+		cfg.MaxEnvBytes = process.DefaultMaxEnvBytes
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -207,6 +228,7 @@ func (s *EventsStore) Stats() Stats {
 	st.Removed, st.Evicted, st.PIDReuses = s.removed.Load(), s.evicted.Load(), s.reuses.Load()
 	st.AncestorReads, st.Revalidations = s.ancestorReads.Load(), s.revalidations.Load()
 	st.Checksums, st.ChecksumErrs = s.sums.Load(), s.sumErrs.Load()
+	st.ArgsTruncated, st.EnvTruncated = s.argsCut.Load(), s.envCut.Load()
 	return st
 }
 

@@ -97,7 +97,7 @@ func TestExecInPlace(t *testing.T) {
 }
 
 func TestExitGraceRemoval(t *testing.T) {
-	s := New(Config{GracePeriod: 100 * time.Millisecond, RevalidateAfter: time.Hour})
+	s := New(Config{GracePeriod: 100 * time.Millisecond})
 	c := start(t, exec.Command("/bin/sleep", "60"), "sleep")
 	s.Add(find(t, c.PID))
 	n := s.Len()
@@ -121,10 +121,38 @@ func TestExitGraceRemoval(t *testing.T) {
 	}
 }
 
+// TestPIDReuseWithoutEvents (issue 18): a cached process is killed and its
+// pid taken by a new process at once, with no event telling the store;
+// IsInStoreByPID never returns the old process, at any delay after the
+// reuse.
+func TestPIDReuseWithoutEvents(t *testing.T) {
+	requireRoot(t)
+	for _, delay := range []time.Duration{0, 20 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond} {
+		s := New(Config{})
+		c := start(t, exec.Command("/bin/sleep", "60"), "sleep")
+		old := find(t, c.PID)
+		s.Add(old)
+		if item, found := s.IsInStoreByPID(c.PID); !found || item.Proc != old {
+			t.Fatalf("live process not found by pid: %+v %v", item, found)
+		}
+		c.Stop()
+		time.Sleep(20 * time.Millisecond) // a clock tick: the new process's Key differs (see process.Key)
+		fresh := proctest.ForcePID(t, c.PID, func() *exec.Cmd { return exec.Command("/bin/cat") })
+		time.Sleep(delay)
+		if item, found := s.IsInStoreByPID(c.PID); found {
+			t.Errorf("%v after the reuse: pid %d answered with the old process %s (now %s)", delay, c.PID, item.Proc.Key(), find(t, fresh.PID).Key())
+		}
+		if st := s.Stats(); st.PIDReuses != 1 {
+			t.Errorf("%v after the reuse: PIDReuses %d, want 1", delay, st.PIDReuses)
+		}
+		fresh.Stop()
+	}
+}
+
 // TestExitNoticedWithoutEvents: with no event source, lookups and the
 // garbage collector notice exits through /proc.
 func TestExitNoticedWithoutEvents(t *testing.T) {
-	s := New(Config{GracePeriod: time.Hour, GCPeriod: time.Nanosecond, RevalidateAfter: time.Nanosecond})
+	s := New(Config{GracePeriod: time.Hour, GCPeriod: time.Nanosecond})
 	c := start(t, exec.Command("/bin/sleep", "60"), "sleep")
 	s.Add(find(t, c.PID))
 	c.Stop()
@@ -152,7 +180,7 @@ func TestAncestorKeptAndReparent(t *testing.T) {
 		t.Skipf("cannot become a subreaper: %v", err)
 	}
 	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-	s := New(Config{GracePeriod: time.Millisecond, RevalidateAfter: time.Nanosecond})
+	s := New(Config{GracePeriod: time.Millisecond})
 	sh := start(t, exec.Command("/bin/sh", "-c", "/bin/sleep 60 & echo $!; read x"), "")
 	line, err := sh.Out.ReadString('\n')
 	if err != nil {
@@ -194,7 +222,7 @@ func TestAncestorKeptAndReparent(t *testing.T) {
 }
 
 func TestMaxEntries(t *testing.T) {
-	s := New(Config{MaxEntries: 100, RevalidateAfter: time.Hour})
+	s := New(Config{MaxEntries: 100})
 	for i := 0; i < 50; i++ {
 		p := synthetic(i, "/usr/bin/old")
 		s.Add(p)
@@ -216,7 +244,7 @@ func TestMaxEntries(t *testing.T) {
 }
 
 func TestConcurrentAddLookup(t *testing.T) {
-	s := New(Config{RevalidateAfter: time.Microsecond, MaxEntries: 500})
+	s := New(Config{MaxEntries: 500})
 	pids, err := process.PIDs()
 	if err != nil {
 		t.Fatal(err)

@@ -139,7 +139,7 @@ func TestBackfill(t *testing.T) {
 // checksums.
 func TestPIDReuseNotInherited(t *testing.T) {
 	requireRoot(t)
-	s := New(Config{RevalidateAfter: time.Nanosecond})
+	s := New(Config{})
 	allAlgos(s)
 	s.SetComputeChecksums(true)
 	first := start(t, exec.Command("/bin/sleep", "60"), "sleep")
@@ -152,21 +152,8 @@ func TestPIDReuseNotInherited(t *testing.T) {
 	first.Stop()
 	time.Sleep(20 * time.Millisecond) // let a clock tick pass (see process.Key)
 
-	var second *proctest.Child
-	for try := 0; try < 20 && second == nil; try++ {
-		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(first.PID-1)), 0); err != nil {
-			t.Skipf("ns_last_pid: %v", err)
-		}
-		c := start(t, exec.Command("/bin/cat"), "cat")
-		if c.PID == first.PID {
-			second = c
-		} else {
-			c.Stop()
-		}
-	}
-	if second == nil {
-		t.Skip("could not get the pid back (busy machine)")
-	}
+	second := proctest.ForcePID(t, first.PID, func() *exec.Cmd { return exec.Command("/bin/cat") })
+	proctest.WaitComm(t, second.PID, "cat")
 	if item, found := s.IsInStoreByPID(first.PID); found {
 		t.Fatalf("a reused pid was reported as its old process %s", item.Proc.Path)
 	}

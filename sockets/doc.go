@@ -29,20 +29,27 @@
 //  2. The negative cache: an inode no scan found within NegativeTTL is
 //     answered "unknown" at once (a map read, under 100 ns), so a flood of
 //     unknown packets cannot force a scan each.
-//  3. The inode cache: inode -> (pid, task, fd, start ticks), filled with
-//     every socket a scan saw. A hit confirmed within Revalidate is
-//     returned as is (about 150 ns); an older one costs one readlink of
-//     /proc/<task>/fd/<fd> (a few µs), which must still read
-//     "socket:[inode]". A pid the process cache knows under a later start
-//     time is a reused pid, and a closed or reused fd fails the readlink:
-//     both are misses that fall through to the scans, never a wrong answer.
-//     The trust window is the one trade-off: an owner that closed or handed
-//     over the socket less than Revalidate (100 ms) ago can still be named;
-//     Revalidate < 0 confirms every hit (about 5 µs). The inode cannot name
-//     another socket meanwhile: socket inode numbers are not reused until
-//     their 32-bit counter wraps.
-//     An owner that exited (its pid gone or reused) is still answered while
-//     the process cache (Config.Cache) holds it within its grace period.
+//  3. The inode cache: inode -> (pid, task, fd, start ticks, the inode
+//     number of /proc/<pid>), filled with every socket a scan saw; the
+//     /proc/<pid> number is read before the fd table. Every hit first
+//     checks, with one statx of /proc/<pid>, that the pid still names that
+//     process: procfs gives each process's directory its own inode, so a
+//     pid reused since the scan shows another number, at once, and is never
+//     answered (a changed number is then settled by /proc/<pid>/stat and a
+//     readlink). A hit confirmed within Revalidate is then returned (one
+//     system call, 2-4 µs on the development VM); an older one costs one
+//     readlink of /proc/<task>/fd/<fd> (a few µs more), which must still
+//     read "socket:[inode]": a closed or reused fd is a miss that falls
+//     through to the scans. The trust window is the one trade-off: an
+//     owner that closed or handed over the socket less than Revalidate
+//     (100 ms) ago can still be named, but only while it runs on its pid;
+//     Revalidate < 0 confirms every hit. The inode cannot name another
+//     socket meanwhile: socket inode numbers are not reused until their
+//     32-bit counter wraps.
+//     An owner that exited is still answered while the process cache
+//     (Config.Cache) holds it within its grace period: by Lookup and Owner
+//     (the exited process itself) always, by PIDOfInode and
+//     GetPIDFromINode only while no other process has taken its pid.
 //  4. The pid/fd cache: the fd tables of the last 16 processes that owned
 //     looked-up sockets, then those of the pids the event source saw
 //     recently (Config.RecentPIDs, an extension point for a monitor).

@@ -69,7 +69,7 @@ func parseProcNetLine(p Proto, line []byte) (Socket, bool) {
 // host order, the port big-endian hex).
 func parseHexAddrPort(b []byte) (netip.AddrPort, bool) {
 	i := bytes.IndexByte(b, ':')
-	if i < 0 {
+	if i != 8 && i != 32 { // 4 or 16 bytes in hex; anything else would overrun raw
 		return netip.AddrPort{}, false
 	}
 	port, err := strconv.ParseUint(string(b[i+1:]), 16, 16)
@@ -78,7 +78,7 @@ func parseHexAddrPort(b []byte) (netip.AddrPort, bool) {
 	}
 	var raw [16]byte
 	n, err := hex.Decode(raw[:], b[:i])
-	if err != nil || (n != 4 && n != 16) {
+	if err != nil {
 		return netip.AddrPort{}, false
 	}
 	// Each 32-bit word is printed in host (little-endian) order.

@@ -71,10 +71,11 @@ type Config struct {
 	// NegativeTTL is how long an inode no scan found is reported unknown
 	// without scanning again (DefaultNegativeTTL).
 	NegativeTTL time.Duration
-	// Revalidate is how long a cached inode -> (pid, fd) entry is trusted
-	// after it was last confirmed; an older entry costs one readlink of
-	// /proc/<pid>/fd/<n> on its next hit (DefaultRevalidate). Negative
-	// means every hit is confirmed.
+	// Revalidate is how long a cached inode -> (pid, fd) entry's fd is
+	// trusted after it was last confirmed; an older entry costs one readlink
+	// of /proc/<pid>/fd/<n> on its next hit (DefaultRevalidate). Negative
+	// means every hit is confirmed. That the pid still names the owner is
+	// checked on every hit, whatever Revalidate.
 	Revalidate time.Duration
 	// CleanPeriod is how often Start's cleaner drops expired entries.
 	CleanPeriod time.Duration
@@ -99,7 +100,8 @@ type Config struct {
 
 type inodeEntry struct {
 	owner
-	start   uint64 // the pid's start ticks at scan time (0 unknown)
+	start   uint64        // the pid's start ticks at scan time (0 unknown)
+	ident   atomic.Uint64 // procfs.DirIno of the pid, read before its fd table
 	checked atomic.Int64
 }
 
@@ -290,15 +292,20 @@ type found struct {
 	owner
 	start  uint64
 	exited bool
+	reused bool // exited, and the pid now names another process
 }
 
 // PIDOfInode returns the pid of a process holding socket inode (one of
 // them when the socket is shared), or ok false. An owner that exited is
-// returned while the process cache holds it. See the package doc for the
-// lookup order and its costs.
+// returned while the process cache holds it and no other process has
+// taken its pid: a reused pid is a miss, never the new process. See the
+// package doc for the lookup order and its costs.
 func (r *Resolver) PIDOfInode(inode uint64) (pid int, ok bool) {
 	f, ok := r.resolve(inode)
-	return int(f.pid), ok
+	if !ok || f.reused {
+		return 0, false
+	}
+	return int(f.pid), true
 }
 
 // resolve runs the lookup order; a closed Resolver finds nothing.
@@ -355,33 +362,46 @@ func (r *Resolver) cached(inode uint64) (found, bool) {
 	return found{owner: e.owner, start: e.start}, true
 }
 
-// check validates a cached entry: trusted if confirmed within Revalidate,
-// else one readlink of /proc/<tid>/fd/<n>. A pid the process cache knows
-// under a later start time is a reused pid: a miss. A gone owner is
-// answered (exited) while the process cache holds it.
+// check validates a cached entry. Every hit first checks that the pid still
+// names the process the scan saw (its /proc directory's inode, one statx):
+// a pid reused since is never answered as the socket's owner. A hit then
+// confirmed within Revalidate is returned as is; an older one costs one
+// readlink of /proc/<tid>/fd/<n>. A gone owner is answered (exited) while
+// the process cache holds it, marked reused when its pid names another
+// process now.
 func (r *Resolver) check(inode uint64, e *inodeEntry, now int64) (found, bool) {
 	f := found{owner: e.owner, start: e.start}
-	if e.start != 0 {
-		// A process the cache saw start later with this pid: reused.
-		if it, ok := r.store.Peek(int(e.pid)); ok && uint64(it.Proc.Starttime) > e.start {
-			r.drop(inode, e)
-			return found{}, false
-		}
-	}
-	if r.cfg.Revalidate > 0 && now-e.checked.Load() < int64(r.cfg.Revalidate) {
+	ident, ierr := procfs.DirIno(r.cfg.ProcRoot, int(e.pid))
+	same := ierr == nil && ident == e.ident.Load()
+	if same && r.cfg.Revalidate > 0 && now-e.checked.Load() < int64(r.cfg.Revalidate) {
 		return f, true
 	}
 	r.validations.Add(1)
+	k := process.Key{PID: int(e.pid), StartTicks: e.start}
 	var buf [64]byte
 	n, err := unix.Readlink(r.cfg.ProcRoot+"/"+strconv.Itoa(int(e.tid))+"/fd/"+strconv.Itoa(int(e.fd)), buf[:])
 	if err == nil {
 		if ino, ok := parseSocketLink(buf[:n]); ok && ino == inode {
-			e.checked.Store(now)
-			return f, true
+			if same {
+				e.checked.Store(now)
+				return f, true
+			}
+			// The pid holds the socket, but its directory changed: the
+			// process the scan saw only if its start time is the same (the
+			// kernel can remake a live process's /proc inode). Read before
+			// the start time, ident is then that process's.
+			if cur, err := process.CurrentKey(int(e.pid)); err == nil && e.start != 0 && cur == k {
+				if ierr == nil {
+					e.ident.Store(ident)
+				}
+				e.checked.Store(now)
+				return f, true
+			}
+			r.drop(inode, e) // another process on the pid: a scan names it
+			return found{}, false
 		}
 	}
 	// Gone, or the fd closed? Only a gone owner may be answered.
-	k := process.Key{PID: int(e.pid), StartTicks: e.start}
 	if e.start != 0 {
 		if cur, err := process.CurrentKey(int(e.pid)); err != nil || cur != k {
 			if it, ok := r.store.Get(k); ok {
@@ -391,6 +411,7 @@ func (r *Resolver) check(inode uint64, e *inodeEntry, now int64) (found, bool) {
 				}
 				if now-it.Exited <= int64(it.TTL)*int64(time.Second) {
 					f.exited = true
+					f.reused = cur.StartTicks != 0 && cur != k
 					return f, true
 				}
 			}
@@ -481,11 +502,15 @@ func (r *Resolver) scanLocked(pids []int, replace bool) map[uint64]*inodeEntry {
 			defer wg.Done()
 			starts := make(map[int32]uint64)
 			for i := w; i < len(pids); i += workers {
+				// The directory's inode before the fd table: while it is
+				// unchanged, the process is the one whose sockets were read.
+				ident, _ := procfs.DirIno(r.cfg.ProcRoot, pids[i])
 				sc.pid(pids[i], func(ino uint64, o owner) {
 					if _, dup := seen[ino]; dup {
 						return
 					}
 					e := &inodeEntry{owner: o}
+					e.ident.Store(ident)
 					e.checked.Store(now)
 					seen[ino] = e
 					starts[o.pid] = 0

@@ -185,7 +185,7 @@ func GetPIDFromINode(inode int, inodeKey string) int {
 	}
 	r := Default()
 	f, ok := r.resolve(uint64(inode))
-	if !ok {
+	if !ok || f.reused {
 		return -1
 	}
 	now := time.Now().UnixNano()

@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
@@ -395,11 +397,11 @@ func TestSeedAPI(t *testing.T) {
 }
 
 func TestParseProcNetLine(t *testing.T) {
-	s, ok := parseProcNetLine(TCP, []byte("   0: 0100007F:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 12345 1 0000000000000000 100 0 0 10 0"))
+	s, ok := parseProcNetLine(TCP, []byte(procNetLines[0]))
 	if !ok || s.Local != ap("127.0.0.1:80") || s.State != Listen || s.UID != 1000 || s.Inode != 12345 {
 		t.Fatalf("%+v %v", s, ok)
 	}
-	s, ok = parseProcNetLine(TCP, []byte("   0: 00000000000000000000000001000000:1F90 0000000000000000FFFF00000100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 777 1"))
+	s, ok = parseProcNetLine(TCP, []byte(procNetLines[1]))
 	if !ok || s.Local != ap("[::1]:8080") || s.Remote != ap("[::ffff:127.0.0.1]:54321") {
 		t.Fatalf("%+v %v", s, ok)
 	}
@@ -425,27 +427,37 @@ func TestUDPLite(t *testing.T) {
 	t.Logf("udplite answered by %s", info.Source)
 }
 
-// TestReusedPIDFromCache: with a process cache that saw the pid start
-// again later, a trusted (unvalidated) hit is not taken: the entry is
-// dropped and the owner found again by a scan.
-func TestReusedPIDFromCache(t *testing.T) {
+// TestReusedPIDNeverAnswered (issue 18): a socket's owner is killed and its
+// pid taken by a new process at once; PIDOfInode of the old socket is then
+// a miss at every delay after the reuse, within the default trust window
+// and within one longer than the test, and Owner names the old process or
+// nothing, never the new one.
+func TestReusedPIDNeverAnswered(t *testing.T) {
 	requireRoot(t)
-	h := startHelper(t)
-	f := h.do("udpfd")
-	r := New(Config{Revalidate: time.Hour})
-	local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(atoi(t, f[1])))
-	p, info, err := r.Lookup(UDP, local, netip.AddrPort{})
-	if err != nil || p.ID != h.pid {
-		t.Fatalf("%v %+v %v", p, info, err)
-	}
-	newer := process.NewProcessEmpty(h.pid, "newer")
-	newer.Starttime = p.Starttime + 1000
-	r.Cache().Add(newer)
-	stale := r.Stats().Stale
-	if pid, ok := r.PIDOfInode(info.Inode); !ok || pid != h.pid {
-		t.Fatalf("PIDOfInode = %d %v", pid, ok)
-	}
-	if r.Stats().Stale == stale {
-		t.Fatal("a pid the cache saw start later was trusted")
+	for _, delay := range []time.Duration{0, 20 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond} {
+		h := startHelper(t)
+		local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(atoi(t, h.do("udpfd")[1])))
+		rs := []*Resolver{New(Config{}), New(Config{Revalidate: time.Hour})}
+		var inode uint64
+		var old process.Key
+		for _, r := range rs {
+			p, info, err := r.Lookup(UDP, local, netip.AddrPort{})
+			if err != nil || p.ID != h.pid {
+				t.Fatalf("%v %+v %v", p, info, err)
+			}
+			inode, old = info.Inode, p.Key()
+		}
+		h.kill()
+		fresh := proctest.ForcePID(t, old.PID, func() *exec.Cmd { return exec.Command("/bin/sleep", "60") })
+		time.Sleep(delay)
+		for i, r := range rs {
+			if pid, ok := r.PIDOfInode(inode); ok {
+				t.Errorf("%v after the reuse, resolver %d: the old socket named pid %d, now /bin/sleep's", delay, i, pid)
+			}
+			if p, ok := r.Owner(inode); ok && p.Key() != old {
+				t.Errorf("%v after the reuse, resolver %d: Owner named %s, not the old owner %s", delay, i, p.Key(), old)
+			}
+		}
+		fresh.Stop()
 	}
 }

@@ -2,6 +2,7 @@ package procfs
 
 import (
 	"errors"
+	"os"
 	"reflect"
 	"testing"
 )
@@ -176,4 +177,26 @@ func FuzzParseStatus(f *testing.F) {
 		_ = SplitNul(b)
 		_ = ParseEnviron(b)
 	})
+}
+
+// TestDirIno: the number is stable for a live process, ErrGone for a pid
+// not in use, and the same through another root spelling (no held fd).
+func TestDirIno(t *testing.T) {
+	self := os.Getpid()
+	a, err := DirIno(DefaultRoot, self)
+	if err != nil || a == 0 {
+		t.Fatalf("DirIno(self) = %d, %v", a, err)
+	}
+	if b, err := DirIno(DefaultRoot, self); err != nil || b != a {
+		t.Fatalf("second DirIno(self) = %d, %v; first %d", b, err, a)
+	}
+	if b, err := DirIno("/proc/.", self); err != nil || b != a {
+		t.Fatalf("DirIno through a path = %d, %v; want %d", b, err, a)
+	}
+	if _, err := DirIno(DefaultRoot, 1<<30); !errors.Is(err, ErrGone) {
+		t.Fatalf("DirIno of an unused pid: %v, want ErrGone", err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = DirIno(DefaultRoot, self) }); n != 0 {
+		t.Errorf("DirIno allocates %v times", n)
+	}
 }

@@ -87,6 +87,44 @@ func WaitComm(t testing.TB, pid int, path string) {
 	t.Fatalf("pid %d never ran %s", pid, want)
 }
 
+// ForcePID starts the command mk returns so that it gets pid, a pid whose
+// process has exited and been reaped, by writing pid-1 to
+// /proc/sys/kernel/ns_last_pid just before each fork (root only). Another
+// fork on the machine can take the pid first, so it tries up to 50 times;
+// it skips t when the pid cannot be had.
+func ForcePID(t testing.TB, pid int, mk func() *exec.Cmd) *Child {
+	t.Helper()
+	RequireRoot(t, "forces a pid through /proc/sys/kernel/ns_last_pid")
+	for try := 0; try < 50; try++ {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Skipf("cannot set ns_last_pid: %v", err)
+		}
+		c := Start(t, mk())
+		if c.PID == pid {
+			return c
+		}
+		c.Stop()
+	}
+	t.Skipf("could not get pid %d back after 50 tries (a busy machine)", pid)
+	return nil
+}
+
+// BigEnv returns environment variables ("PT_BIG<i>=...") of about size
+// bytes in all, each value unique to tag and under the kernel's 128 KiB
+// limit per string. A process's arguments and environment together may take
+// a quarter of its stack limit (RLIMIT_STACK): 2 MiB under the usual 8 MiB.
+func BigEnv(tag string, size int) []string {
+	const chunk = 60 << 10
+	var env []string
+	for i := 0; size > 0; i++ {
+		n := min(chunk, size)
+		head := "PT_BIG" + strconv.Itoa(i) + "=" + tag + "-" + strconv.Itoa(i) + "-"
+		env = append(env, head+strings.Repeat("x", max(n-len(head), 0)))
+		size -= n
+	}
+	return env
+}
+
 // RequireRoot skips t unless it runs as root; why says what needs it.
 func RequireRoot(t testing.TB, why string) {
 	t.Helper()

@@ -128,6 +128,11 @@ type Process struct {
 	// Incomplete is set when the process exited before everything could be
 	// read: the fields that were read are true, the rest are empty.
 	Incomplete bool
+	// ArgsTruncated is set when Args holds only the beginning of the
+	// argument list, EnvTruncated when Env lacks variables: what is kept of
+	// each is bounded (DefaultMaxArgsBytes, DefaultMaxEnvBytes, or the
+	// process cache's bounds).
+	ArgsTruncated, EnvTruncated bool
 }
 
 // NewProcessEmpty returns a Process with the given pid and comm and nothing

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bytes"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,13 +15,26 @@ const deletedSuffix = " (deleted)"
 
 // ReadCmdline reads the argument list from /proc/<pid>/cmdline into Args,
 // one element per argument, then applies CleanArgs. The file is empty for
-// kernel threads and zombies, and Args is then left nil.
+// kernel threads and zombies, and Args is then left nil. At most
+// DefaultMaxArgsBytes are kept (see BoundArgs); ArgsTruncated tells whether
+// the list was cut.
 func (p *Process) ReadCmdline() {
-	b, err := procfs.ReadFile(p.procPath("cmdline"))
+	b, cut, err := procfs.ReadFileMax(p.procPath("cmdline"), DefaultMaxArgsBytes)
 	if err != nil {
 		return
 	}
-	p.Args = procfs.SplitNul(b)
+	p.setArgs(procfs.SplitNul(b), cut)
+}
+
+// setArgs sets Args from a read of at most DefaultMaxArgsBytes that was cut
+// or not, and applies CleanArgs.
+func (p *Process) setArgs(args []string, cut bool) {
+	if cut {
+		// The last element is the beginning of an argument and has no NUL:
+		// count one for it, as BoundArgs does.
+		args, _ = BoundArgs(args, DefaultMaxArgsBytes)
+	}
+	p.Args, p.ArgsTruncated = args, cut
 	p.CleanArgs()
 }
 
@@ -46,12 +60,18 @@ func (p *Process) ReadCwd() error {
 
 // ReadEnv reads and parses /proc/<pid>/environ into Env. Values may be empty
 // or contain '='. Without the privilege to read it, Env is left as it was.
+// At most DefaultMaxEnvBytes are kept: the variables that fit whole, in the
+// file's order; EnvTruncated tells whether any was left out.
 func (p *Process) ReadEnv() {
-	b, err := procfs.ReadFile(p.procPath("environ"))
+	b, cut, err := procfs.ReadFileMax(p.procPath("environ"), DefaultMaxEnvBytes)
 	if err != nil {
 		return
 	}
-	p.Env = procfs.ParseEnviron(b)
+	if cut {
+		// Drop the variable the bound cut through.
+		b = b[:bytes.LastIndexByte(b, 0)+1]
+	}
+	p.Env, p.EnvTruncated = procfs.ParseEnviron(b), cut
 }
 
 // ReadExeLink returns the target of /proc/<pid>/exe as the kernel gives it:

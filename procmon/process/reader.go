@@ -105,9 +105,8 @@ func (r *Reader) image(p *Process, pid int) []error {
 		} else {
 			errs = append(errs, err)
 		}
-		if args, err := r.r.Cmdline(pid); err == nil {
-			p.Args = args
-			p.CleanArgs()
+		if args, cut, err := r.r.Cmdline(pid, DefaultMaxArgsBytes); err == nil {
+			p.setArgs(args, cut)
 		} else {
 			errs = append(errs, err)
 		}

@@ -33,6 +33,10 @@ type Serialized struct {
 	ExeDeleted       bool                 `json:"exe_deleted,omitempty"`
 	Fileless         bool                 `json:"fileless,omitempty"`
 	Incomplete       bool                 `json:"incomplete,omitempty"`
+	// ArgsTruncated and EnvTruncated: Args and Env were cut to their bounds
+	// (Process.ArgsTruncated, EnvTruncated).
+	ArgsTruncated bool `json:"args_truncated,omitempty"`
+	EnvTruncated  bool `json:"env_truncated,omitempty"`
 }
 
 // SerializedAncestor is one element of Serialized.Tree.
@@ -78,6 +82,7 @@ func (p *Process) Serialize() *Serialized {
 		ContainerID: p.ContainerID, ContainerRuntime: p.ContainerRuntime,
 		KernelThread: p.KernelThread, Zombie: p.Zombie, ExeDeleted: p.ExeDeleted,
 		Fileless: p.Fileless, Incomplete: p.Incomplete,
+		ArgsTruncated: p.ArgsTruncated, EnvTruncated: p.EnvTruncated,
 	}
 	for _, t := range p.Tree {
 		s.Tree = append(s.Tree, SerializedAncestor{PID: t.Value, Path: t.Key})
