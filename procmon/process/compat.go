@@ -26,6 +26,7 @@ func (p *Process) CopyInto(dst *Process) {
 	dst.ExeDev, dst.ExeInode = p.ExeDev, p.ExeInode
 	dst.KernelThread, dst.Zombie, dst.ExeDeleted = p.KernelThread, p.Zombie, p.ExeDeleted
 	dst.Fileless, dst.Incomplete = p.Fileless, p.Incomplete
+	dst.ArgsTruncated, dst.EnvTruncated = p.ArgsTruncated, p.EnvTruncated
 }
 
 // Clone returns a snapshot of p (see CopyInto): changing the copy's fields
