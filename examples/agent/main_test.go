@@ -284,4 +284,3 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("agent.yaml read as %+v", cfg)
 	}
 }
-

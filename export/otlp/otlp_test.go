@@ -182,8 +182,8 @@ func TestRecord(t *testing.T) {
 		otlp.KeyVerdict: "denied", otlp.KeyOldEUID: "1000", otlp.KeyKind: "uid",
 	}
 	for k, w := range want {
-		if v, ok := got[k]; !ok || v.Emit() != w {
-			t.Errorf("%s = %q (present %v), want %q", k, v.Emit(), ok, w)
+		if v, ok := got[k]; !ok || v.String() != w {
+			t.Errorf("%s = %q (present %v), want %q", k, v.String(), ok, w)
 		}
 	}
 	if r.EventName() != "proctrack.process.uid" || r.Severity().String() != "WARN" {
@@ -199,4 +199,3 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 }
-
