@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
 	"gopkg.in/yaml.v3"
 
 	"github.com/proctrack/proctrack/checksum"
@@ -99,6 +101,9 @@ func main() {
 	cfg.OTLP.Protocol = or(*protocol, cfg.OTLP.Protocol)
 	cfg.OTLP.Insecure = cfg.OTLP.Insecure || *insecure
 	cfg.Metrics.Listen = or(*metrics, cfg.Metrics.Listen)
+	// The OpenTelemetry SDK reports failed exports to its global handler
+	// (stderr by default): into the program's log instead.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { slog.Warn("otlp: export failed", "err", err) }))
 	ctx, stop := cli.Context(0)
 	defer stop()
 	a, err := start(ctx, cfg, os.Stderr)

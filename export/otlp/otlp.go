@@ -106,9 +106,19 @@ type Exporter struct {
 	failed    atomic.Uint64
 	shutdown  atomic.Uint64
 
+	// mu orders Export against Close: Export holds it shared while it
+	// checks closed and emits, so that a record is either in flight when
+	// Close counts what is left, or counted as dropped.
+	mu        sync.RWMutex
+	closed    bool
 	closeOnce sync.Once
-	closed    atomic.Bool
 	closeErr  error
+	// acct orders the counting of exports against Close's final count:
+	// once final is set, records are already counted (DropShutdown), and
+	// an export the SDK still finishes after Close gave up is not counted
+	// again.
+	acct  sync.Mutex
+	final bool
 }
 
 // New returns an Exporter sending to cfg.Endpoint. It connects lazily: a
@@ -186,7 +196,9 @@ func newExporter(ctx context.Context, cfg Config) (sdklog.Exporter, error) {
 // Export queues one event for the collector. It never blocks: when
 // Config.QueueSize records are in flight the event is dropped and counted.
 func (e *Exporter) Export(ev *process.Event) {
-	if e.closed.Load() {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
 		e.shutdown.Add(1)
 		return
 	}
@@ -228,7 +240,7 @@ func (e *Exporter) Stats() Stats {
 	}
 }
 
-// Dropped returns the records lost for every reason.
+// DroppedTotal returns the records lost for every reason.
 func (s Stats) DroppedTotal() uint64 {
 	var n uint64
 	for _, v := range s.Dropped {
@@ -238,18 +250,25 @@ func (s Stats) DroppedTotal() uint64 {
 }
 
 // Close flushes what is queued (for at most Config.ShutdownTimeout) and
-// stops the exporter; records it could not send are counted as dropped
-// (DropShutdown). Export after Close drops.
+// stops the exporter; records it could not send by then are counted as
+// dropped (DropShutdown), even if the SDK's last retry still delivers
+// them afterwards. Export after Close drops.
 func (e *Exporter) Close() error {
 	e.closeOnce.Do(func() {
-		e.closed.Store(true)
+		e.mu.Lock()
+		e.closed = true
+		e.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownTimeout)
 		defer cancel()
 		if err := e.provider.Shutdown(ctx); err != nil {
 			e.closeErr = fmt.Errorf("otlp: flushing to %s: %w", e.cfg.Endpoint, err)
 		}
-		if n := e.inFlight.Swap(0); n > 0 {
-			e.shutdown.Add(uint64(n))
+		e.acct.Lock()
+		e.final = true
+		n := e.inFlight.Swap(0)
+		e.shutdown.Add(uint64(n))
+		e.acct.Unlock()
+		if n > 0 {
 			e.log.Warn("otlp: records not sent at shutdown", "n", n, "endpoint", e.cfg.Endpoint)
 		}
 	})
@@ -266,6 +285,11 @@ type counting struct {
 func (c *counting) Export(ctx context.Context, recs []sdklog.Record) error {
 	err := c.next.Export(ctx, recs)
 	n := uint64(len(recs))
+	c.e.acct.Lock()
+	defer c.e.acct.Unlock()
+	if c.e.final {
+		return err // counted by Close
+	}
 	if err != nil {
 		c.e.failed.Add(n)
 		c.e.log.Debug("otlp: export failed", "records", n, "err", err)

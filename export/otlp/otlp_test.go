@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,14 +132,14 @@ func TestExportExec(t *testing.T) {
 }
 
 // TestExportCollectorDown: with the endpoint stopped, Export does not block,
-// events beyond the queue are dropped and counted, and Close counts what it
-// could not send.
+// events beyond the queue are dropped and counted, so are the batches the
+// exporter gave up on, and Close counts what it could not send.
 func TestExportCollectorDown(t *testing.T) {
 	ep := otlptest.Start(t)
 	ep.Stop()
 	const queue = 32
 	e, err := otlp.New(context.Background(), otlp.Config{Endpoint: ep.GRPCAddr, Insecure: true, QueueSize: queue, BatchSize: 8,
-		ExportInterval: 10 * time.Millisecond, ShutdownTimeout: 100 * time.Millisecond})
+		ExportInterval: 10 * time.Millisecond, ExportTimeout: 100 * time.Millisecond, ShutdownTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +151,11 @@ func TestExportCollectorDown(t *testing.T) {
 	st := e.Stats()
 	if st.Dropped[otlp.DropQueueFull] < n-queue {
 		t.Errorf("after %d events with a queue of %d and the collector down: %+v", n, queue, st)
+	}
+	for deadline := time.Now().Add(10 * time.Second); e.Stats().Dropped[otlp.DropExportFailed] == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no export failed with the collector down: %+v", e.Stats())
+		}
 	}
 	if err := e.Close(); err == nil {
 		t.Logf("Close returned no error with the collector down")
@@ -196,6 +203,44 @@ func TestNewErrors(t *testing.T) {
 	for _, cfg := range []otlp.Config{{}, {Endpoint: "h:1", Protocol: "udp"}, {Endpoint: "h:1", QueueSize: -1}} {
 		if _, err := otlp.New(context.Background(), cfg); !errors.Is(err, otlp.ErrConfig) {
 			t.Errorf("New(%+v) = %v, want ErrConfig", cfg, err)
+		}
+	}
+}
+
+// TestExportDuringClose: events exported while Close runs are each either
+// sent or counted as dropped, never lost uncounted.
+func TestExportDuringClose(t *testing.T) {
+	ep := otlptest.Start(t)
+	ep.Stop()
+	p := process.NewProcessWithParent(os.Getpid(), os.Getppid(), "test")
+	for range 10 {
+		e, err := otlp.New(context.Background(), otlp.Config{Endpoint: ep.GRPCAddr, Insecure: true, QueueSize: 1 << 16,
+			ExportInterval: time.Hour, ShutdownTimeout: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var sent atomic.Uint64
+		stop := make(chan struct{})
+		for range 4 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					e.Export(&process.Event{Kind: process.EventExec, PID: p.ID, Process: p})
+					sent.Add(1)
+				}
+			})
+		}
+		time.Sleep(5 * time.Millisecond)
+		_ = e.Close()
+		close(stop)
+		wg.Wait()
+		if st := e.Stats(); st.Exported+st.DroppedTotal() != sent.Load() || st.InFlight != 0 {
+			t.Fatalf("%d exported: %+v", sent.Load(), st)
 		}
 	}
 }
