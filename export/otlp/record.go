@@ -131,7 +131,9 @@ func processAttrs(attrs []attribute.KeyValue, p *process.Serialized) []attribute
 	}
 	if p.ContainerID != "" {
 		attrs = append(attrs, semconv.ContainerID(p.ContainerID))
-		if p.ContainerRuntime != "" {
+		// "kubepods" says only that it is a Kubernetes pod, not which
+		// runtime runs it.
+		if p.ContainerRuntime != "" && p.ContainerRuntime != "kubepods" {
 			attrs = append(attrs, semconv.ContainerRuntimeName(p.ContainerRuntime))
 		}
 	}
