@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -141,6 +142,15 @@ type Stats struct {
 	Incomplete      uint64 `json:"incomplete"`      // exec events whose process was gone before /proc could be read
 	SourceErrors    uint64 `json:"source_errors"`   // malformed messages the method skipped
 	CacheSize       int    `json:"cache_size"`
+	// Losses are Lost and LossReports by the reason the method gave
+	// ("ring buffer full", netlink's ReasonOverflow, ...).
+	Losses map[string]Loss `json:"losses,omitempty"`
+}
+
+// Loss counts the losses a method reported for one reason.
+type Loss struct {
+	Reports uint64 `json:"reports"` // times reported
+	Events  uint64 `json:"events"`  // events lost (0 where the method cannot count them)
 }
 
 // Monitor tracks processes with the best method available and keeps a
@@ -175,6 +185,8 @@ type Monitor struct {
 
 	received, delivered, dropped, lost, lossReports atomic.Uint64
 	reconciliations, incomplete                     atomic.Uint64
+	lossMu                                          sync.Mutex
+	losses                                          map[string]Loss
 }
 
 // New returns a Monitor configured by cfg. It starts nothing.
@@ -358,6 +370,9 @@ func (m *Monitor) Stats() Stats {
 		ss.Errors += src.Stats().Errors
 	}
 	st.SourceErrors = ss.Errors
+	m.lossMu.Lock()
+	st.Losses = maps.Clone(m.losses)
+	m.lossMu.Unlock()
 	return st
 }
 

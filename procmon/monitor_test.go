@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,6 +214,10 @@ func TestLossReconciles(t *testing.T) {
 	waitFor(t, 5*time.Second, func() bool { it, _ := m.Cache().Peek(unseen.PID); return it.Exited != 0 })
 	if st := m.Stats(); st.Lost != 12 || st.LossReports != 2 {
 		t.Errorf("Lost %d reports %d, want 12 and 2", st.Lost, st.LossReports)
+	}
+	want := map[string]Loss{"test: ring buffer full": {Reports: 1, Events: 12}, "test: ENOBUFS": {Reports: 1}}
+	if st := m.Stats(); !maps.Equal(st.Losses, want) {
+		t.Errorf("Losses %v, want %v", st.Losses, want)
 	}
 }
 

@@ -106,6 +106,15 @@ func (m *Monitor) Event(ev *process.Event) {
 func (m *Monitor) Lost(n uint64, reason string) {
 	m.lost.Add(n)
 	m.lossReports.Add(1)
+	m.lossMu.Lock()
+	if m.losses == nil {
+		m.losses = map[string]Loss{}
+	}
+	l := m.losses[reason]
+	l.Reports++
+	l.Events += n
+	m.losses[reason] = l
+	m.lossMu.Unlock()
 	m.log.Debug("procmon: events lost", "n", n, "reason", reason)
 	select {
 	case m.reconcileC <- struct{}{}:
