@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,30 +90,12 @@ func value(m *dto.Metric) float64 {
 	return float64(m.GetHistogram().GetSampleCount())
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runAgent starts the agent binary with args and returns it with the
 // address of its /metrics, once it serves, and its standard error.
-func runAgent(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *syncBuffer) {
+func runAgent(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *proctest.SyncBuffer) {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"--metrics", "127.0.0.1:0"}, args...)...)
-	stderr := &syncBuffer{}
+	stderr := &proctest.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -9,33 +9,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/proctrack/proctrack/internal/proctest"
 
 	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"github.com/proctrack/proctrack/procmon"
 	"github.com/proctrack/proctrack/procmon/process"
 	"github.com/proctrack/proctrack/rules"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestPolicy checks the shipped policy: it loads, and each rule matches
 // what it says.
@@ -104,7 +87,7 @@ func TestGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out, status syncBuffer
+	var out, status proctest.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, &out, &status, policy, "", true) }()
 	for !strings.Contains(status.String(), "monitoring with") {
