@@ -44,7 +44,7 @@ type Sink interface {
 	// the user's consumer.
 	Event(ev *process.Event)
 	// Lost reports that the source lost n events (n may be 0 when the
-	// number is unknown, as after ENOBUFS) for the reason given; the
+	// number is unknown, as after audit's ENOBUFS) for the reason given; the
 	// monitor then reconciles the cache with /proc.
 	Lost(n uint64, reason string)
 }
