@@ -105,7 +105,7 @@ func TestAuditExecAfterPIDReuse(t *testing.T) {
 	img := process.NewProcessEmpty(old.PID, "sleep")
 	img.Path, img.PPID = sleep, self
 	src.sink.Event(&process.Event{Kind: process.EventExec, PID: old.PID, Process: img, Method: MethodAudit})
-	if it, ok := m.Cache().Get(oldKey); !ok || it.Proc.Path != sleep {
+	if it, ok := m.Cache().Get(oldKey); !ok || pathOf(it.Proc) != sleep {
 		t.Fatalf("the exec of %v was not cached: %+v", oldKey, it)
 	}
 	killAged(old, born) // SIGKILL: audit reports no exit
@@ -120,10 +120,10 @@ func TestAuditExecAfterPIDReuse(t *testing.T) {
 	img.Path, img.PPID = cat, self
 	src.sink.Event(&process.Event{Kind: process.EventExec, PID: reused.PID, Process: img, Method: MethodAudit})
 
-	if it, ok := m.Cache().Get(oldKey); !ok || it.Proc.Path != sleep || it.Exited == 0 {
-		t.Errorf("old process %v: found %v, path %q, exited %v; want %s, exited", oldKey, ok, it.Proc.Path, it.Exited != 0, sleep)
+	if it, ok := m.Cache().Get(oldKey); !ok || pathOf(it.Proc) != sleep || it.Exited == 0 {
+		t.Errorf("old process %v: found %v, path %q, exited %v; want %s, exited", oldKey, ok, pathOf(it.Proc), it.Exited != 0, sleep)
 	}
-	if it, ok := m.Cache().Get(newKey); !ok || it.Proc.Path != cat {
+	if it, ok := m.Cache().Get(newKey); !ok || pathOf(it.Proc) != cat {
 		t.Errorf("new process %v: found %v; want it cached with %s", newKey, ok, cat)
 	}
 	if it, ok := m.Cache().Peek(reused.PID); !ok || it.Proc.Key() != newKey {
@@ -161,10 +161,10 @@ func TestAuditLateExecAfterPIDReuse(t *testing.T) {
 	img := process.NewProcessEmpty(old.PID, "sleep")
 	img.Path, img.PPID = sleep, self
 	src.sink.Event(&process.Event{Kind: process.EventExec, PID: old.PID, Process: img, Time: execAt, Method: MethodAudit})
-	if it, ok := m.Cache().Get(oldKey); !ok || it.Proc.Path != sleep {
+	if it, ok := m.Cache().Get(oldKey); !ok || pathOf(it.Proc) != sleep {
 		t.Errorf("the late exec did not reach the old process %v: %+v", oldKey, it.Proc)
 	}
-	if it, ok := m.Cache().Get(newKey); ok && it.Proc.Path == sleep {
+	if it, ok := m.Cache().Get(newKey); ok && pathOf(it.Proc) == sleep {
 		t.Errorf("the new process %v was given the old process's exec", newKey)
 	}
 }
@@ -254,7 +254,7 @@ func reuseOnce(t *testing.T, m *Monitor, r *sockets.Resolver, oldBin, newBin, lo
 	// The dangerous case: the old process is cached, and the resolver has
 	// named its socket.
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if it, ok := m.Cache().Get(oldKey); ok && it.Proc.Path == oldBin {
+		if it, ok := m.Cache().Get(oldKey); ok && pathOf(it.Proc) == oldBin {
 			break
 		}
 	}
@@ -339,6 +339,16 @@ func reuseOnce(t *testing.T, m *Monitor, r *sockets.Resolver, oldBin, newBin, lo
 			judge(d, true, p)
 		}
 	}
+}
+
+// pathOf reads p's Path under its lock ("" for nil).
+func pathOf(p *process.Process) string {
+	if p == nil {
+		return ""
+	}
+	p.RLock()
+	defer p.RUnlock()
+	return p.Path
 }
 
 // procOf is the process of a cache answer, nil for none.
