@@ -464,16 +464,22 @@ func (m *Monitor) fallBack(src methods.Source, err error) {
 	m.log.Error("procmon: method failed; falling back", "method", name, "err", err)
 	_ = m.stopSource(src)
 	m.src = nil
+	failed := MethodStatus{Method: name, State: "failed", Reason: err.Error()}
 	i := slices.Index(Methods, name)
-	before := slices.Clone(m.status)
-	if i+1 == len(Methods) {
-		m.status[i] = MethodStatus{Method: name, State: "failed", Reason: err.Error()}
+	if i < 0 || i+1 == len(Methods) {
+		for j := range m.status {
+			if m.status[j].Method == name {
+				m.status[j] = failed
+			}
+		}
+		m.log.Error("procmon: no method to fall back to", "method", name)
 		return
 	}
+	before := slices.Clone(m.status)
 	cerr := m.climb(Methods[i+1])
 	// The methods above keep what they were; the failed one says why.
 	copy(m.status[:i], before[:i])
-	m.status[i] = MethodStatus{Method: name, State: "failed", Reason: err.Error()}
+	m.status[i] = failed
 	if cerr != nil {
 		m.log.Error("procmon: no method to fall back to", "err", cerr)
 	}
