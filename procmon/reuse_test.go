@@ -41,12 +41,17 @@ func killAged(c *proctest.Child, started time.Time) {
 
 // startAtPID starts the command mk makes with pid: it sets ns_last_pid to
 // pid-1 just before the fork and tries again while another fork on the
-// machine takes the pid first. pid must be free. It skips the test where
-// ns_last_pid cannot be written.
+// machine takes the pid first. It returns nil when another process holds
+// the pid (a fork elsewhere won the race and lives on) or the pid could
+// not be had in 500 tries. It skips the test where ns_last_pid cannot be
+// written.
 func startAtPID(t *testing.T, pid int, mk func() *exec.Cmd) *proctest.Child {
 	t.Helper()
 	proctest.RequireRoot(t, "forcing a pid through "+nsLastPID)
-	for try := 0; try < 200; try++ {
+	for try := 0; try < 500; try++ {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			return nil // taken
+		}
 		cmd := mk()
 		if err := os.WriteFile(nsLastPID, []byte(strconv.Itoa(pid-1)), 0); err != nil {
 			t.Skipf("cannot force a pid: %v", err)
@@ -57,8 +62,17 @@ func startAtPID(t *testing.T, pid int, mk func() *exec.Cmd) *proctest.Child {
 		}
 		c.Stop()
 	}
-	t.Fatalf("could not start a process with pid %d in 200 tries", pid)
 	return nil
+}
+
+// mustStartAtPID is startAtPID failing the test when the pid cannot be had.
+func mustStartAtPID(t *testing.T, pid int, mk func() *exec.Cmd) *proctest.Child {
+	t.Helper()
+	c := startAtPID(t, pid, mk)
+	if c == nil {
+		t.Fatalf("could not start a process with pid %d: another process took it", pid)
+	}
+	return c
 }
 
 // udpFile returns a UDP socket bound to a loopback port as a file for a
@@ -110,7 +124,7 @@ func TestAuditExecAfterPIDReuse(t *testing.T) {
 	}
 	killAged(old, born) // SIGKILL: audit reports no exit
 
-	reused := startAtPID(t, old.PID, func() *exec.Cmd { return exec.Command(cat) })
+	reused := mustStartAtPID(t, old.PID, func() *exec.Cmd { return exec.Command(cat) })
 	proctest.WaitComm(t, reused.PID, cat)
 	newKey, err := process.CurrentKey(reused.PID)
 	if err != nil {
@@ -152,7 +166,7 @@ func TestAuditLateExecAfterPIDReuse(t *testing.T) {
 	execAt := time.Now()
 	time.Sleep(100 * time.Millisecond) // the next process is born well after the exec
 	old.Stop()
-	reused := startAtPID(t, old.PID, func() *exec.Cmd { return exec.Command(cat) })
+	reused := mustStartAtPID(t, old.PID, func() *exec.Cmd { return exec.Command(cat) })
 	newKey, err := process.CurrentKey(reused.PID)
 	if err != nil {
 		t.Fatal(err)
@@ -219,9 +233,16 @@ func TestPIDReuse(t *testing.T) {
 			for _, l := range reuseLookups {
 				tally[l] = &reuseTally{}
 			}
-			for i := 0; i < *reuseCount; i++ {
+			for i, skipped := 0, 0; i < *reuseCount; {
 				l := reuseLookups[i%len(reuseLookups)]
-				reuseOnce(t, m, r, sleep, cat, l, tally[l])
+				if reuseOnce(t, m, r, sleep, cat, l, tally[l]) {
+					i++
+					continue
+				}
+				// Another process took the pid first: not a reuse.
+				if skipped++; skipped > *reuseCount {
+					t.Fatalf("%d reuses could not be forced", skipped)
+				}
 			}
 			for _, l := range reuseLookups {
 				n := tally[l]
@@ -238,8 +259,10 @@ func TestPIDReuse(t *testing.T) {
 	}
 }
 
-// reuseOnce runs one forced reuse and checks one lookup at each delay.
-func reuseOnce(t *testing.T, m *Monitor, r *sockets.Resolver, oldBin, newBin, lookup string, n *reuseTally) {
+// reuseOnce runs one forced reuse and checks one lookup at each delay. It
+// returns false when another process took the pid before it could be
+// forced (nothing is counted then).
+func reuseOnce(t *testing.T, m *Monitor, r *sockets.Resolver, oldBin, newBin, lookup string, n *reuseTally) bool {
 	oldFile, oldAddr, oldInode := udpFile(t)
 	oldCmd := exec.Command(oldBin, "30")
 	oldCmd.ExtraFiles = []*os.File{oldFile}
@@ -272,6 +295,10 @@ func reuseOnce(t *testing.T, m *Monitor, r *sockets.Resolver, oldBin, newBin, lo
 		return cmd
 	})
 	newFile.Close()
+	if reused == nil {
+		t.Logf("pid %d was taken by another process before it could be forced", old.PID)
+		return false
+	}
 	defer reused.Stop()
 	start := time.Now()
 	newKey, err := process.CurrentKey(reused.PID)
@@ -339,6 +366,7 @@ func reuseOnce(t *testing.T, m *Monitor, r *sockets.Resolver, oldBin, newBin, lo
 			judge(d, true, p)
 		}
 	}
+	return true
 }
 
 // pathOf reads p's Path under its lock ("" for nil).
