@@ -369,3 +369,57 @@ func TestOverflowCountedAtReport(t *testing.T) {
 		t.Errorf("the probe's comm events were delivered: %+v", probes[0])
 	}
 }
+
+// timedSink is a slow sink that notes when each loss was reported.
+type timedSink struct {
+	*recorder
+	delay time.Duration
+	mu    sync.Mutex
+	at    []time.Time
+	ns    []uint64
+}
+
+func (s *timedSink) Event(ev *process.Event) {
+	time.Sleep(s.delay)
+	s.recorder.Event(ev)
+}
+
+func (s *timedSink) Lost(n uint64, reason string) {
+	s.mu.Lock()
+	s.at, s.ns = append(s.at, time.Now()), append(s.ns, n)
+	s.mu.Unlock()
+	s.recorder.Lost(n, reason)
+}
+
+// TestOverflowReportedDuringStorm: while the socket never empties (a sink
+// slower than the storm), an overflow is still reported, with a count,
+// before the storm ends: the probe and the report do not wait for a drain.
+func TestOverflowReportedDuringStorm(t *testing.T) {
+	proctest.RequireRoot(t, "the proc connector with a forced small buffer")
+	sink := &timedSink{recorder: newRecorder(), delay: 3 * time.Millisecond}
+	src := New(Config{RcvBuf: 4096})
+	if err := src.Start(context.Background(), sink); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	storm(t, 3000, 2, "during-")
+	end := time.Now()
+	sink.mu.Lock()
+	at, ns := slices.Clone(sink.at), slices.Clone(sink.ns)
+	sink.mu.Unlock()
+	during := 0
+	for _, a := range at {
+		if a.Before(end) {
+			during++
+		}
+	}
+	t.Logf("%d loss reports, %d before the storm ended; counters %+v", len(at), during, src.Counters())
+	if len(at) == 0 || !at[0].Before(end) {
+		t.Fatalf("no loss reported during the storm (counters %+v)", src.Counters())
+	}
+	for i, n := range ns {
+		if n == 0 {
+			t.Errorf("report %d counted 0 lost", i)
+		}
+	}
+}
