@@ -51,7 +51,7 @@ type Sink interface {
 	// the user's consumer.
 	Event(ev *process.Event)
 	// Lost reports that the source lost n events (n may be 0 when the
-	// number is unknown, as after ENOBUFS) for the reason given; the
+	// number is unknown, as after audit's ENOBUFS) for the reason given; the
 	// monitor then reconciles the cache with /proc.
 	Lost(n uint64, reason string)
 }
@@ -62,4 +62,25 @@ type Stats struct {
 	Lost      uint64 // events known lost (overflows, sequence gaps, kernel counters)
 	LostTimes uint64 // times a loss was reported (a loss of unknown size counts here only)
 	Errors    uint64 // malformed or unexpected messages skipped
+	Faults    uint64 // times the source found the kernel no longer reporting what it set up (audit: rules deleted, audit disabled)
+}
+
+// Failer is implemented by a Source that can stop on its own while it runs
+// (its kernel interface failed under it, or what it set up was undone and
+// could not be restored). The monitor then falls back to the next method.
+type Failer interface {
+	// Done returns a channel closed when the source has stopped, on its
+	// own or by Close (nil before Start).
+	Done() <-chan struct{}
+	// Err returns why the source stopped on its own; nil while it runs
+	// and after Close.
+	Err() error
+}
+
+// Faulter is implemented by a Source that checks, while it runs, that the
+// kernel still reports what it set up (Stats.Faults).
+type Faulter interface {
+	// LastFault says what the last fault found was and what was done
+	// about it; "" when none was found.
+	LastFault() string
 }

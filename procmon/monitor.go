@@ -117,10 +117,16 @@ type Config struct {
 type MethodStatus struct {
 	Method string `json:"method"`
 	// State is "running", "skipped" (it could not start: see Reason),
-	// "stopped" (it ran and was replaced) or "not tried" (a method above
-	// it runs).
+	// "stopped" (it ran and was replaced), "failed" (it stopped on its
+	// own while running, see Reason, and the monitor fell back to the
+	// methods below it) or "not tried" (a method above it runs).
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
+	// Fault is, for the running method, the last fault it found in what
+	// it set up in the kernel and what it did about it (audit: its rules
+	// deleted or audit disabled by another process, restored); see
+	// Stats.SourceFaults.
+	Fault string `json:"fault,omitempty"`
 }
 
 // Status is the outcome of the ladder.
@@ -141,6 +147,7 @@ type Stats struct {
 	Reconciliations uint64 `json:"reconciliations"` // /proc scans run to repair the cache
 	Incomplete      uint64 `json:"incomplete"`      // exec events whose process was gone before /proc could be read
 	SourceErrors    uint64 `json:"source_errors"`   // malformed messages the method skipped
+	SourceFaults    uint64 `json:"source_faults"`   // times the method found its kernel setup undone (see MethodStatus.Fault)
 	CacheSize       int    `json:"cache_size"`
 	// Losses are Lost and LossReports by the reason the method gave
 	// ("ring buffer full", netlink's ReasonOverflow, ...).
@@ -321,6 +328,7 @@ func (m *Monitor) climb(preferred string) error {
 		m.src = src
 		m.status = append(m.status, MethodStatus{Method: name, State: "running"})
 		m.log.Debug("procmon: monitoring", "method", name)
+		m.watch(src)
 	}
 	if m.src == nil {
 		if hooks := m.cfg.sandboxed(); len(hooks) > 0 {
@@ -349,6 +357,13 @@ func (m *Monitor) Status() Status {
 	st := Status{Preferred: m.preferred, Methods: slices.Clone(m.status)}
 	if m.src != nil {
 		st.Running = m.src.Name()
+		if f, ok := m.src.(methods.Faulter); ok {
+			for i := range st.Methods {
+				if st.Methods[i].State == "running" {
+					st.Methods[i].Fault = f.LastFault()
+				}
+			}
+		}
 	}
 	return st
 }
@@ -367,9 +382,11 @@ func (m *Monitor) Stats() Stats {
 	}
 	if src != nil {
 		st.Method = src.Name()
-		ss.Errors += src.Stats().Errors
+		cur := src.Stats()
+		ss.Errors += cur.Errors
+		ss.Faults += cur.Faults
 	}
-	st.SourceErrors = ss.Errors
+	st.SourceErrors, st.SourceFaults = ss.Errors, ss.Faults
 	m.lossMu.Lock()
 	st.Losses = maps.Clone(m.losses)
 	m.lossMu.Unlock()
@@ -413,5 +430,71 @@ func (m *Monitor) stopSource(src methods.Source) error {
 	err := src.Close()
 	s := src.Stats()
 	m.prevStats.Errors += s.Errors
+	m.prevStats.Faults += s.Faults
 	return err
+}
+
+// watch has the monitor fall back when src, a methods.Failer, stops on its
+// own. The caller holds mu.
+func (m *Monitor) watch(src methods.Source) {
+	f, ok := src.(methods.Failer)
+	if !ok || f.Done() == nil {
+		return
+	}
+	ctx, done := m.ctx, f.Done()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		select {
+		case <-ctx.Done():
+			return
+		case <-done:
+		}
+		err := f.Err()
+		if err == nil {
+			return // closed by the monitor
+		}
+		// Close and SetMethod hold mu while they stop the source; Close
+		// then waits for this goroutine after cancelling ctx.
+		for !m.mu.TryLock() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+		defer m.mu.Unlock()
+		m.fallBack(src, err)
+	}()
+}
+
+// fallBack replaces src, which stopped on its own with err, with the best
+// method below it. The caller holds mu.
+func (m *Monitor) fallBack(src methods.Source, err error) {
+	if m.src != src || m.ctx == nil {
+		return
+	}
+	name := src.Name()
+	m.log.Error("procmon: method failed; falling back", "method", name, "err", err)
+	_ = m.stopSource(src)
+	m.src = nil
+	failed := MethodStatus{Method: name, State: "failed", Reason: err.Error()}
+	i := slices.Index(Methods, name)
+	if i < 0 || i+1 == len(Methods) {
+		for j := range m.status {
+			if m.status[j].Method == name {
+				m.status[j] = failed
+			}
+		}
+		m.log.Error("procmon: no method to fall back to", "method", name)
+		return
+	}
+	before := slices.Clone(m.status)
+	cerr := m.climb(Methods[i+1])
+	// The methods above keep what they were; the failed one says why.
+	copy(m.status[:i], before[:i])
+	m.status[i] = failed
+	if cerr != nil {
+		m.log.Error("procmon: no method to fall back to", "err", cerr)
+	}
 }

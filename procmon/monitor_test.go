@@ -187,10 +187,10 @@ func TestLadderFallsBackWithReasons(t *testing.T) {
 	}
 	st := m.Status()
 	want := []MethodStatus{
-		{MethodEbpf, "skipped", "method unavailable: no BTF"},
-		{MethodNetlink, "skipped", "method unavailable: needs CAP_NET_ADMIN"},
-		{MethodAudit, "running", ""},
-		{MethodProc, "not tried", ""},
+		{Method: MethodEbpf, State: "skipped", Reason: "method unavailable: no BTF"},
+		{Method: MethodNetlink, State: "skipped", Reason: "method unavailable: needs CAP_NET_ADMIN"},
+		{Method: MethodAudit, State: "running"},
+		{Method: MethodProc, State: "not tried"},
 	}
 	if fmt.Sprint(st.Methods) != fmt.Sprint(want) {
 		t.Errorf("Status\n%v\nwant\n%v", st.Methods, want)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/proctrack/proctrack/internal/procfs"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
@@ -196,18 +197,12 @@ func (m *Monitor) onExec(ev *process.Event) {
 		if p.Incomplete {
 			m.incomplete.Add(1)
 		}
-	} else if p.Starttime == 0 {
-		// A method that carries the image but not the start time (audit):
-		// the cached live process of the pid is the one that exec'd (its
-		// exit comes after this event), even when it is already gone from
-		// /proc; /proc only for a process the cache has not seen.
-		if item, ok := m.cache.Peek(p.ID); ok && item.Exited == 0 && item.Proc.Starttime != 0 {
-			item.Proc.RLock()
-			p.Starttime, p.StartedAt = item.Proc.Starttime, item.Proc.StartedAt
-			item.Proc.RUnlock()
-		} else if id, err := m.reader.Identity(p.ID); err == nil {
-			p.Starttime, p.StartedAt = id.Starttime, id.StartedAt
-		}
+	} else if p.Starttime == 0 && !m.execIdentity(ev, p) {
+		// A method that carries the image but not the start time
+		// (audit), and the pid taken by a process younger than the
+		// exec: reported as the method gave it, not cached.
+		ev.Process = p
+		return
 	}
 	if ev.Bprm == nil && m.bprm && p.Path != "" {
 		// What the eBPF LSM tier's bprm_check carries, from the file.
@@ -217,6 +212,60 @@ func (m *Monitor) onExec(ev *process.Event) {
 	if !p.Incomplete && p.Starttime != 0 {
 		m.scheduleDetails(ev.Process.Key())
 	}
+}
+
+// startSlack is how many clock ticks (10 ms each) after an exec's time a
+// process's start may read and it still be the process that exec'd: start
+// ticks are rounded down, and audit stamps a record with the coarse clock
+// (one kernel tick, up to 10 ms) at the system call's entry.
+const startSlack = 3
+
+// execIdentity gives p, the image of an exec reported without a start time
+// (audit), the identity of the process that exec'd, and reports whether p
+// may be cached. A pid names one process at a time, so that is:
+//   - the process /proc shows with the pid, if it started before the exec.
+//     The cached live process of the pid, if another, is dead (audit
+//     reports no exit by a signal): it is marked exited, never given the
+//     new image;
+//   - else (the process is gone, or the pid was taken since by a process
+//     born after the exec) the cached live process of the pid, if it
+//     started before the exec and its parent is the record's: the exec
+//     came before its exit (a short-lived child whose exec is handled
+//     late);
+//   - else none: a process gone from /proc is cached without a start time
+//     (later events of the pid find it), but not when a younger process
+//     has the pid now (its identity would be taken).
+func (m *Monitor) execIdentity(ev *process.Event, p *process.Process) bool {
+	execTicks := int64(ev.Time.Sub(procfs.BootTime()) / (time.Second / procfs.UserHZ))
+	var (
+		cached    process.Key
+		ppid      int
+		startedAt time.Time
+	)
+	if item, ok := m.cache.Peek(p.ID); ok && item.Exited == 0 {
+		item.Proc.RLock()
+		cached, ppid, startedAt = item.Proc.Key(), item.Proc.PPID, item.Proc.StartedAt
+		item.Proc.RUnlock()
+	}
+	now, err := m.reader.Identity(p.ID)
+	if err == nil && now.Starttime <= execTicks+startSlack {
+		if cached.StartTicks != 0 && cached != now.Key() {
+			m.cache.Exit(cached)
+		}
+		p.Starttime, p.StartedAt = now.Starttime, now.StartedAt
+		return true
+	}
+	if cached.StartTicks == 0 {
+		return err != nil
+	}
+	if errors.Is(err, process.ErrGone) {
+		m.cache.Exit(cached) // gone from /proc, its exit not handled yet
+	}
+	if int64(cached.StartTicks) <= execTicks+startSlack && (p.PPID == 0 || p.PPID == ppid) {
+		p.Starttime, p.StartedAt = int64(cached.StartTicks), startedAt
+		return true
+	}
+	return err != nil
 }
 
 // onUserNS completes a user namespace event whose method did not see the

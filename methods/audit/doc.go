@@ -124,6 +124,25 @@
 // daemon failed to receive. Malformed records are skipped and counted in
 // Stats.Errors.
 //
+// # Faults
+//
+// Any other process with CAP_AUDIT_CONTROL can undo what the source set up
+// (auditctl -D deletes its rules, auditctl -e 0 disables audit), and the
+// records stop without an error. So the source checks, every
+// Config.CheckInterval (2 s) and soon after any CONFIG_CHANGE record (the
+// kernel writes one for each such change; checks are at least 100 ms
+// apart), that audit is enabled, that its rules are in the kernel and, in
+// unicast mode, that this process is still the audit pid. Each change it
+// finds is a fault: logged (slog, warning), counted (Stats.Faults,
+// Status.Faults and LastFault), reported to the sink as a loss of unknown
+// size (the monitor repairs its cache from /proc), and repaired: audit
+// enabled again, the missing rules added again (Close still restores what
+// Start found). A fault it cannot repair (the rules or the enabled flag
+// refused, the audit pid another process's) stops the reader with an
+// error (Err, Done: methods.Failer), and a monitor falls back to the next
+// method. A rule deleted and re-added by the other process under the same
+// text is not a fault.
+//
 // # Cost
 //
 // The event socket is read out of the Go runtime's poller: the reader

@@ -35,6 +35,8 @@ const (
 	DefaultReceiveBuffer = 8 << 20
 	// DefaultWakeupGap is the default Config.WakeupGap.
 	DefaultWakeupGap = 500 * time.Microsecond
+	// DefaultCheckInterval is the default Config.CheckInterval.
+	DefaultCheckInterval = 2 * time.Second
 )
 
 // Config configures a Source. The zero value is ready to use.
@@ -79,6 +81,13 @@ type Config struct {
 	// thread. 0 means DefaultWakeupGap (500 µs); a negative value has
 	// every record wake the reader.
 	WakeupGap time.Duration
+	// CheckInterval is how often the source checks that the kernel still
+	// audits what it set up: audit enabled, its rules in place, and in
+	// unicast mode this process the audit pid (one status read and one
+	// rule list dump). A CONFIG_CHANGE record (another process changing
+	// the audit configuration) brings the next check forward. 0 means
+	// DefaultCheckInterval (2 s); a negative value never checks.
+	CheckInterval time.Duration
 }
 
 // Status is the audit-specific state of a running Source.
@@ -111,6 +120,13 @@ type Status struct {
 	Rules int
 	// StatusAt is when the status was last read from the kernel.
 	StatusAt time.Time
+	// Faults counts the times a check found the kernel no longer auditing
+	// what the source set up (its rules deleted, audit disabled, the audit
+	// pid taken); LastFault says what the last one was and what was done,
+	// LastFaultAt when. See Config.CheckInterval.
+	Faults      uint64
+	LastFault   string
+	LastFaultAt time.Time
 }
 
 // Source is the audit method: it reads kernel audit records through
@@ -132,18 +148,25 @@ type Source struct {
 	ctl   *libaudit.AuditClient
 	conn  *nlConn
 	// stopping is set before conn is closed: the reader then exits on
-	// the error its receive gets.
-	stopping atomic.Bool
+	// the error its receive gets. closing is set when Close begins: the
+	// reader's checks stop then (Close undoes the setup they check).
+	stopping, closing atomic.Bool
 
-	instance uint64
-	before   libaudit.AuditStatus
-	changes  changes
-	rules    []builtRule
+	instance  uint64
+	owner     string // the owner key of the source's rules
+	multicast bool
+	before    libaudit.AuditStatus
+	changes   changes
+	rules     []builtRule
 
-	wg sync.WaitGroup
+	wg   sync.WaitGroup
+	done chan struct{} // closed when the reader returns
+	// failed is the fault the source could not repair, which stopped
+	// the reader.
+	failed atomic.Pointer[error]
 
 	events, lost, lostTimes, errs atomic.Uint64
-	gaps, overflows               atomic.Uint64
+	gaps, overflows, faults       atomic.Uint64
 
 	statusMu sync.Mutex
 	status   Status
@@ -184,6 +207,9 @@ func New(cfg Config) *Source {
 	if cfg.WakeupGap == 0 {
 		cfg.WakeupGap = DefaultWakeupGap
 	}
+	if cfg.CheckInterval == 0 {
+		cfg.CheckInterval = DefaultCheckInterval
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -201,7 +227,34 @@ func (s *Source) Stats() methods.Stats {
 		Lost:      s.lost.Load(),
 		LostTimes: s.lostTimes.Load(),
 		Errors:    s.errs.Load(),
+		Faults:    s.faults.Load(),
 	}
+}
+
+// LastFault returns the last fault a check found and what was done about
+// it ("" when none); see Status.
+func (s *Source) LastFault() string {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	return s.status.LastFault
+}
+
+// Done returns a channel closed when the reader has stopped: after Close,
+// the end of Start's context, or a fault the source could not repair (Err
+// says which). nil before Start.
+func (s *Source) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
+}
+
+// Err returns the fault that stopped the source (its rules or audit could
+// not be restored, the audit pid was taken), or nil.
+func (s *Source) Err() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Status returns the audit-specific state: mode, the kernel's counters as
@@ -335,7 +388,7 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) (err error) {
 
 	// Rules: first the leftovers of runs that are over, then ours.
 	owner, inst := newOwner()
-	s.instance = inst
+	s.instance, s.owner = inst, owner
 	if err := s.deleteRules(isLeftover); err != nil {
 		return err
 	}
@@ -365,6 +418,7 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) (err error) {
 		s.changes.enabled = true
 	}
 
+	s.multicast = multicast
 	s.statusMu.Lock()
 	s.status = Status{Running: true, Multicast: multicast, Rules: len(s.rules), KernelLost: st.Lost}
 	s.statusMu.Unlock()
@@ -376,6 +430,7 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) (err error) {
 		return fmt.Errorf("audit: reassembler: %w", err)
 	}
 	s.state = stateRunning
+	s.done = make(chan struct{})
 	s.wg.Add(1)
 	go s.run(s.conn, r, st2)
 	s.stopCtx = context.AfterFunc(ctx, func() { _ = s.Close() })
@@ -439,6 +494,7 @@ func (s *Source) shutdown() error {
 		return nil
 	}
 	s.state = stateClosed
+	s.closing.Store(true)
 	if s.stopCtx != nil {
 		s.stopCtx()
 	}
@@ -519,6 +575,7 @@ func (s *Source) restore() error {
 // the kernel's status periodically.
 func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 	defer s.wg.Done()
+	defer close(s.done)
 	tick := min(s.cfg.ReassemblyTimeout/4, 250*time.Millisecond)
 	tick = max(tick, 10*time.Millisecond)
 	// A serial missing this long is not coming: its event is lost.
@@ -530,6 +587,7 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 	}()
 	now := time.Now()
 	nextMaint, nextStatus := now.Add(tick), now.Add(s.cfg.StatusInterval)
+	nextCheck, lastCheck := now.Add(s.cfg.CheckInterval), now
 	_ = conn.setReadDeadline(nextMaint)
 	var (
 		errLogged time.Time
@@ -546,7 +604,11 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 		}
 		switch {
 		case err == nil:
-			s.handle(r, st, b)
+			if s.handle(r, st, b) && s.cfg.CheckInterval > 0 {
+				// The audit configuration changed: check soon (at
+				// most every minCheckGap).
+				nextCheck = lastCheck.Add(minCheckGap)
+			}
 			got = true
 		case nonBlocking && errors.Is(err, syscall.EAGAIN):
 			if got {
@@ -578,6 +640,15 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 			s.updateStatus(st, false)
 			nextStatus = now.Add(s.cfg.StatusInterval)
 		}
+		if s.cfg.CheckInterval > 0 && !now.Before(nextCheck) {
+			if err := s.check(st); err != nil {
+				s.failed.Store(&err)
+				s.log.Error("audit: stopped: the audit setup could not be restored", "err", err)
+				return
+			}
+			lastCheck = time.Now()
+			nextCheck = lastCheck.Add(s.cfg.CheckInterval)
+		}
 	}
 }
 
@@ -593,25 +664,26 @@ var reassembled = map[auparse.AuditMessageType]bool{
 	auparse.AUDIT_PROCTITLE: true, auparse.AUDIT_EOE: true,
 }
 
-// handle feeds one datagram to the reassembler.
-func (s *Source) handle(r *libaudit.Reassembler, st *stream, b []byte) {
+// handle feeds one datagram to the reassembler. It reports whether the
+// datagram was a CONFIG_CHANGE record (the audit configuration changed).
+func (s *Source) handle(r *libaudit.Reassembler, st *stream, b []byte) (configChange bool) {
 	typ, data := splitMessage(b)
 	t := auparse.AuditMessageType(typ)
 	switch {
 	case typ < uint16(auparse.AUDIT_USER_AUTH), typ > uint16(auparse.AUDIT_LAST_USER_MSG2):
-		return // netlink control messages and answers: records are 1100-2999
+		return false // netlink control messages and answers: records are 1100-2999
 	case t == auparse.AUDIT_REPLACE:
-		return // the kernel probing its audit daemon (binary payload)
+		return false // the kernel probing its audit daemon (binary payload)
 	}
 	msg, err := auparse.Parse(t, string(data))
 	if err != nil {
 		s.errs.Add(1)
 		s.log.Debug("audit: unparsable record", "type", typ, "err", err)
-		return
+		return t == auparse.AUDIT_CONFIG_CHANGE
 	}
 	if !reassembled[t] {
 		st.gaps.seen(msg.Sequence, time.Now()) // its serial is not missing
-		return
+		return t == auparse.AUDIT_CONFIG_CHANGE
 	}
 	r.PushMessage(msg)
 	if t == auparse.AUDIT_SECCOMP {
@@ -620,6 +692,7 @@ func (s *Source) handle(r *libaudit.Reassembler, st *stream, b []byte) {
 		// event now.
 		r.PushMessage(&auparse.AuditMessage{RecordType: auparse.AUDIT_EOE, Sequence: msg.Sequence, Timestamp: msg.Timestamp})
 	}
+	return false
 }
 
 // updateStatus reads the kernel's audit status; an increase of its lost

@@ -64,20 +64,27 @@
 // # Loss
 //
 // When the receive buffer overflows, the kernel drops messages and the next
-// receive fails with ENOBUFS: the source reports Sink.Lost(0,
-// ReasonOverflow) and reads on. The kernel numbers each CPU's messages
+// receive fails with ENOBUFS. The kernel numbers each CPU's messages
 // (cn_msg.seq, with proc_event.cpu naming the CPU) from a per-CPU counter
-// taken under a CPU-local lock, so the source also tracks each CPU's
-// sequence: a jump of n is reported as Sink.Lost(n, ReasonSeqGap) and
-// counted in Stats.Lost, which gives the exact number of messages lost
-// after an overflow. Start gives every CPU the process may run on a
-// baseline (it makes the kernel acknowledge a request from each of them),
-// so that losses are counted from the first message on. A gap is seen when
-// the CPU's next message arrives, so its report may come after the ENOBUFS
-// one. Without overflow there are no gaps (acknowledgements are numbered
-// too and keep the sequences whole). Malformed,
-// truncated and forged messages (not sent by the kernel) are skipped and
-// counted in Stats.Errors.
+// taken under a CPU-local lock, so the source tracks each CPU's sequence: a
+// jump of n is n messages lost. A jump shows only when the CPU sends its
+// next message, which may be long after the overflow (the storm that
+// caused it is over); so after an ENOBUFS the source reads what the socket
+// holds, then makes every CPU the process may run on send a message (a
+// thread pinned to each CPU sets its own name to what it is: a comm event
+// from that CPU, which the source does not deliver), reads those, and
+// reports Sink.Lost(n, ReasonOverflow) with n the messages the sequences
+// then show missing, at least 1. While the socket never empties, the CPUs
+// are probed 20 ms after the ENOBUFS and the loss is reported 20 ms after
+// the probe at the latest, with what is known then. Gaps found outside an
+// overflow (on a CPU the process may not run on) are reported as
+// Sink.Lost(n, ReasonSeqGap). Stats.Lost is the sum reported. Start gives
+// every CPU the process may run on a baseline (it makes the kernel
+// acknowledge a request from each of them), so that losses are counted
+// from the first message on. Without overflow there are no gaps
+// (acknowledgements are numbered too and keep the sequences whole).
+// Malformed, truncated and forged messages (not sent by the kernel) are
+// skipped and counted in Stats.Errors.
 //
 // # Cost
 //

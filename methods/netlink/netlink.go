@@ -36,8 +36,9 @@ const AckTimeout = 2 * time.Second
 const (
 	// ReasonOverflow is the reason given when a receive failed with
 	// ENOBUFS: the kernel dropped messages because the socket receive
-	// buffer was full. The number lost is unknown (0); the sequence gaps
-	// reported next tell it.
+	// buffer was full. n is the number of messages the per-CPU sequences
+	// show missing once every CPU was made to send a message after it, at
+	// least 1.
 	ReasonOverflow = "ENOBUFS: socket receive buffer overflowed"
 	// ReasonSeqGap is the reason given when a CPU's message sequence
 	// skipped numbers; n is the number of messages skipped.
@@ -83,8 +84,9 @@ type Counters struct {
 	ThreadForks uint64 // thread creations skipped (child pid != child tgid)
 	ThreadExits uint64 // exits of threads other than the thread-group leader, skipped
 	Acks        uint64 // PROC_EVENT_NONE acknowledgements read (ours and other listeners')
-	Overflows   uint64 // receives that failed with ENOBUFS after Start (each reported as Lost(0, ReasonOverflow))
-	SeqGaps     uint64 // messages missing from the per-CPU sequences (reported as Lost(n, ReasonSeqGap))
+	Overflows   uint64 // receives that failed with ENOBUFS after Start (reported as Lost(n, ReasonOverflow), one report for those of one drain)
+	Probes      uint64 // times every CPU was made to send a message after an overflow, to count the loss
+	SeqGaps     uint64 // messages missing from the per-CPU sequences (reported with an overflow, or as Lost(n, ReasonSeqGap))
 	GapReports  uint64 // number of sequence gaps seen
 	SeqResets   uint64 // per-CPU sequences that went backwards and were restarted (not a loss)
 	Errors      uint64 // malformed, truncated or forged messages skipped
@@ -118,7 +120,7 @@ type Source struct {
 
 	events, messages, threadForks, threadExits, acks atomic.Uint64
 	overflows, seqGaps, gapReports, seqResets        atomic.Uint64
-	errs, forged, lostTimes, batches                 atomic.Uint64
+	errs, forged, lost, lostTimes, batches, probes   atomic.Uint64
 }
 
 const (
@@ -333,6 +335,32 @@ func (s *Source) waitAck(ctx context.Context, conn *nl.Conn, rc syscall.RawConn)
 // primed gets its baseline from its first message.
 func (s *Source) primeSequences(rc syscall.RawConn) {
 	r := s.rd
+	cpus, primed := s.onEachCPU(func(cpu int) bool {
+		if cpu < len(r.seqs) && r.seqs[cpu].seen {
+			return true
+		}
+		r.listenAck = rand.Uint32()&0x7fffffff | 1
+		r.acked = false
+		if s.sendOp(mcastIgnore, 0) != nil || s.sendOp(mcastListen, r.listenAck) != nil {
+			return false
+		}
+		// The acknowledgement is queued by the send itself.
+		_ = s.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		r.handshake = true
+		_ = rc.Read(r.readFn)
+		r.handshake = false
+		return r.acked
+	})
+	_ = s.conn.SetReadDeadline(time.Time{})
+	s.log.Debug("netlink: per-CPU sequences primed", "cpus", cpus, "primed", primed)
+}
+
+// onEachCPU calls fn on a thread pinned to each CPU the process may run on,
+// in turn, and waits for it; it returns the number of CPUs and how many fn
+// returned true for. The thread's affinity is restored afterwards (if that
+// fails, the thread stays locked and ends with its goroutine rather than
+// run other goroutines pinned).
+func (s *Source) onEachCPU(fn func(cpu int) bool) (cpus, ok int) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -342,45 +370,29 @@ func (s *Source) primeSequences(rc syscall.RawConn) {
 			runtime.UnlockOSThread()
 			return
 		}
-		primed := 0
-		for cpu, left := 0, all.Count(); cpu < maxCPU && left > 0; cpu++ {
+		cpus = all.Count()
+		for cpu, left := 0, cpus; cpu < maxCPU && left > 0; cpu++ {
 			if !all.IsSet(cpu) {
 				continue
 			}
 			left--
-			if cpu < len(r.seqs) && r.seqs[cpu].seen {
-				continue
-			}
 			var one unix.CPUSet
 			one.Set(cpu)
 			if unix.SchedSetaffinity(0, &one) != nil {
 				continue
 			}
-			r.listenAck = rand.Uint32()&0x7fffffff | 1
-			r.acked = false
-			if s.sendOp(mcastIgnore, 0) != nil || s.sendOp(mcastListen, r.listenAck) != nil {
-				continue
-			}
-			// The acknowledgement is queued by the send itself.
-			_ = s.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-			r.handshake = true
-			_ = rc.Read(r.readFn)
-			r.handshake = false
-			if r.acked {
-				primed++
+			if fn(cpu) {
+				ok++
 			}
 		}
-		_ = s.conn.SetReadDeadline(time.Time{})
 		if err := unix.SchedSetaffinity(0, &all); err != nil {
-			// Leave the thread locked: it ends with the goroutine
-			// rather than run others pinned.
 			s.log.Warn("netlink: cannot restore the thread's CPU affinity", "err", err)
 			return
 		}
 		runtime.UnlockOSThread()
-		s.log.Debug("netlink: per-CPU sequences primed", "cpus", all.Count(), "primed", primed)
 	}()
 	<-done
+	return cpus, ok
 }
 
 // noAckReason explains a missing acknowledgement.
@@ -597,6 +609,7 @@ func (s *Source) Counters() Counters {
 		ThreadExits: s.threadExits.Load(),
 		Acks:        s.acks.Load(),
 		Overflows:   s.overflows.Load(),
+		Probes:      s.probes.Load(),
 		SeqGaps:     s.seqGaps.Load(),
 		GapReports:  s.gapReports.Load(),
 		SeqResets:   s.seqResets.Load(),
@@ -607,12 +620,13 @@ func (s *Source) Counters() Counters {
 }
 
 // Stats returns the source's counters: Lost is the number of messages
-// missing from the sequences (SeqGaps), LostTimes the number of calls to
-// Sink.Lost (overflows and gaps), Errors the messages skipped as malformed.
+// reported lost (the sequence gaps, and 1 for an overflow whose gaps no
+// sequence showed), LostTimes the number of calls to Sink.Lost, Errors the
+// messages skipped as malformed.
 func (s *Source) Stats() methods.Stats {
 	return methods.Stats{
 		Events:    s.events.Load(),
-		Lost:      s.seqGaps.Load(),
+		Lost:      s.lost.Load(),
 		LostTimes: s.lostTimes.Load(),
 		Errors:    s.errs.Load(),
 	}

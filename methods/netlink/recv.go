@@ -2,6 +2,8 @@ package netlink
 
 import (
 	"os"
+	"runtime"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -16,6 +18,12 @@ const (
 	batchLen  = 64
 	batchSlot = 512
 )
+
+// probeAfter bounds how late an overflow is reported while the reader
+// never finds the socket empty: the CPUs are probed this long after the
+// ENOBUFS, and the loss is reported this long after the probe even if some
+// of its messages were dropped.
+const probeAfter = 20 * time.Millisecond
 
 // maxCPU bounds the per-CPU sequence table (the kernel's NR_CPUS is at most
 // 8192); messages from higher CPU numbers are not sequence-checked.
@@ -41,6 +49,18 @@ type reader struct {
 	buf  []byte
 	msg  message
 	seqs []cpuSeq
+	self uint32 // this process's pid
+
+	// An overflow episode, from an ENOBUFS to its report: the report
+	// waits until every CPU was made to send a message (probe) and those
+	// messages were read, so that its count is known (see overflow).
+	overflowed bool      // an ENOBUFS not yet reported
+	since      time.Time // the episode's first ENOBUFS, or its probe
+	probed     bool      // the CPUs were probed in this episode
+	probesOut  int       // probe messages not yet read
+	again      bool      // an ENOBUFS after the probe: a new episode follows
+	gapLost    uint64    // messages found missing in this episode
+	probeTID   uint32    // the thread whose comm events are probes (0: none yet)
 
 	readFn  func(fd uintptr) bool // r.read, bound once
 	visitFn func(*message)        // r.visit, bound once
@@ -62,6 +82,7 @@ func newReader(s *Source, sink methods.Sink, listenAck uint32) *reader {
 		iovs:      make([]unix.Iovec, batchLen),
 		sas:       make([]unix.RawSockaddrNetlink, batchLen),
 		buf:       make([]byte, batchLen*batchSlot),
+		self:      uint32(os.Getpid()),
 	}
 	for i := range r.hdrs {
 		r.iovs[i].Base = &r.buf[i*batchSlot]
@@ -105,6 +126,17 @@ func (r *reader) read(fd uintptr) bool {
 		switch e {
 		case 0:
 		case unix.EAGAIN:
+			if r.overflowed {
+				// Drained: probe, then read the probe's messages
+				// (queued by the time it returns); drained again
+				// after the probe, report.
+				if !r.probed {
+					r.probe()
+				} else {
+					r.reportOverflow()
+				}
+				continue
+			}
 			return false
 		case unix.EINTR:
 			continue
@@ -121,6 +153,14 @@ func (r *reader) read(fd uintptr) bool {
 			h := &r.hdrs[i]
 			l := min(int(h.Len), batchSlot)
 			r.datagram(r.buf[i*batchSlot:i*batchSlot+l], r.sas[i].Pid, h.Hdr.Flags&unix.MSG_TRUNC != 0)
+		}
+		if r.overflowed && time.Since(r.since) >= probeAfter {
+			// Still not drained: do not wait for it.
+			if !r.probed {
+				r.probe()
+			} else {
+				r.reportOverflow()
+			}
 		}
 		if r.handshake && r.acked {
 			return true
@@ -162,14 +202,74 @@ func (r *reader) badOnce(msg string, args ...any) {
 }
 
 // overflow handles ENOBUFS: the kernel dropped messages for this socket.
-// Reading goes on.
+// Reading goes on. How many were dropped shows in the per-CPU sequences,
+// but only when each CPU sends its next message, which may be much later:
+// so the loss is reported once the socket is drained (or probeAfter has
+// passed) and every CPU was made to send a message and that message read
+// (probe), with the count the sequences then show.
 func (r *reader) overflow() {
 	if r.handshake {
 		return // before Start returned: nothing was delivered yet
 	}
 	r.s.overflows.Add(1)
+	switch {
+	case !r.overflowed:
+		r.overflowed, r.since = true, time.Now()
+	case r.probed:
+		r.again = true // dropped after the probe: the next report's
+	}
+}
+
+// probe makes every CPU the process may run on send a message, so that a
+// loss shows now as a gap in each CPU's sequence: a thread pinned to each
+// CPU in turn sets its own name to what it is (prctl(PR_SET_NAME) sends a
+// comm event from the CPU it runs on, and changes nothing else). visit
+// skips these events. A CPU this process may not run on is not probed:
+// its losses show with its next message.
+func (r *reader) probe() {
+	var tid int
+	_, n := r.s.onEachCPU(func(int) bool {
+		tid = unix.Gettid()
+		var name [16]byte
+		if unix.Prctl(unix.PR_GET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0) != nil {
+			return false
+		}
+		err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
+		runtime.KeepAlive(&name)
+		return err == nil
+	})
+	r.probeTID = uint32(tid)
+	r.probed, r.probesOut, r.since = true, n, time.Now()
+	r.s.probes.Add(1)
+	if n == 0 {
+		r.reportOverflow()
+	}
+}
+
+// probeSeen notes one probe message read; with the last one the overflow
+// is reported.
+func (r *reader) probeSeen() {
+	if r.probesOut == 0 {
+		return // a probe's message read after its report
+	}
+	if r.probesOut--; r.probesOut == 0 && r.overflowed {
+		r.reportOverflow()
+	}
+}
+
+// reportOverflow ends the overflow episode: it reports the messages the
+// sequences showed missing since its ENOBUFS, at least one (the kernel
+// reports ENOBUFS when it drops one). An ENOBUFS read after the probe
+// starts the next episode.
+func (r *reader) reportOverflow() {
+	n := max(r.gapLost, 1)
+	r.overflowed, r.probed, r.probesOut, r.gapLost = r.again, false, 0, 0
+	if r.again {
+		r.again, r.since = false, time.Now()
+	}
+	r.s.lost.Add(n)
 	r.s.lostTimes.Add(1)
-	r.sink.Lost(0, ReasonOverflow)
+	r.sink.Lost(n, ReasonOverflow)
 }
 
 // visit handles one decoded message: it checks the CPU's sequence, notes
@@ -187,6 +287,10 @@ func (r *reader) visit(m *message) {
 	}
 	if r.handshake {
 		return // before our subscription was acknowledged
+	}
+	if m.What == whatComm && m.D[1] == r.self && m.D[0] == r.probeTID && r.probeTID != 0 {
+		r.probeSeen() // our own probe
+		return
 	}
 	ev, skip := toEvent(m, r.offset)
 	if ev == nil {
@@ -232,6 +336,11 @@ func (r *reader) checkSeq(cpu, seq uint32) {
 	default:
 		r.s.seqGaps.Add(uint64(d))
 		r.s.gapReports.Add(1)
+		if r.overflowed {
+			r.gapLost += uint64(d) // reported with the overflow
+			return
+		}
+		r.s.lost.Add(uint64(d))
 		r.s.lostTimes.Add(1)
 		r.sink.Lost(uint64(d), ReasonSeqGap)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -291,7 +292,134 @@ func TestOverflow(t *testing.T) {
 	if c.SeqGaps == 0 || uint64(missing) > c.SeqGaps {
 		t.Errorf("%d events missing, but sequence gaps count %d", missing, c.SeqGaps)
 	}
-	if st := src.Stats(); st.Lost != c.SeqGaps || st.LostTimes != c.Overflows+c.GapReports {
-		t.Errorf("stats %+v vs counters %+v", st, c)
+	if st := src.Stats(); st.Lost != rec.LostCount() || st.LostTimes != uint64(len(losses)) || st.Lost < c.SeqGaps {
+		t.Errorf("stats %+v vs counters %+v; the sink got %d lost in %d reports", st, c, rec.LostCount(), len(losses))
+	}
+}
+
+// TestOverflowCountedAtReport: the loss an overflow caused is counted when
+// the overflow is reported, not when each CPU happens to send its next
+// message. The sink is stuck while a storm overflows a tiny buffer and the
+// storm ends before the reader goes on, so no later message reveals the
+// gaps: before the fix the overflow was reported as Lost(0) and the
+// messages dropped at the end of the storm were never counted.
+func TestOverflowCountedAtReport(t *testing.T) {
+	proctest.RequireRoot(t, "the proc connector with a forced small buffer")
+	rec := newRecorder()
+	rec.Block = make(chan struct{})
+	src := New(Config{RcvBuf: 4096})
+	if err := src.Start(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	const n = 300
+	pids := storm(t, n, 2, "report-")
+	close(rec.Block)
+	missing := func() int {
+		events, _ := rec.Snapshot()
+		got := map[int]int{}
+		for _, ev := range events {
+			switch ev.Kind {
+			case process.EventFork, process.EventExec, process.EventExit:
+				got[ev.PID]++
+			}
+		}
+		m := 0
+		for _, pid := range pids {
+			m += 3 - got[pid]
+		}
+		return m
+	}
+	// The reader delivers what the socket held, then reports the
+	// overflow: by then the count covers every event missing, without
+	// anything else running.
+	reported := func() bool {
+		_, losses := rec.Snapshot()
+		return slices.ContainsFunc(losses, func(l string) bool { return strings.HasSuffix(l, ReasonOverflow) })
+	}
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !reported(); {
+		time.Sleep(time.Millisecond)
+	}
+	lost, m := rec.LostCount(), missing()
+	_, losses := rec.Snapshot()
+	c := src.Counters()
+	t.Logf("%d of %d events missing, %d reported lost; counters %+v; reports %v", m, 3*n, lost, c, losses)
+	overflows := 0
+	for _, l := range losses {
+		if strings.HasSuffix(l, ReasonOverflow) {
+			overflows++
+			if strings.HasPrefix(l, "0: ") {
+				t.Errorf("an overflow reported as 0 lost: %q", l)
+			}
+		}
+	}
+	if c.Overflows == 0 || overflows == 0 {
+		t.Fatalf("no overflow reported (counters %+v, losses %v)", c, losses)
+	}
+	if lost < uint64(m) {
+		t.Errorf("%d events missing when the overflow was reported, %d reported lost", m, lost)
+	}
+	if st := src.Stats(); st.Lost != rec.LostCount() || st.LostTimes != uint64(len(losses)) {
+		t.Errorf("stats %+v, the sink got %d lost in %d reports", st, rec.LostCount(), len(losses))
+	}
+	if c.Probes == 0 {
+		t.Error("no probe counted")
+	}
+	if probes := rec.All(process.EventComm, unix.Getpid()); len(probes) > 0 {
+		t.Errorf("the probe's comm events were delivered: %+v", probes[0])
+	}
+}
+
+// timedSink is a slow sink that notes when each loss was reported.
+type timedSink struct {
+	*recorder
+	delay time.Duration
+	mu    sync.Mutex
+	at    []time.Time
+	ns    []uint64
+}
+
+func (s *timedSink) Event(ev *process.Event) {
+	time.Sleep(s.delay)
+	s.recorder.Event(ev)
+}
+
+func (s *timedSink) Lost(n uint64, reason string) {
+	s.mu.Lock()
+	s.at, s.ns = append(s.at, time.Now()), append(s.ns, n)
+	s.mu.Unlock()
+	s.recorder.Lost(n, reason)
+}
+
+// TestOverflowReportedDuringStorm: while the socket never empties (a sink
+// slower than the storm), an overflow is still reported, with a count,
+// before the storm ends: the probe and the report do not wait for a drain.
+func TestOverflowReportedDuringStorm(t *testing.T) {
+	proctest.RequireRoot(t, "the proc connector with a forced small buffer")
+	sink := &timedSink{recorder: newRecorder(), delay: 3 * time.Millisecond}
+	src := New(Config{RcvBuf: 4096})
+	if err := src.Start(context.Background(), sink); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	storm(t, 3000, 2, "during-")
+	end := time.Now()
+	sink.mu.Lock()
+	at, ns := slices.Clone(sink.at), slices.Clone(sink.ns)
+	sink.mu.Unlock()
+	during := 0
+	for _, a := range at {
+		if a.Before(end) {
+			during++
+		}
+	}
+	t.Logf("%d loss reports, %d before the storm ended; counters %+v", len(at), during, src.Counters())
+	if len(at) == 0 || !at[0].Before(end) {
+		t.Fatalf("no loss reported during the storm (counters %+v)", src.Counters())
+	}
+	for i, n := range ns {
+		if n == 0 {
+			t.Errorf("report %d counted 0 lost", i)
+		}
 	}
 }
