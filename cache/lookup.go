@@ -35,8 +35,6 @@ func (s *EventsStore) IsInStore(pid int, proc *process.Process) (item ExecEventI
 	if !found || proc == nil || proc == item.Proc {
 		return item, false, found
 	}
-	item.Proc.RLock()
-	defer item.Proc.RUnlock()
 	needsUpdate = proc.Path != "" && (proc.Path != item.Proc.Path || (proc.Args != nil && !equalArgs(proc.Args, item.Proc.Args)))
 	return item, needsUpdate, found
 }
@@ -84,12 +82,12 @@ func (s *EventsStore) valid(e *entry) bool {
 		return true
 	}
 	s.revalidations.Add(1)
-	k, err := process.CurrentKey(e.proc.ID)
+	k, err := process.CurrentKey(e.key.PID)
 	e.confirmed.Store(t)
 	switch {
-	case err == nil && k == e.proc.Key():
+	case err == nil && k == e.key:
 		return true
-	case err == nil || k.StartTicks != 0 && k != e.proc.Key():
+	case err == nil || k.StartTicks != 0 && k != e.key:
 		// The pid belongs to another process now.
 		s.markExited(e, t)
 		s.reuses.Add(1)

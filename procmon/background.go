@@ -62,9 +62,7 @@ func (m *Monitor) readDetails(k process.Key) {
 	if !ok || item.Exited != 0 {
 		return // exited meanwhile: nothing to read, no system call spent
 	}
-	item.Proc.RLock()
 	before := item.Proc.Creds
-	item.Proc.RUnlock()
 	p := process.NewProcessEmpty(k.PID, "")
 	p.Starttime = int64(k.StartTicks)
 	if p.GetDetails() == nil {

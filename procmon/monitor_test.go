@@ -121,11 +121,9 @@ func TestProcMethod(t *testing.T) {
 	ex := c.execs()
 	for i, pid := range pids {
 		p := ex[pid].Process
-		p.RLock()
 		if p.Path != sleep || len(p.Args) != 3 || p.Args[2] != "0.00"+strconv.Itoa(i) {
 			t.Errorf("pid %d: %s %q", pid, p.Path, p.Args)
 		}
-		p.RUnlock()
 	}
 	waitFor(t, 5*time.Second, func() bool { return c.count(EventExit, pids[0]) == 1 })
 	item, ok := m.Cache().Peek(pids[0])
@@ -312,7 +310,15 @@ func TestSwitchKeepsCacheAndCloseLeaksNothing(t *testing.T) {
 	if !fake.closed {
 		t.Error("source not closed")
 	}
-	if _, open := <-m.Events(); open {
+	drained := make(chan struct{})
+	go func() {
+		for range m.Events() { // events buffered before Close come first
+		}
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
 		t.Error("Events not closed")
 	}
 	waitFor(t, 2*time.Second, func() bool { return runtime.NumGoroutine() <= before })
@@ -393,8 +399,6 @@ func TestDeniedEventsChangeNothing(t *testing.T) {
 	if !ok {
 		t.Fatal("process left the cache")
 	}
-	item.Proc.RLock()
-	defer item.Proc.RUnlock()
 	if item.Proc.Creds.UID != before.Creds.UID || item.Proc.Path != before.Path {
 		t.Errorf("cached process changed: uid %d path %q, was %d %q", item.Proc.Creds.UID, item.Proc.Path, before.Creds.UID, before.Path)
 	}

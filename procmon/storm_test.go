@@ -69,9 +69,7 @@ func stormWith(tb testing.TB, m *Monitor, n int) stormResult {
 			if p == nil {
 				return
 			}
-			p.RLock()
 			path, args, ppid := p.Path, p.Args, p.PPID
-			p.RUnlock()
 			mine := len(args) == 2 && strings.HasPrefix(args[1], tag+"-")
 			if children[ev.PID] || loops[ppid] || mine {
 				if !execSeen[ev.PID] {
