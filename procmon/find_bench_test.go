@@ -31,7 +31,7 @@ func BenchmarkFindProcess(b *testing.B) {
 		for b.Loop() {
 			find(b)
 		}
-		b.ReportMetric(float64((cpuTime() - c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 	b.Run("no-monitor", loop)
 	c := cache.New(cache.Config{GracePeriod: time.Nanosecond})
