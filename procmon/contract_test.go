@@ -337,3 +337,31 @@ func TestFindProcessFromMonitorCache(t *testing.T) {
 		t.Error("a pid that does not exist was found")
 	}
 }
+
+// TestRefreshOfZombieKeepsImage: the detail refresh of a process that has
+// exited but is not reaped yet (a zombie, which has no exe or cmdline left)
+// keeps the image the process ran. Found by TestEventsKeepTheirMoment: the
+// exit event of a short-lived process showed no path and no arguments.
+func TestRefreshOfZombieKeepsImage(t *testing.T) {
+	withSource(t, MethodAudit, &fakeSource{name: MethodAudit})
+	m, _ := startMonitor(t, Config{Method: MethodAudit})
+	cmd := exec.Command("/bin/sleep", "0.1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	p := process.FindProcess(cmd.Process.Pid, false)
+	if p == nil {
+		t.Fatal("not found")
+	}
+	m.Cache().Put(p)
+	waitFor(t, 5*time.Second, func() bool {
+		_, err := process.CurrentKey(p.ID)
+		return errors.Is(err, process.ErrGone) // a zombie: not reaped, by the deferred Wait
+	})
+	m.readDetails(p.Key())
+	item, ok := m.Cache().Get(p.Key())
+	if !ok || item.Proc.Path != p.Path || !slices.Equal(item.Proc.Args, p.Args) {
+		t.Errorf("after the zombie's refresh: %q %q, want %q %q", item.Proc.Path, item.Proc.Args, p.Path, p.Args)
+	}
+}
