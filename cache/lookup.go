@@ -10,13 +10,14 @@ import (
 // entry is marked exited and not returned (a reused pid is never reported as
 // its old owner). An exited process is returned during its grace period.
 func (s *EventsStore) IsInStoreByPID(pid int) (item ExecEventItem, found bool) {
+	t := now() // once: the clock costs as much as the rest of a hit
 	s.mu.RLock()
 	e := s.byPID[pid]
 	s.mu.RUnlock()
-	if e == nil || !s.valid(e) {
+	if e == nil || !s.valid(e, t) {
 		return ExecEventItem{}, false
 	}
-	e.lastSeen.Store(now())
+	e.lastSeen.Store(t)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.item(e), true
@@ -71,10 +72,9 @@ func (s *EventsStore) expired(e *entry, t int64) bool {
 	return ex != 0 && t-ex > int64(s.cfg.GracePeriod)
 }
 
-// valid reports whether e may answer a lookup by pid, re-reading /proc when
-// the entry's last confirmation is older than RevalidateAfter.
-func (s *EventsStore) valid(e *entry) bool {
-	t := now()
+// valid reports whether e may answer a lookup by pid at t, re-reading /proc
+// when the entry's last confirmation is older than RevalidateAfter.
+func (s *EventsStore) valid(e *entry, t int64) bool {
 	if s.expired(e, t) {
 		return false
 	}

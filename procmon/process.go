@@ -74,9 +74,12 @@ var ErrGone = process.ErrGone
 // cache's grace period), with what the cache adds: Parent, Tree and the
 // checksums. Otherwise it reads /proc once, as process.FindProcess does, and
 // puts what it read into that cache. With no monitor running it only reads
-// /proc. The result is the caller's own copy: changing it (BuildTree,
-// GetExtraInfo, ...) changes nothing cached. It is nil when the pid does not
-// exist or exited while it was read.
+// /proc. It is nil when the pid does not exist or exited while it was read.
+//
+// With a monitor running the result is the cache's version of the process,
+// shared and never changed (see Process): read it freely, and copy it
+// (c := *p) before calling a method that changes it (BuildTree,
+// GetExtraInfo, ComputeChecksums, ...).
 func FindProcess(pid int, interceptUnknown bool) *Process {
 	caches := running.Load()
 	if pid < 0 || caches == nil {
@@ -84,16 +87,14 @@ func FindProcess(pid int, interceptUnknown bool) *Process {
 	}
 	for _, c := range *caches {
 		if item, ok := c.IsInStoreByPID(pid); ok {
-			own := *item.Proc
-			return &own
+			return item.Proc
 		}
 	}
 	p := process.FindProcess(pid, interceptUnknown)
 	if p == nil {
 		return nil
 	}
-	own := *(*caches)[0].Put(p)
-	return &own
+	return (*caches)[0].Put(p)
 }
 
 // running lists the caches of the running monitors, for FindProcess: nil
