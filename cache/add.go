@@ -9,17 +9,14 @@ import (
 )
 
 // Add caches proc. A process whose Key is cached already is treated as an
-// exec (or a refresh) of that entry: its image is replaced and its identity,
-// ancestry and history kept. The parent is taken from the cache, or read from
-// /proc (and cached) when missing. A proc without a start time gets it from
-// /proc; if the process is gone by then it is cached under start time 0.
-// With checksums enabled, they are computed unless the entry already has them
-// for the same binary.
-//
-// With checksums enabled, proc itself is given them when it becomes the
-// cached version (a new process, or a new image); see Put. After Add the
-// store owns proc: do not change it (copy it), and treat Args, Env and
-// Checksums as read-only.
+// exec (or a refresh) of that entry: the entry gets a new version with
+// proc's image, and keeps its identity, ancestry and history. The parent is
+// taken from the cache, or read from /proc (and cached) when missing. A proc
+// without a start time gets it from /proc; if the process is gone by then it
+// is cached under start time 0. With checksums enabled, they are computed
+// into proc before it is cached, unless the entry already has them for the
+// same binary. After Add the store owns proc: do not change it (copy it),
+// and treat Args, Env and Checksums as read-only.
 func (s *EventsStore) Add(proc *process.Process) {
 	if proc != nil {
 		s.Put(proc)
