@@ -9,15 +9,14 @@ import (
 )
 
 // Add caches proc. A process whose Key is cached already is treated as an
-// exec (or a refresh) of that entry: its image is replaced and its identity,
-// ancestry and history kept. The parent is taken from the cache, or read from
-// /proc (and cached) when missing. A proc without a start time gets it from
-// /proc; if the process is gone by then it is cached under start time 0.
-// With checksums enabled, they are computed unless the entry already has them
-// for the same binary.
-//
-// After Add the store owns proc: read it under its RLock, and treat Args,
-// Env and Checksums as read-only.
+// exec (or a refresh) of that entry: the entry gets a new version with
+// proc's image, and keeps its identity, ancestry and history. The parent is
+// taken from the cache, or read from /proc (and cached) when missing. A proc
+// without a start time gets it from /proc; if the process is gone by then it
+// is cached under start time 0. With checksums enabled, they are computed
+// into proc before it is cached, unless the entry already has them for the
+// same binary. After Add the store owns proc: do not change it (copy it),
+// and treat Args, Env and Checksums as read-only.
 func (s *EventsStore) Add(proc *process.Process) {
 	if proc != nil {
 		s.Put(proc)
@@ -25,13 +24,18 @@ func (s *EventsStore) Add(proc *process.Process) {
 }
 
 func (s *EventsStore) add(p *process.Process, budget *int) *entry {
+	fillStart(p)
+	parent := s.resolveParent(p, budget)
+	return s.insert(p, parent)
+}
+
+// fillStart gives p, without a start time, the one of its pid in /proc.
+func fillStart(p *process.Process) {
 	if p.Starttime == 0 && p.ID > 0 {
 		if k, err := process.CurrentKey(p.ID); err == nil {
 			p.Starttime = int64(k.StartTicks)
 		}
 	}
-	parent := s.resolveParent(p, budget)
-	return s.insert(p, parent)
 }
 
 // resolveParent returns the cache entry of p's parent, reading the parent
@@ -62,13 +66,14 @@ func (s *EventsStore) parentInCache(p *process.Process) *entry {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e := s.byPID[p.PPID]
-	if e == nil || (p.Starttime != 0 && e.proc.Starttime > p.Starttime) {
+	if e == nil || (p.Starttime != 0 && int64(e.key.StartTicks) > p.Starttime) {
 		return nil
 	}
 	return e
 }
 
-// insert adds p under the store lock, or applies it to the entry of its Key.
+// insert adds p under the store lock (p becomes the entry's first version),
+// or applies it to the entry of its Key (a new version).
 func (s *EventsStore) insert(p *process.Process, parent *entry) *entry {
 	k := p.Key()
 	t := now()
@@ -82,7 +87,7 @@ func (s *EventsStore) insert(p *process.Process, parent *entry) *entry {
 		e.confirmed.Store(t)
 		return e
 	}
-	e := &entry{proc: p}
+	e := &entry{key: k, proc: p}
 	s.share(e, p, parent)
 	s.countCuts(p, false, false)
 	if parent != nil && parent.proc != p {
@@ -97,7 +102,7 @@ func (s *EventsStore) insert(p *process.Process, parent *entry) *entry {
 		e.exited.Store(t)
 	}
 	s.byKey[k] = e
-	if old := s.byPID[p.ID]; old == nil || old.proc.Starttime <= p.Starttime {
+	if old := s.byPID[p.ID]; old == nil || old.key.StartTicks <= k.StartTicks {
 		if old != nil && old.exited.Load() == 0 {
 			// Two live processes cannot share a pid: the old one is gone.
 			old.exited.Store(t)
@@ -112,13 +117,13 @@ func (s *EventsStore) insert(p *process.Process, parent *entry) *entry {
 	return e
 }
 
-// applyImage replaces e's image with n's: the exec of a cached process, or a
-// refresh of its details. Identity, Parent and Tree stay. The caller holds
+// applyImage gives e a new version: the current one with n's image (the exec
+// of a cached process, or a refresh of its details). Identity, Parent and
+// Tree stay. Neither the current version nor n is changed. The caller holds
 // the store lock.
 func (s *EventsStore) applyImage(e *entry, n *process.Process) {
-	p := e.proc
-	p.Lock()
-	defer p.Unlock()
+	v := *e.proc
+	p := &v
 	if p.Path != n.Path || !slices.Equal(p.Args, n.Args) {
 		if p.Path != "" {
 			e.prevPaths = append(e.prevPaths, p.Path)
@@ -129,10 +134,7 @@ func (s *EventsStore) applyImage(e *entry, n *process.Process) {
 		e.execs++
 		s.execs.Add(1)
 	}
-	// The same binary: the same file, or the same path where the old
-	// image's file was never identified (an event's fast read).
-	sameExe := (p.ExeInode != 0 && p.ExeInode == n.ExeInode && p.ExeDev == n.ExeDev) ||
-		(p.ExeInode == 0 && p.Path != "" && p.Path == n.Path)
+	sameExe := sameExe(p, n)
 	keepSums := p.Checksums
 	argsCut, envCut := p.ArgsTruncated, p.EnvTruncated
 	p.Path, p.RealPath, p.Args, p.Env, p.Comm, p.CWD = n.Path, n.RealPath, n.Args, n.Env, n.Comm, n.CWD
@@ -158,6 +160,37 @@ func (s *EventsStore) applyImage(e *entry, n *process.Process) {
 	if p.Zombie && e.exited.Load() == 0 {
 		e.exited.Store(now())
 	}
+	e.proc = p
+}
+
+// sameExe reports whether n runs the same binary as p: the same file, or the
+// same path where p's file was never identified (an event's fast read).
+func sameExe(p, n *process.Process) bool {
+	return (p.ExeInode != 0 && p.ExeInode == n.ExeInode && p.ExeDev == n.ExeDev) ||
+		(p.ExeInode == 0 && p.Path != "" && p.Path == n.Path)
+}
+
+// Change gives the cached process with Key k a new version: a copy of the
+// current one that fn changed (an event that changes a field or two: the
+// credentials, the name). It returns the new version; false, with fn not
+// called, when k is not cached. fn runs under the store's lock: it must be
+// quick, call no method of the store, leave ID and Starttime alone, and
+// replace rather than write into Args, Env, Checksums and Tree.
+func (s *EventsStore) Change(k process.Key, fn func(p *process.Process)) (*process.Process, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byKey[k]
+	if e == nil {
+		return nil, false
+	}
+	v := *e.proc
+	fn(&v)
+	if e.self.Key != treeName(&v) {
+		e.self = treeItem(&v)
+	}
+	e.proc = &v
+	e.lastSeen.Store(now())
+	return &v, true
 }
 
 // share replaces p's strings, argument list, environment and checksum map
@@ -275,10 +308,9 @@ func cmpInt64(a, b int64) int {
 
 // remove drops e from the indexes. The caller holds the store lock.
 func (s *EventsStore) remove(e *entry) {
-	k := e.proc.Key()
-	delete(s.byKey, k)
-	if s.byPID[k.PID] == e {
-		delete(s.byPID, k.PID)
+	delete(s.byKey, e.key)
+	if s.byPID[e.key.PID] == e {
+		delete(s.byPID, e.key.PID)
 	}
 }
 
@@ -314,20 +346,48 @@ func (s *EventsStore) ReplaceItem(oldProc, newProc *process.Process) {
 	s.Update(oldProc, newProc)
 }
 
-// Put is Add returning the cached process: proc itself when its Key was not
-// cached, else the cached process with proc's image applied.
+// Put is Add returning the cached version: proc itself when its Key was not
+// cached, else a new version, the cached process with proc's image applied.
+// With checksums enabled, proc is given them before it is cached (unless
+// the cached version has them for the same binary), so that the version
+// Put returns has them.
 func (s *EventsStore) Put(proc *process.Process) *process.Process {
 	budget := maxAncestorReads
-	e := s.add(proc, &budget)
-	if s.GetComputeChecksums() {
-		e.proc.RLock()
-		has := len(e.proc.Checksums) > 0
-		e.proc.RUnlock()
-		if !has {
-			s.ComputeChecksums(e.proc)
+	fillStart(proc)
+	compute := s.GetComputeChecksums()
+	hashed := compute && s.wantsSums(proc)
+	if hashed {
+		if sums, ok := s.hash(proc); ok {
+			proc.Checksums = sums // not cached yet: still the caller's
 		}
 	}
-	return e.proc
+	e := s.add(proc, &budget)
+	s.mu.RLock()
+	v := e.proc
+	s.mu.RUnlock()
+	if compute && !hashed && len(v.Checksums) == 0 && s.ComputeChecksums(v) {
+		s.mu.RLock()
+		v = e.proc
+		s.mu.RUnlock()
+	}
+	return v
+}
+
+// wantsSums reports whether proc, about to be cached, needs checksums: it
+// has none, and the cached version of its Key does not have them for the
+// same binary. A proc that is the cached version already is left to
+// ComputeChecksums (it must not change).
+func (s *EventsStore) wantsSums(proc *process.Process) bool {
+	if len(proc.Checksums) > 0 || proc.KernelThread || proc.Path == "" {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.byKey[proc.Key()]
+	if e == nil {
+		return true
+	}
+	return e.proc != proc && !(len(e.proc.Checksums) > 0 && sameExe(e.proc, proc))
 }
 
 // AddNew adds proc only if its Key is not cached, and reports whether it did.

@@ -36,9 +36,15 @@
 // # Concurrency
 //
 // Lookups take a read lock on the store only; /proc reads and hashing are
-// done with no store lock held. A cached *process.Process is shared: read it
-// under its RLock, and treat its Args, Env and Checksums as read-only (equal
-// values are shared among processes to bound memory).
+// done with no store lock held. Each entry holds the current version of its
+// process: a *process.Process that the store never changes once cached. An
+// exec, a detail refresh, new checksums or Change make a new version and
+// swap it in under the store lock; whoever holds an older one (an event, a
+// lookup's result, a child's Parent) keeps reading the moment it describes,
+// without locks. Treat a version as read-only: copy it to change it, and
+// never write into its Args, Env, Checksums and Tree (equal values are
+// shared among processes to bound memory). A child's Parent is the parent's
+// version when the child was cached.
 //
 // # Checksums
 //

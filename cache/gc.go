@@ -54,7 +54,7 @@ func (s *EventsStore) DeleteOldItems() {
 	s.mu.RUnlock()
 	for _, e := range stale { // no store lock held while /proc is read
 		s.revalidations.Add(1)
-		if k, err := process.CurrentKey(e.proc.ID); err == nil && k == e.proc.Key() {
+		if k, err := process.CurrentKey(e.key.PID); err == nil && k == e.key {
 			e.confirmed.Store(t)
 		} else {
 			s.markExited(e, t)

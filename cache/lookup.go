@@ -15,13 +15,14 @@ import (
 // and with no event source. An exited process is returned during its grace
 // period while its pid is not in use.
 func (s *EventsStore) IsInStoreByPID(pid int) (item ExecEventItem, found bool) {
+	t := now() // once: the clock costs as much as the rest of a hit
 	s.mu.RLock()
 	e := s.byPID[pid]
 	s.mu.RUnlock()
-	if e == nil || !s.valid(e) {
+	if e == nil || !s.valid(e, t) {
 		return ExecEventItem{}, false
 	}
-	e.lastSeen.Store(now())
+	e.lastSeen.Store(t)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.item(e), true
@@ -40,8 +41,6 @@ func (s *EventsStore) IsInStore(pid int, proc *process.Process) (item ExecEventI
 	if !found || proc == nil || proc == item.Proc {
 		return item, false, found
 	}
-	item.Proc.RLock()
-	defer item.Proc.RUnlock()
 	needsUpdate = proc.Path != "" && (proc.Path != item.Proc.Path || (proc.Args != nil && !equalArgs(proc.Args, item.Proc.Args)))
 	return item, needsUpdate, found
 }
@@ -78,30 +77,29 @@ func (s *EventsStore) expired(e *entry, t int64) bool {
 	return ex != 0 && t-ex > int64(s.cfg.GracePeriod)
 }
 
-// valid reports whether e may answer a lookup by pid: the pid's /proc
+// valid reports whether e may answer a lookup by pid at t: the pid's /proc
 // directory is the one last confirmed to be e's (procfs.DirIno), or
 // /proc/<pid>/stat shows e's start time, or the pid is not in use (e has
 // exited, within its grace period).
-func (s *EventsStore) valid(e *entry) bool {
-	t := now()
+func (s *EventsStore) valid(e *entry, t int64) bool {
 	if s.expired(e, t) {
 		return false
 	}
-	ident, ierr := procfs.DirIno(procfs.DefaultRoot, e.proc.ID)
+	ident, ierr := procfs.DirIno(procfs.DefaultRoot, e.key.PID)
 	if ierr == nil && ident == e.ident.Load() {
 		return true
 	}
 	s.revalidations.Add(1)
-	k, err := process.CurrentKey(e.proc.ID)
+	k, err := process.CurrentKey(e.key.PID)
 	e.confirmed.Store(t)
 	switch {
-	case err == nil && k == e.proc.Key():
+	case err == nil && k == e.key:
 		// Read before the start time that matched, ident is e's directory.
 		if ierr == nil {
 			e.ident.Store(ident)
 		}
 		return true
-	case err == nil || k.StartTicks != 0 && k != e.proc.Key():
+	case err == nil || k.StartTicks != 0 && k != e.key:
 		// The pid belongs to another process now.
 		s.markExited(e, t)
 		s.reuses.Add(1)

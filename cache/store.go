@@ -61,7 +61,10 @@ type Config struct {
 }
 
 // ExecEventItem is a snapshot of one cache entry, as the seed API returns
-// it. Proc is the shared cached process (not a copy, unlike the seed).
+// it. Proc is the cached version of the process at the time of the lookup:
+// the store never changes it (a change of the process makes a new version),
+// so it is read without locks and copied to be changed (see
+// process.Process).
 type ExecEventItem struct {
 	Proc *process.Process
 	// LastSeen is when an event or a lookup last touched the entry (unix
@@ -77,9 +80,11 @@ type ExecEventItem struct {
 	PrevPaths []string
 }
 
-// entry is one cached process.
+// entry is one cached process: its current version, replaced (never
+// changed) when the process changes.
 type entry struct {
-	proc      *process.Process
+	key       process.Key       // the identity, the same in every version
+	proc      *process.Process  // the current version; guarded by the store lock
 	self      *process.TreeItem // this process as an ancestor in its children's Tree
 	args      *intern.Ref[[]string]
 	env       *intern.Ref[map[string]string]

@@ -88,8 +88,13 @@ func TestExecInPlace(t *testing.T) {
 	if len(item.PrevPaths) != 1 || item.PrevPaths[0] != shPath {
 		t.Errorf("PrevPaths %v, want [%s]", item.PrevPaths, shPath)
 	}
-	if item.Proc != before || item.Proc.Parent != parent {
+	if item.Proc.Key() != before.Key() || item.Proc.Parent != parent || len(item.Proc.Tree) != len(before.Tree) {
 		t.Error("exec replaced the entry instead of its image")
+	}
+	// The version cached before the exec is a moment of the process, and
+	// stays what it was.
+	if item.Proc == before || before.Path != shPath {
+		t.Errorf("the exec changed the earlier version: %q", before.Path)
 	}
 	if s.Len() != len(before.Tree)+1 {
 		t.Errorf("Len %d: the exec added an entry (tree %v)", s.Len(), treeOf(before))
@@ -269,9 +274,7 @@ func TestConcurrentAddLookup(t *testing.T) {
 					s.Add(synthetic(w*1000+i, "/usr/bin/x", strconv.Itoa(i)))
 				case 2:
 					if item, ok := s.IsInStoreByPID(pids[i%len(pids)]); ok {
-						item.Proc.RLock()
 						_ = item.Proc.Path + item.Proc.Serialize().Path
-						item.Proc.RUnlock()
 					}
 				case 3:
 					s.DeleteOldItems()

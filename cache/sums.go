@@ -59,28 +59,52 @@ func (s *EventsStore) getHasher() *checksum.Hasher {
 	return s.hasher
 }
 
-// ComputeChecksums computes the selected checksums of proc's binary and
-// stores them in proc.Checksums (with the IMA digest under process.HashIMA
-// when the kernel measured the file). The file is opened through
-// /proc/<pid>/exe while the process runs, else through RealPath and Path; a
-// digest of another file than the one the process runs (its (device, inode)
-// differs from what was recorded) is discarded. It reports whether proc has
-// checksums afterwards. No store lock is held while hashing.
+// ComputeChecksums computes the selected checksums of proc's binary (with
+// the IMA digest under process.HashIMA when the kernel measured the file).
+// The file is opened through /proc/<pid>/exe while the process runs, else
+// through RealPath and Path; a digest of another file than the one the
+// process runs (its (device, inode) differs from what was recorded) is
+// discarded. When proc's Key is cached and its current version runs the same
+// binary, that entry gets a new version with the checksums. proc itself is
+// given them too, unless it is the current cached version (which never
+// changes): pass a Process you own, such as one from FindProcess. It reports
+// whether the checksums were computed. No store lock is held while hashing.
 func (s *EventsStore) ComputeChecksums(proc *process.Process) bool {
+	if proc == nil {
+		return false
+	}
+	sums, ok := s.hash(proc)
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	current := false
+	if e := s.byKey[proc.Key()]; e != nil && (e.proc == proc || sameExe(e.proc, proc)) {
+		current = e.proc == proc
+		v := *e.proc
+		e.sums = s.mapTab.Share(sums)
+		v.Checksums = e.sums.V
+		e.proc = &v
+		sums = v.Checksums
+	}
+	s.mu.Unlock()
+	if !current {
+		proc.Checksums = sums
+	}
+	return true
+}
+
+// hash computes the selected checksums of proc's binary (see
+// ComputeChecksums), reading proc only.
+func (s *EventsStore) hash(proc *process.Process) (map[string]string, bool) {
 	s.sumMu.RLock()
 	algos := slices.Clone(s.algos)
 	s.sumMu.RUnlock()
-	if proc == nil || len(algos) == 0 {
-		return false
+	if len(algos) == 0 || proc.KernelThread || proc.Path == "" {
+		return nil, false
 	}
-	proc.RLock()
 	t := checksum.Target{PID: proc.ID, RealPath: proc.RealPath, Path: proc.Path}
 	key, dev, ino := proc.Key(), proc.ExeDev, proc.ExeInode
-	skip := proc.KernelThread || proc.Path == ""
-	proc.RUnlock()
-	if skip {
-		return false
-	}
 	// /proc/<pid>/exe is only this process's while the pid is its own.
 	if k, err := process.CurrentKey(t.PID); err != nil || k != key {
 		t.PID = 0
@@ -92,27 +116,14 @@ func (s *EventsStore) ComputeChecksums(proc *process.Process) bool {
 	if err != nil {
 		s.sumErrs.Add(1)
 		s.log.Debug("checksum", "pid", key.PID, "path", t.Path, "err", err)
-		return false
+		return nil, false
 	}
 	sums := res.Digests
 	if res.IMA != nil {
 		sums[process.HashIMA] = res.IMA.Algorithm + ":" + res.IMA.Digest
 	}
-	s.mu.Lock()
-	e := s.byKey[key]
-	var shared map[string]string
-	if e != nil && e.proc == proc {
-		e.sums = s.mapTab.Share(sums)
-		shared = e.sums.V
-	} else {
-		shared = sums
-	}
-	proc.Lock()
-	proc.Checksums = shared
-	proc.Unlock()
-	s.mu.Unlock()
 	s.sums.Add(1)
-	return true
+	return sums, true
 }
 
 // backfill computes the checksums of cached live processes that have none,
@@ -121,9 +132,7 @@ func (s *EventsStore) backfill() {
 	var todo []*process.Process
 	s.mu.RLock()
 	for _, e := range s.byKey {
-		e.proc.RLock()
 		missing := len(e.proc.Checksums) == 0 && !e.proc.KernelThread && e.proc.Path != ""
-		e.proc.RUnlock()
 		if missing && e.exited.Load() == 0 {
 			todo = append(todo, e.proc)
 		}

@@ -111,12 +111,12 @@ func (m *Monitor) readDetails(k process.Key) {
 	if !ok || item.Exited != 0 {
 		return // exited meanwhile: nothing to read, no system call spent
 	}
-	item.Proc.RLock()
 	before := item.Proc.Creds
-	item.Proc.RUnlock()
 	p := process.NewProcessEmpty(k.PID, "")
 	p.Starttime = int64(k.StartTicks)
-	if p.GetDetails() == nil {
+	// A zombie has exited: it has no image left to read, and its details
+	// must not replace the image it ran.
+	if p.GetDetails() == nil && !p.Zombie {
 		if before.UserNS != 0 && p.Creds.UserNS != 0 && p.Creds.UserNS != before.UserNS {
 			m.nsBefore.Store(k, before)
 		}

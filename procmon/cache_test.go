@@ -3,7 +3,6 @@ package procmon
 import (
 	"os"
 	"testing"
-	"time"
 
 	"github.com/proctrack/proctrack/cache"
 )
@@ -12,7 +11,7 @@ import (
 // copies the cached process into the ExecEventItem it returns, against the
 // cache's own lookup, which does not.
 func BenchmarkIsInStoreByPIDCopy(b *testing.B) {
-	s := &EventsStore{cache.New(cache.Config{RevalidateAfter: time.Hour})}
+	s := &EventsStore{cache.New(cache.Config{})}
 	p := FindProcess(os.Getpid(), false)
 	if p == nil {
 		b.Fatal("this process not found")

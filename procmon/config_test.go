@@ -508,7 +508,7 @@ type evalResult struct {
 }
 
 func (s *evalSink) Event(ev *process.Event) {
-	s.m.Event(ev)
+	s.m.handle(ev)
 	s.mu.Lock()
 	s.trace = append(s.trace, traceLine(ev))
 	s.mu.Unlock()
@@ -523,7 +523,7 @@ func (s *evalSink) Event(ev *process.Event) {
 	}
 }
 
-func (s *evalSink) Lost(n uint64, reason string) { s.m.Lost(n, reason) }
+func (s *evalSink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
 
 // of returns the inputs of the events of a kind for pid (for exec, the
 // last: the image the case ran).
@@ -546,9 +546,7 @@ func (s *evalSink) of(kind EventKind, pid int) []rules.Input {
 func traceLine(ev *process.Event) string {
 	line := fmt.Sprintf("pid=%d %v", ev.PID, ev.Kind)
 	if p := ev.Process; p != nil {
-		p.RLock()
 		line += fmt.Sprintf(" path=%q euid=%d ecaps=%#x userns=%d", p.Path, p.Creds.EUID, uint64(p.Creds.CapEffective), p.Creds.UserNS)
-		p.RUnlock()
 	}
 	if c := ev.Creds; c != nil {
 		line += fmt.Sprintf(" old={euid=%d ecaps=%#x userns=%d} new={euid=%d ecaps=%#x userns=%d}",

@@ -79,9 +79,7 @@ func monitorChild() int {
 		select {
 		case ev := <-m.Events():
 			if ev.Kind == EventExec && ev.PID == cmd.Process.Pid {
-				ev.Process.RLock()
 				fmt.Println("saw", ev.Process.Path)
-				ev.Process.RUnlock()
 				return 0
 			}
 		case <-timeout:

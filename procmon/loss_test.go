@@ -99,9 +99,7 @@ func TestEbpfLossRepairAfterBacklog(t *testing.T) {
 			if it.Exited != 0 {
 				return true
 			}
-			it.Proc.RLock()
 			pid, ppid, key := it.Proc.ID, it.Proc.PPID, it.Proc.Key()
-			it.Proc.RUnlock()
 			if !loops[pid] && !loops[ppid] {
 				return true
 			}

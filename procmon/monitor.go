@@ -27,6 +27,10 @@ var Methods = []string{MethodEbpf, MethodNetlink, MethodAudit, MethodProc}
 // ErrUnknownMethod is returned for a method name not in Methods.
 var ErrUnknownMethod = errors.New("unknown monitoring method")
 
+// ErrClosed is returned by Start and SetMethod once the monitor has ended:
+// Close was called, or the context given to Start is done.
+var ErrClosed = errors.New("procmon: monitor closed")
+
 // ErrUnavailable is matched by the error of a method that cannot run here.
 var ErrUnavailable = methods.ErrUnavailable
 
@@ -162,12 +166,21 @@ type Loss struct {
 
 // Monitor tracks processes with the best method available and keeps a
 // process cache current. Create it with New; Start it; read Events; Close it.
+//
+// A Monitor runs until the context given to Start is done or Close is
+// called, whichever comes first. Then it has ended for good: its method and
+// goroutines have stopped, Events is closed (a range loop over it ends),
+// Method returns "", Status reports the method "stopped", Start and
+// SetMethod return ErrClosed, and Close returns nil. The cache keeps its
+// content.
 type Monitor struct {
 	cfg   Config
 	log   *slog.Logger
 	cache *cache.EventsStore
 
 	events chan Event
+	sendMu sync.RWMutex // read-held to send on events, held to close it
+	ended  bool         // events is closed; guarded by sendMu
 
 	mu         sync.Mutex
 	src        methods.Source
@@ -177,7 +190,8 @@ type Monitor struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	ownsGC     bool
-	closed     bool
+	closed     bool          // the monitor has ended
+	watchDone  chan struct{} // closed when the goroutine watching Start's context returns
 	prevStats  methods.Stats // counters of sources that ran before the current one
 	reader     *process.Reader
 	bprm       bool // fill Event.Bprm of execs from the file (bprm_check on)
@@ -230,18 +244,20 @@ func New(cfg Config) (*Monitor, error) {
 // Cache returns the process cache the monitor keeps current.
 func (m *Monitor) Cache() *cache.EventsStore { return m.cache }
 
-// Events returns the channel of events. It is closed by Close.
+// Events returns the channel of events. It is closed when the monitor ends:
+// by Close, or when the context given to Start is done.
 func (m *Monitor) Events() <-chan Event { return m.events }
 
 // Start starts monitoring: it tries the preferred method and then each one
 // below it until one starts, then reads /proc into the cache (the method is
 // started first, so no process is missed between the two). It fails only if
-// no method can start; Status says why each was skipped.
+// no method can start; Status says why each was skipped. The monitor runs
+// until ctx is done or Close is called (see Monitor).
 func (m *Monitor) Start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return errors.New("procmon: monitor closed")
+		return ErrClosed
 	}
 	if m.ctx != nil {
 		return errors.New("procmon: monitor already started")
@@ -255,7 +271,18 @@ func (m *Monitor) Start(ctx context.Context) error {
 		m.stopLocked()
 		return err
 	}
+	register(m.cache)
+	m.watchDone = make(chan struct{})
+	go m.watch(m.ctx, m.watchDone)
 	return nil
+}
+
+// watch ends the monitor when ctx, the context of the running monitor, is
+// done: the caller's context of Start, or Close cancelling it.
+func (m *Monitor) watch(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	<-ctx.Done()
+	_ = m.end()
 }
 
 // SetMethod switches to another preferred method while running (or sets it
@@ -273,6 +300,9 @@ func (m *Monitor) SetMethod(method string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
 	m.preferred = method
 	if m.ctx == nil {
 		return nil
@@ -317,7 +347,7 @@ func (m *Monitor) climb(preferred string) error {
 		}
 		src, err := m.newSource(name)
 		if err == nil {
-			err = src.Start(m.ctx, m)
+			err = src.Start(m.ctx, sink{m})
 		}
 		if err != nil {
 			m.status = append(m.status, MethodStatus{Method: name, State: "skipped", Reason: err.Error()})
@@ -328,7 +358,7 @@ func (m *Monitor) climb(preferred string) error {
 		m.src = src
 		m.status = append(m.status, MethodStatus{Method: name, State: "running"})
 		m.log.Debug("procmon: monitoring", "method", name)
-		m.watch(src)
+		m.watchSource(src)
 	}
 	if m.src == nil {
 		if hooks := m.cfg.sandboxed(); len(hooks) > 0 {
@@ -393,18 +423,44 @@ func (m *Monitor) Stats() Stats {
 	return st
 }
 
-// Close stops the method and the monitor's goroutines, restores what the
-// method changed on the host, and closes the Events channel. The cache keeps
-// its content.
+// Close ends the monitor (see Monitor): it stops the method and the
+// monitor's goroutines, restores what the method changed on the host, and
+// closes the Events channel. The cache keeps its content. Closing an ended
+// monitor returns nil.
 func (m *Monitor) Close() error {
+	err := m.end()
+	m.mu.Lock()
+	done := m.watchDone
+	m.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+	return err
+}
+
+// end ends the monitor once: the source and the goroutines stop, then the
+// Events channel is closed.
+func (m *Monitor) end() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil
 	}
 	m.closed = true
+	started := m.ctx != nil
 	err := m.stopLocked()
+	if started {
+		unregister(m.cache)
+	}
+	for i := range m.status {
+		if m.status[i].State == "running" {
+			m.status[i].State = "stopped"
+		}
+	}
+	m.sendMu.Lock()
+	m.ended = true
 	close(m.events)
+	m.sendMu.Unlock()
 	return err
 }
 
@@ -434,9 +490,9 @@ func (m *Monitor) stopSource(src methods.Source) error {
 	return err
 }
 
-// watch has the monitor fall back when src, a methods.Failer, stops on its
-// own. The caller holds mu.
-func (m *Monitor) watch(src methods.Source) {
+// watchSource has the monitor fall back when src, a methods.Failer, stops
+// on its own. The caller holds mu.
+func (m *Monitor) watchSource(src methods.Source) {
 	f, ok := src.(methods.Failer)
 	if !ok || f.Done() == nil {
 		return

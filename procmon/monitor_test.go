@@ -122,11 +122,9 @@ func TestProcMethod(t *testing.T) {
 	ex := c.execs()
 	for i, pid := range pids {
 		p := ex[pid].Process
-		p.RLock()
 		if p.Path != sleep || len(p.Args) != 3 || p.Args[2] != "0.00"+strconv.Itoa(i) {
 			t.Errorf("pid %d: %s %q", pid, p.Path, p.Args)
 		}
-		p.RUnlock()
 	}
 	waitFor(t, 5*time.Second, func() bool { return c.count(EventExit, pids[0]) == 1 })
 	item, ok := m.Cache().Peek(pids[0])
@@ -403,8 +401,6 @@ func TestDeniedEventsChangeNothing(t *testing.T) {
 	if !ok {
 		t.Fatal("process left the cache")
 	}
-	item.Proc.RLock()
-	defer item.Proc.RUnlock()
 	if item.Proc.Creds.UID != before.Creds.UID || item.Proc.Path != before.Path {
 		t.Errorf("cached process changed: uid %d path %q, was %d %q", item.Proc.Creds.UID, item.Proc.Path, before.Creds.UID, before.Path)
 	}

@@ -1,6 +1,13 @@
 package procmon
 
-import "github.com/proctrack/proctrack/procmon/process"
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/proctrack/proctrack/cache"
+	"github.com/proctrack/proctrack/procmon/process"
+)
 
 // Process holds the details of a process; see process.Process.
 type Process = process.Process
@@ -70,15 +77,78 @@ const (
 // was being read.
 var ErrGone = process.ErrGone
 
-// FindProcess reads process pid from /proc; see process.FindProcess. As in
-// OpenSnitch, a negative pid with interceptUnknown yields a placeholder
-// Process with ID 0 (the owner of a connection that could not be found),
-// and without it nil.
+// FindProcess returns the process pid (see process.FindProcess for
+// interceptUnknown; as in OpenSnitch, a negative pid with interceptUnknown
+// yields a placeholder Process with ID 0, the owner of a connection that
+// could not be found, and without it nil). While a Monitor runs, it answers from the monitor's
+// cache when the process is there and is still the process that has the pid
+// (the cache confirms the start time; one that exited is returned during the
+// cache's grace period), with what the cache adds: Parent, Tree and the
+// checksums. Otherwise it reads /proc once, as process.FindProcess does, and
+// puts what it read into that cache. With no monitor running it only reads
+// /proc. It is nil when the pid does not exist or exited while it was read.
+//
+// With a monitor running the result is the cache's version of the process,
+// shared and never changed (see Process): read it freely, and copy it
+// (c := *p) before calling a method that changes it (BuildTree,
+// GetExtraInfo, ComputeChecksums, ...).
 func FindProcess(pid int, interceptUnknown bool) *Process {
 	if pid < 0 && interceptUnknown {
 		return process.NewProcessEmpty(0, "")
 	}
-	return process.FindProcess(pid, interceptUnknown)
+	caches := running.Load()
+	if pid < 0 || caches == nil {
+		return process.FindProcess(pid, interceptUnknown)
+	}
+	for _, c := range *caches {
+		if item, ok := c.IsInStoreByPID(pid); ok {
+			return item.Proc
+		}
+	}
+	p := process.FindProcess(pid, interceptUnknown)
+	if p == nil {
+		return nil
+	}
+	return (*caches)[0].Put(p)
+}
+
+// running lists the caches of the running monitors, for FindProcess: nil
+// when none runs. The slice is replaced, never changed.
+var (
+	running   atomic.Pointer[[]*cache.EventsStore]
+	runningMu sync.Mutex
+)
+
+// register adds the cache of a monitor that started to running.
+func register(c *cache.EventsStore) {
+	runningMu.Lock()
+	defer runningMu.Unlock()
+	var list []*cache.EventsStore
+	if old := running.Load(); old != nil {
+		list = append(list, *old...)
+	}
+	list = append(list, c)
+	running.Store(&list)
+}
+
+// unregister removes the cache of a monitor that ended from running (once:
+// two monitors may share a cache).
+func unregister(c *cache.EventsStore) {
+	runningMu.Lock()
+	defer runningMu.Unlock()
+	old := running.Load()
+	if old == nil {
+		return
+	}
+	list := slices.Clone(*old)
+	if i := slices.Index(list, c); i >= 0 {
+		list = slices.Delete(list, i, i+1)
+	}
+	if len(list) == 0 {
+		running.Store(nil)
+		return
+	}
+	running.Store(&list)
 }
 
 // NewProcess returns process pid as OpenSnitch's NewProcess does: its

@@ -316,9 +316,7 @@ func reuseOnce(t *testing.T, m *Monitor, r *sockets.Resolver, oldBin, newBin, lo
 			n.misses++
 			return
 		}
-		p.RLock()
 		k, path := p.Key(), p.Path
-		p.RUnlock()
 		var wrong bool
 		if forOld {
 			wrong = k == newKey || (k == oldKey && path == newBin)
@@ -369,13 +367,11 @@ func reuseOnce(t *testing.T, m *Monitor, r *sockets.Resolver, oldBin, newBin, lo
 	return true
 }
 
-// pathOf reads p's Path under its lock ("" for nil).
+// pathOf is p's Path ("" for nil).
 func pathOf(p *process.Process) string {
 	if p == nil {
 		return ""
 	}
-	p.RLock()
-	defer p.RUnlock()
 	return p.Path
 }
 

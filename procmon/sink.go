@@ -54,11 +54,23 @@ const (
 	EventSeccomp  = process.EventSeccomp
 )
 
-// Event receives one event from the running method (methods.Sink). It runs
-// on the method's goroutine: it completes the event from the cache and
-// /proc, updates the cache, and offers the event to the consumer without
-// waiting.
-func (m *Monitor) Event(ev *process.Event) {
+// sink is the methods.Sink the monitor hands to the sources it starts. It
+// is not part of the Monitor's API, so that only a source the monitor
+// started can report events.
+type sink struct{ m *Monitor }
+
+// Event hands a source's event to the monitor.
+func (s sink) Event(ev *process.Event) { s.m.handle(ev) }
+
+// Lost hands a source's loss report to the monitor.
+func (s sink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
+
+// handle receives one event from the running method. It runs on the
+// method's goroutine: it completes the event from the cache and /proc,
+// updates the cache, and offers the event to the consumer without waiting.
+// Event.Process is then the cache's version of the process of that moment,
+// which later events do not change.
+func (m *Monitor) handle(ev *process.Event) {
 	m.received.Add(1)
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
@@ -94,6 +106,18 @@ func (m *Monitor) Event(ev *process.Event) {
 			}
 		}
 	}
+	m.offer(ev)
+}
+
+// offer puts the event on the Events channel unless it is full (the event
+// is dropped and counted) or closed (the monitor has ended: nothing is
+// sent).
+func (m *Monitor) offer(ev *process.Event) {
+	m.sendMu.RLock()
+	defer m.sendMu.RUnlock()
+	if m.ended {
+		return
+	}
 	select {
 	case m.events <- *ev:
 		m.delivered.Add(1)
@@ -102,9 +126,9 @@ func (m *Monitor) Event(ev *process.Event) {
 	}
 }
 
-// Lost records a loss the method reported and has the cache repaired from
-// /proc (by the reconciler goroutine, so the method's reader goes on).
-func (m *Monitor) Lost(n uint64, reason string) {
+// lostEvents records a loss the method reported and has the cache repaired
+// from /proc (by the reconciler goroutine, so the method's reader goes on).
+func (m *Monitor) lostEvents(n uint64, reason string) {
 	m.lost.Add(n)
 	m.lossReports.Add(1)
 	m.lossMu.Lock()
@@ -153,8 +177,6 @@ func (m *Monitor) onFork(ev *process.Event) {
 // inherit copies a parent's image into a forked child: fork copies the
 // image, credentials and namespaces.
 func inherit(child, parent *process.Process) {
-	parent.RLock()
-	defer parent.RUnlock()
 	child.Path, child.RealPath, child.Args, child.Env, child.CWD = parent.Path, parent.RealPath, parent.Args, parent.Env, parent.CWD
 	child.Creds, child.UID, child.NS, child.Root = parent.Creds, parent.UID, parent.NS, parent.Root
 	child.Cgroup, child.ContainerID, child.ContainerRuntime = parent.Cgroup, parent.ContainerID, parent.ContainerRuntime
@@ -186,9 +208,7 @@ func (m *Monitor) onExec(ev *process.Event) {
 			p = process.NewProcessEmpty(ev.PID, "")
 			p.Incomplete = true
 			if item, ok := m.cache.Peek(ev.PID); ok && errors.Is(err, process.ErrGone) {
-				item.Proc.RLock()
 				p.Starttime, p.StartedAt, p.PPID = item.Proc.Starttime, item.Proc.StartedAt, item.Proc.PPID
-				item.Proc.RUnlock()
 				m.cache.Exit(p.Key())
 			}
 			ev.Process = p
@@ -243,9 +263,7 @@ func (m *Monitor) execIdentity(ev *process.Event, p *process.Process) bool {
 		startedAt time.Time
 	)
 	if item, ok := m.cache.Peek(p.ID); ok && item.Exited == 0 {
-		item.Proc.RLock()
 		cached, ppid, startedAt = item.Proc.Key(), item.Proc.PPID, item.Proc.StartedAt
-		item.Proc.RUnlock()
 	}
 	now, err := m.reader.Identity(p.ID)
 	if err == nil && now.Starttime <= execTicks+startSlack {
@@ -280,9 +298,7 @@ func (m *Monitor) onUserNS(ev *process.Event) {
 		return
 	}
 	p := ev.Process
-	p.RLock()
 	cur, k := p.Creds, p.Key()
-	p.RUnlock()
 	old := cur
 	if v, ok := m.nsBefore.LoadAndDelete(k); ok {
 		old = v.(process.Credentials)
@@ -325,9 +341,7 @@ func (m *Monitor) onCreds(ev *process.Event) {
 	item, ok := m.cache.Peek(ev.PID)
 	var old process.Credentials
 	if ok {
-		item.Proc.RLock()
 		old = item.Proc.Creds
-		item.Proc.RUnlock()
 	}
 	change := &process.CredChange{Old: old, New: old}
 	if ev.Creds != nil && ev.Method == process.MethodEbpf {
@@ -342,14 +356,25 @@ func (m *Monitor) onCreds(ev *process.Event) {
 	}
 	ev.Creds = change
 	if ok {
-		item.Proc.Lock()
-		item.Proc.Creds = change.New
-		item.Proc.UID = int(change.New.EUID)
-		item.Proc.Unlock()
-		ev.Process = item.Proc
-	} else {
+		ok = m.change(ev, item.Proc.Key(), func(p *process.Process) {
+			p.Creds = change.New
+			p.UID = int(change.New.EUID)
+		})
+	}
+	if !ok {
 		m.attach(ev)
 	}
+}
+
+// change gives the cached process k a new version changed by fn (see
+// cache.EventsStore.Change) and makes it the event's process. It reports
+// false when k is no longer cached.
+func (m *Monitor) change(ev *process.Event, k process.Key, fn func(p *process.Process)) bool {
+	p, ok := m.cache.Change(k, fn)
+	if ok {
+		ev.Process = p
+	}
+	return ok
 }
 
 // mergeCreds copies into dst the ids a method reports for an event kind.
@@ -380,12 +405,10 @@ func (m *Monitor) onComm(ev *process.Event) {
 		m.attach(ev)
 		return
 	}
-	if ev.Comm != "" {
-		item.Proc.Lock()
-		item.Proc.Comm = ev.Comm
-		item.Proc.Unlock()
-	}
 	ev.Process = item.Proc
+	if ev.Comm != "" {
+		m.change(ev, item.Proc.Key(), func(p *process.Process) { p.Comm = ev.Comm })
+	}
 }
 
 // attach sets the event's process: the cached one (complete, while what a

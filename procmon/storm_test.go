@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,10 +33,18 @@ type stormResult struct {
 	named    int // exec events with the exact path and arguments
 	elapsed  time.Duration
 	cpu      time.Duration // CPU the test process (the monitor) spent during the storm
+	mallocs  uint64        // heap allocations of the test process during the storm
 	events   uint64        // events the monitor received during the storm
 	dropped  uint64
 	lost     uint64
 	badNamed []string // exec events naming a process wrongly (must stay empty)
+}
+
+// mallocs returns the number of heap allocations this process has made.
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
 }
 
 // cpuTime returns the CPU time this process has used.
@@ -69,9 +78,7 @@ func stormWith(tb testing.TB, m *Monitor, n int) stormResult {
 			if p == nil {
 				return
 			}
-			p.RLock()
 			path, args, ppid := p.Path, p.Args, p.PPID
-			p.RUnlock()
 			mine := len(args) == 2 && strings.HasPrefix(args[1], tag+"-")
 			if children[ev.PID] || loops[ppid] || mine {
 				if !execSeen[ev.PID] {
@@ -112,7 +119,7 @@ func stormWith(tb testing.TB, m *Monitor, n int) stormResult {
 	}()
 	<-started
 	before := m.Stats()
-	cpu0 := cpuTime()
+	cpu0, mallocs0 := cpuTime(), mallocs()
 	// The loops' pids are learnt from the shell's fork events too: the
 	// first exec events may come before storm returns.
 	elapsed := stormAsync(tb, n, tag, func(pids []int) {
@@ -136,6 +143,7 @@ func stormWith(tb testing.TB, m *Monitor, n int) stormResult {
 		last = int(st.Events)
 	}
 	res.cpu = cpuTime() - cpu0
+	res.mallocs = mallocs() - mallocs0
 	close(stopC)
 	<-done
 	after := m.Stats()
@@ -253,7 +261,9 @@ func TestExecStorm(t *testing.T) {
 
 // BenchmarkExecStorm reports, per method, what the README quotes: the
 // storm's rate with the monitor against without, the monitor's CPU per exec,
-// the share of execs reported and the share named with path and arguments.
+// the share of execs reported and the share named with path and arguments,
+// and the heap allocations of the whole test process (the method, the
+// monitor, the cache and the consumer) per event received.
 func BenchmarkExecStorm(b *testing.B) {
 	const n = 3000
 	for _, method := range []string{MethodEbpf, MethodNetlink, MethodAudit, MethodProc} {
@@ -272,6 +282,7 @@ func BenchmarkExecStorm(b *testing.B) {
 			b.ReportMetric(float64(r.cpu.Nanoseconds())/1e3/float64(n), "cpu-µs/exec")
 			b.ReportMetric(100*float64(r.execs)/float64(n), "%reported")
 			b.ReportMetric(100*float64(r.named)/float64(n), "%named")
+			b.ReportMetric(float64(r.mallocs)/float64(r.events), "allocs/event")
 		})
 	}
 }
@@ -287,14 +298,16 @@ func BenchmarkMonitorCost(b *testing.B) {
 			m := startOnly(b, method, Config{EventBuffer: 1})
 			defer m.Close()
 			var d, cpu time.Duration
+			var allocs, events uint64
 			for b.Loop() {
-				c0 := cpuTime()
+				c0, m0, e0 := cpuTime(), mallocs(), m.Stats().Events
 				d = storm(b, n, "cost")
 				time.Sleep(300 * time.Millisecond) // let the last events in
-				cpu = cpuTime() - c0
+				cpu, allocs, events = cpuTime()-c0, mallocs()-m0, m.Stats().Events-e0
 			}
 			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(n), "cpu-µs/exec")
 			b.ReportMetric(float64(n)/d.Seconds()/base, "x-unmonitored")
+			b.ReportMetric(float64(allocs)/float64(events), "allocs/event")
 		})
 	}
 }

@@ -139,9 +139,7 @@ func TestVMSandbox(t *testing.T) {
 	var uid uint32
 	for end := time.Now().Add(5 * time.Second); uid != 1001 && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 		if item, ok := m.Cache().Peek(pid); ok {
-			item.Proc.RLock()
 			uid = item.Proc.Creds.UID
-			item.Proc.RUnlock()
 		}
 	}
 	if uid != 1001 {

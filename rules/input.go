@@ -89,13 +89,12 @@ func HookOf(kind process.EventKind) (string, bool) {
 // The scope's binary is Event.Process.Path (for bprm_check the new image:
 // the old one is gone when the event is read; for ptrace_access_check the
 // traced process, which is Event.PID) and the parent's is
-// Process.Parent.Path when the cache linked the parent. The process is
-// read under its read lock.
+// Process.Parent.Path when the cache linked the parent (the parent as it
+// was when the process was cached).
 //
-// Event.Process is the cached process, which later events of the same
-// process keep changing: call FromEvent when the monitor receives the
-// event (on the method's goroutine), not later in a consumer, for answers
-// that are the same on every method.
+// Event.Process is the process as of the event, which later events of the
+// same process do not change: FromEvent gives the same answer whenever a
+// consumer calls it.
 func FromEvent(ev *process.Event) (hook string, in Input, ok bool) {
 	hook, ok = HookOf(ev.Kind)
 	if !ok {
@@ -103,15 +102,10 @@ func FromEvent(ev *process.Event) (hook string, in Input, ok bool) {
 	}
 	var creds process.Credentials
 	if p := ev.Process; p != nil {
-		p.RLock()
 		creds = p.Creds
 		in.Binary = p.Path
-		parent := p.Parent
-		p.RUnlock()
-		if parent != nil && parent != p {
-			parent.RLock()
-			in.ParentBinary = parent.Path
-			parent.RUnlock()
+		if p.Parent != nil && p.Parent != p {
+			in.ParentBinary = p.Parent.Path
 		}
 	}
 	switch ev.Kind {

@@ -171,9 +171,7 @@ func match(ev *procmon.Event, rule, hook string, in *rules.Input) Match {
 		Path: in.Binary, Parent: in.ParentBinary, UID: in.UID, EUID: in.EUID, GID: in.GID, EGID: in.EGID,
 		ECaps: in.ECaps.Names(), Verdict: ev.Verdict.String(), InKernel: ev.MatchedInKernel}
 	if p := ev.Process; p != nil {
-		p.RLock()
 		mt.PPID = p.PPID
-		p.RUnlock()
 	}
 	return mt
 }

@@ -57,25 +57,19 @@ func run(ctx context.Context, out, status io.Writer, method string, asJSON bool)
 	if !asJSON {
 		fmt.Fprintf(out, "%-12s %-8s %-8s %-8s %-6s %s\n", "TIME", "EVENT", "PID", "PPID", "UID", "PROCESS")
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			st := m.Stats()
-			fmt.Fprintf(status, "%d events, %d dropped, %d lost, %d cached processes\n", st.Events, st.Dropped, st.Lost, st.CacheSize)
-			return nil
-		case ev, ok := <-m.Events():
-			if !ok {
-				return nil
+	// The loop ends when ctx is done: the monitor ends and closes Events.
+	for ev := range m.Events() {
+		if asJSON {
+			if err := enc.Encode(jsonEvent(ev)); err != nil {
+				return err
 			}
-			if asJSON {
-				if err := enc.Encode(jsonEvent(ev)); err != nil {
-					return err
-				}
-				continue
-			}
-			fmt.Fprintln(out, line(ev))
+			continue
 		}
+		fmt.Fprintln(out, line(ev))
 	}
+	st := m.Stats()
+	fmt.Fprintf(status, "%d events, %d dropped, %d lost, %d cached processes\n", st.Events, st.Dropped, st.Lost, st.CacheSize)
+	return nil
 }
 
 // record is the JSON form of an event.
@@ -104,7 +98,6 @@ func jsonEvent(ev procmon.Event) record {
 func line(ev procmon.Event) string {
 	ppid, uid, what := 0, 0, ""
 	if p := ev.Process; p != nil {
-		p.RLock()
 		ppid, uid = p.PPID, p.UID
 		what = p.Path
 		if what == "" || p.KernelThread {
@@ -116,7 +109,6 @@ func line(ev procmon.Event) string {
 		if p.Incomplete {
 			what += " (exited before it could be read)"
 		}
-		p.RUnlock()
 	}
 	switch ev.Kind {
 	case procmon.EventExit:

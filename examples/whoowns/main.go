@@ -131,13 +131,11 @@ func line(r *sockets.Resolver, s sockets.Socket) string {
 	pid, name := "-", "-"
 	if s.Inode != 0 {
 		if p, ok := r.Owner(s.Inode); ok {
-			p.RLock()
 			pid = fmt.Sprint(p.ID)
 			name = p.Comm
 			if p.Path != "" {
 				name = filepath.Base(p.Path)
 			}
-			p.RUnlock()
 		}
 	}
 	return fmt.Sprintf("%-8s %-46s %-46s %-11s %-8s %s", proto, s.Local, s.Remote, s.State, pid, name)

@@ -35,11 +35,8 @@ func (p *Process) ComputeChecksums(hashes map[string]uint) {
 	for a := range hashes {
 		algos = append(algos, a)
 	}
-	p.RLock()
 	t := checksum.Target{PID: p.ID, RealPath: p.RealPath, Path: p.Path}
-	skip := p.KernelThread || len(algos) == 0
-	p.RUnlock()
-	if skip {
+	if p.KernelThread || len(algos) == 0 {
 		return
 	}
 	if !p.IsAlive() {
@@ -49,8 +46,6 @@ func (p *Process) ComputeChecksums(hashes map[string]uint) {
 	if err != nil {
 		return
 	}
-	p.Lock()
-	defer p.Unlock()
 	sums := make(map[string]string, len(p.Checksums)+len(res.Digests))
 	maps.Copy(sums, p.Checksums)
 	maps.Copy(sums, res.Digests)
@@ -59,14 +54,10 @@ func (p *Process) ComputeChecksums(hashes map[string]uint) {
 
 // ChecksumsCount returns the number of checksums of the process.
 func (p *Process) ChecksumsCount() int {
-	p.RLock()
-	defer p.RUnlock()
 	return len(p.Checksums)
 }
 
 // ResetChecksums clears the checksums.
 func (p *Process) ResetChecksums() {
-	p.Lock()
-	defer p.Unlock()
 	p.Checksums = make(map[string]string)
 }

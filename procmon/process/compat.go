@@ -2,40 +2,22 @@ package process
 
 import "github.com/proctrack/proctrack/internal/procfs"
 
-// CopyInto copies every field of p into dst, under p's read lock: dst
-// becomes a snapshot of p whose top-level fields are its own. dst must not
-// be in use by another goroutine (it is not locked).
-// What the fields point to (Parent, Tree's items, Args, Env, Checksums,
-// Descriptors, Statm, IOStats, NetStats, Creds.Groups) is shared with p and
-// must be treated as read-only. dst's lock is not copied (a copy of a held
-// lock would stay held); copying p into itself does nothing.
+// CopyInto copies every field of p into dst: dst becomes a copy of p whose
+// top-level fields are its own, as *dst = *p does. What the fields point to
+// (Parent, Tree's items, Args, Env, Checksums, Descriptors, Statm, IOStats,
+// NetStats, Creds.Groups) is shared with p and must be treated as read-only.
+// A nil dst is left alone.
 func (p *Process) CopyInto(dst *Process) {
-	if dst == nil || dst == p {
-		return
+	if dst != nil {
+		*dst = *p
 	}
-	p.RLock()
-	defer p.RUnlock()
-	dst.Statm, dst.Parent, dst.IOStats, dst.NetStats = p.Statm, p.Parent, p.IOStats, p.NetStats
-	dst.Env, dst.Checksums = p.Env, p.Checksums
-	dst.Status, dst.Stat, dst.Stack, dst.Maps = p.Status, p.Stat, p.Stack, p.Maps
-	dst.Comm, dst.Path, dst.RealPath, dst.CWD = p.Comm, p.Path, p.RealPath, p.CWD
-	dst.Tree, dst.Descriptors, dst.Args = p.Tree, p.Descriptors, p.Args
-	dst.Starttime, dst.ID, dst.PPID, dst.UID = p.Starttime, p.ID, p.PPID, p.UID
-	dst.StartedAt, dst.Creds, dst.NS, dst.Root = p.StartedAt, p.Creds, p.NS, p.Root
-	dst.Cgroup, dst.ContainerID, dst.ContainerRuntime = p.Cgroup, p.ContainerID, p.ContainerRuntime
-	dst.ExeDev, dst.ExeInode = p.ExeDev, p.ExeInode
-	dst.KernelThread, dst.Zombie, dst.ExeDeleted = p.KernelThread, p.Zombie, p.ExeDeleted
-	dst.Fileless, dst.Incomplete = p.Fileless, p.Incomplete
-	dst.ArgsTruncated, dst.EnvTruncated = p.ArgsTruncated, p.EnvTruncated
 }
 
-// Clone returns a snapshot of p (see CopyInto): changing the copy's fields
-// leaves p alone. It is the copy `go vet` accepts where `c := *p` copies the
-// lock.
+// Clone returns a copy of p (see CopyInto): changing the copy's fields
+// leaves p alone.
 func (p *Process) Clone() *Process {
-	c := &Process{}
-	p.CopyInto(c)
-	return c
+	c := *p
+	return &c
 }
 
 // TreeInsertItem inserts an item (a path, or a comm when the path is unknown,

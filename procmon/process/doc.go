@@ -18,8 +18,12 @@
 // as truth. Fields a caller may not read (another user's environment without
 // privilege) are left empty; they are not an error.
 //
-// # Locking
+// # Sharing
 //
-// A Process is a plain value while one goroutine builds it. Once shared (in a
-// cache) its fields are guarded by its Lock/RLock methods, as in the seed API.
+// A Process is a plain value with no lock. The process cache never changes a
+// Process it has handed out (in an Event, a lookup, a Parent link): a change
+// of the process makes a new version, and the old one stays the moment it
+// describes. Such a Process is read from any goroutine without locks; it is
+// copied (c := *p) to be changed, and its Args, Env, Checksums and Tree,
+// which may be shared, are replaced rather than written into.
 package process

@@ -56,10 +56,12 @@ type Event struct {
 	PID, TID int
 	// PPID is the parent, for EventFork.
 	PPID int
-	// Process is the process as of the event, from the cache or /proc;
-	// Incomplete when it was gone before it could be read. It is the
-	// cached process itself, which the monitor keeps updating: read it
-	// under its RLock.
+	// Process is the process as it was when the monitor applied the
+	// event, from the cache or /proc; Incomplete when it was gone before
+	// it could be read. It is the cache's version of that moment, which
+	// nothing changes afterwards (later events of the process get new
+	// versions): read it without locks, however late; copy it to change
+	// it (see Process).
 	Process *Process
 	// ExitCode is the wait(2) status, for EventExit.
 	ExitCode int

@@ -50,12 +50,22 @@ type TreeItem struct {
 
 // Process holds the details of a process. The first block of fields is the
 // seed API's; the rest is what proctrack adds.
+//
+// A Process is a plain value with no lock. One that the process cache holds,
+// or that an Event, a cache lookup or a Parent link hands out, is never
+// changed again: the cache replaces it with a new Process when the process
+// changes (exec, credentials, name, details, checksums), so it can be read
+// from any goroutine without locks and always shows one moment of the
+// process. To change one, copy it first (c := *p); Args, Env, Checksums and
+// Tree may be shared with other processes: replace them, never write into
+// them. The methods that change a Process (GetDetails, the Read* methods,
+// ComputeChecksums, BuildTree, ...) are for a Process the caller owns: one
+// from FindProcess, NewProcess or such a copy.
 type Process struct {
-	mu sync.RWMutex
-
 	// Statm is the memory usage from /proc/<pid>/statm (GetExtraInfo).
 	Statm *Statm
-	// Parent is the parent process, when known (GetParent, or the cache).
+	// Parent is the parent process, when known (GetParent, or the cache:
+	// there, the parent as it was when this process was cached).
 	Parent *Process
 	// IOStats is /proc/<pid>/io (GetExtraInfo; needs privilege for others).
 	IOStats *IOStats
@@ -331,18 +341,6 @@ func bootTime() time.Time {
 	bootOnce.Do(func() { bootAt = procfs.BootTime() })
 	return bootAt
 }
-
-// Lock locks the process for writing.
-func (p *Process) Lock() { p.mu.Lock() }
-
-// Unlock undoes Lock.
-func (p *Process) Unlock() { p.mu.Unlock() }
-
-// RLock locks the process for reading.
-func (p *Process) RLock() { p.mu.RLock() }
-
-// RUnlock undoes RLock.
-func (p *Process) RUnlock() { p.mu.RUnlock() }
 
 // PIDs lists the pids of every process in /proc, in ascending order.
 func PIDs() ([]int, error) { return procfs.PIDs(procRoot) }

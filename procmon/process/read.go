@@ -217,9 +217,10 @@ func (p *Process) setRealPath(haveExe bool, exe *unix.Stat_t) {
 }
 
 // CleanArgs fixes the argument list: a first argument of /proc/self/exe
-// (AppImage runtimes re-execute themselves that way) is replaced by Path.
+// (AppImage runtimes re-execute themselves that way) is replaced by Path, in
+// a new slice (Args may be shared with a cached copy).
 func (p *Process) CleanArgs() {
 	if len(p.Args) > 0 && p.Path != "" && p.Path != KernelConnection && isIndirectExe(p.Args[0]) {
-		p.Args[0] = p.Path
+		p.Args = append([]string{p.Path}, p.Args[1:]...)
 	}
 }

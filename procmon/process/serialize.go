@@ -66,11 +66,9 @@ type SerializedCreds struct {
 	UserNS     uint64   `json:"user_ns"`
 }
 
-// Serialize returns the process as a Serialized value. It takes the read
-// lock; the result shares no mutable state with the Process.
+// Serialize returns the process as a Serialized value. The result shares
+// no mutable state with the Process.
 func (p *Process) Serialize() *Serialized {
-	p.RLock()
-	defer p.RUnlock()
 	s := &Serialized{
 		ID: p.Key().String(), PID: p.ID, PPID: p.PPID, UID: p.UID,
 		Comm: p.Comm, Path: p.Path, RealPath: p.RealPath, CWD: p.CWD,

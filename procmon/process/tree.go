@@ -34,37 +34,51 @@ func (p *Process) GetParent() {
 	if p.PPID == 0 {
 		p.ReadPPID()
 	}
-	if p.PPID <= 0 || p.PPID == p.ID {
-		return
+	p.Parent = p.readParent()
+}
+
+// readParent reads the process PPID names from /proc (see GetParent)
+// without changing p; nil when there is none.
+func (p *Process) readParent() *Process {
+	ppid := p.PPID
+	if ppid == 0 && p.ID > 1 {
+		if s, _, err := procfs.ReadStat(procRoot, p.ID); err == nil {
+			ppid = s.PPID
+		}
 	}
-	parent := NewProcess(p.PPID, "")
+	if p.ID <= 1 || ppid <= 0 || ppid == p.ID {
+		return nil
+	}
+	parent := NewProcess(ppid, "")
 	if parent.Starttime == 0 || (p.Starttime != 0 && parent.Starttime > p.Starttime) {
-		return
+		return nil
 	}
 	if !parent.KernelThread {
 		_ = parent.ReadPath()
 	}
-	p.Parent = parent
+	return parent
 }
 
 // BuildTree fills Tree with the ancestors, parent first, up to pid 1 (or the
 // oldest ancestor that can be found), following Parent links where they are
-// set and /proc where they are not.
+// set and /proc where they are not. Only p changes (GetParent, and Tree as a
+// new slice): the ancestors, which may be cached copies, are left alone.
 func (p *Process) BuildTree() {
-	p.Tree = p.Tree[:0]
-	cur := p
-	for depth := 0; depth < maxTreeDepth; depth++ {
-		cur.GetParent()
-		if cur.Parent == nil {
-			return
-		}
-		cur = cur.Parent
+	p.GetParent()
+	var tree []*TreeItem
+	for cur, depth := p.Parent, 0; cur != nil && depth < maxTreeDepth; depth++ {
 		name := cur.Path
 		if name == "" || name == KernelConnection {
 			name = cur.Comm
 		}
-		p.Tree = append(p.Tree, &TreeItem{Key: name, Value: uint32(cur.ID)})
+		tree = append(tree, &TreeItem{Key: name, Value: uint32(cur.ID)})
+		next := cur.Parent
+		if next == nil {
+			next = cur.readParent()
+		}
+		cur = next
 	}
+	p.Tree = tree
 }
 
 // IsChild reports whether this process is a child of its parent that still

@@ -199,9 +199,7 @@ func runMonitorChild(args []string) error {
 			if ev.Kind != procmon.EventExec || ev.Process == nil {
 				continue
 			}
-			ev.Process.RLock()
 			mine := slices.Contains(ev.Process.Args, tag)
-			ev.Process.RUnlock()
 			if mine {
 				seen = ev.PID
 			}
@@ -212,9 +210,7 @@ func runMonitorChild(args []string) error {
 	var sum string
 	for deadline := time.Now().Add(10 * time.Second); sum == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if item, ok := c.IsInStoreByPID(seen); ok && item.Proc != nil {
-			item.Proc.RLock()
 			sum = item.Proc.Checksums[procmon.HashSHA256]
-			item.Proc.RUnlock()
 		}
 	}
 	if sum == "" {
