@@ -45,6 +45,8 @@ func TestArgsEnvBoundedByConfig(t *testing.T) {
 	small := synthetic(1, "/usr/bin/small", "x")
 	small.Env = map[string]string{"A": "1"}
 	s.Add(small)
+	it, _ = s.Get(p.Key()) // the cache's new version: q keeps its moment
+	q = it.Proc
 	if q.ArgsTruncated || q.EnvTruncated || q.Path != "/usr/bin/small" {
 		t.Errorf("after an exec to a small image: %s truncated %v %v", q.Path, q.ArgsTruncated, q.EnvTruncated)
 	}
