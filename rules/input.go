@@ -27,6 +27,9 @@ type Input struct {
 	// binary_name, binary_prefix); ParentBinary the parent's
 	// (parent_binary_*).
 	Binary, ParentBinary string
+	// Args are the exec's arguments after argv[0] (sched_process_exec's
+	// arg0..arg31 compare with each).
+	Args []string
 }
 
 // name returns the name attribute.
@@ -39,8 +42,8 @@ func (in *Input) name() string {
 
 // String returns the input's attributes for logs.
 func (in *Input) String() string {
-	return fmt.Sprintf("uid=%d euid=%d gid=%d egid=%d ecaps=%#x pcaps=%#x path=%q binary=%q parent=%q",
-		in.UID, in.EUID, in.GID, in.EGID, uint64(in.ECaps), uint64(in.PCaps), in.Path, in.Binary, in.ParentBinary)
+	return fmt.Sprintf("uid=%d euid=%d gid=%d egid=%d ecaps=%#x pcaps=%#x path=%q binary=%q parent=%q args=%q",
+		in.UID, in.EUID, in.GID, in.EGID, uint64(in.ECaps), uint64(in.PCaps), in.Path, in.Binary, in.ParentBinary, in.Args)
 }
 
 // HookOf returns the hook an event kind belongs to: EventUID is setuid,
@@ -125,6 +128,13 @@ func FromEvent(ev *process.Event) (hook string, in Input, ok bool) {
 		}
 	case process.EventExec:
 		in.Path = in.Binary
+		if p := ev.Process; p != nil {
+			p.RLock()
+			if len(p.Args) > 1 {
+				in.Args = p.Args[1:]
+			}
+			p.RUnlock()
+		}
 	}
 	in.UID, in.EUID, in.GID, in.EGID = creds.UID, creds.EUID, creds.GID, creds.EGID
 	in.ECaps, in.PCaps = creds.CapEffective, creds.CapPermitted
