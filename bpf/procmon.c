@@ -1013,6 +1013,22 @@ __noinline int hits_args(__u32 tag, __u64 start, __u64 end)
 	return 0;
 }
 
+/* fwd_path builds at most FWD_BYTES (and a name) of a path: enough to know
+ * a path is longer than RULE_STR - 1 bytes. */
+#define FWD_BYTES 1024
+
+static __always_inline __u32 fwd_idx(__u32 i)
+{
+	asm volatile("%[i] &= %[m]" : [i] "+r"(i) : [m] "i"(FWD_BYTES - 1));
+	return i;
+}
+
+static __always_inline __u32 fwd_idx2(__u32 i)
+{
+	asm volatile("%[i] &= %[m]" : [i] "+r"(i) : [m] "i"(2 * FWD_BYTES - 1));
+	return i;
+}
+
 /*
  * fwd_path writes the path walk_path just walked (its slots, leaf first)
  * root first into src, NUL-padded and cut to RULE_STR - 1 bytes. It
@@ -1034,14 +1050,14 @@ __noinline int fwd_path(void)
 
 		if (!name)
 			continue;
-		if (off > PATH_BYTES - NAME_LEN - 1)
-			return 0;
+		if (off >= FWD_BYTES)
+			break; /* long: src gets its first RULE_STR - 1 bytes all the same */
+		off = fwd_idx(off);
 		sc->big[off] = '/';
-		off++;
-		n = bpf_probe_read_kernel_str(sc->big + off, NAME_LEN, name);
+		n = bpf_probe_read_kernel_str(sc->big + fwd_idx2(off + 1), NAME_LEN, name);
 		if (n <= 1)
 			return 0;
-		off = (off + n - 1) & (2 * PATH_BYTES - 1);
+		off += n;
 	}
 	if (off == 0) {
 		sc->src[0] = '/';
