@@ -1,0 +1,140 @@
+package procmon
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
+	"github.com/proctrack/proctrack/rules"
+)
+
+// TestBombiniConfigs parses Bombini's shipped ProcMon configurations and
+// every example of its ProcMon and rules documentation (testdata/bombini,
+// see its README for the sources): each parses, or is refused for a reason
+// Bombini shares. The examples of rules.md that configure Bombini's other
+// detectors (FileMon's file_open, NetMon's socket_connect, and the
+// illustrative `procmon:` block, whose scope names uid, no ProcMon scope
+// attribute) are not ProcMon configurations: proctrack, which has no file
+// or network hooks, refuses their keys rather than ignore their rules.
+func TestBombiniConfigs(t *testing.T) {
+	refused := map[string]string{
+		"rules_file_open.yaml":         `unknown key "file_open"`,
+		"rules_lists.yaml":             `unknown key "file_open"`,
+		"rules_sandbox_file_open.yaml": `unknown key "file_open"`,
+		"rules_list_uids.yaml":         `unknown key "socket_connect"`,
+		"rules_sandbox_socket.yaml":    `unknown key "socket_connect"`,
+		"rules_macros.yaml":            `unknown key "procmon"`,
+	}
+	files, err := filepath.Glob("testdata/bombini/*.yaml")
+	if err != nil || len(files) < 15 {
+		t.Fatalf("testdata: %d files, %v", len(files), err)
+	}
+	for _, path := range files {
+		name := filepath.Base(path)
+		f, err := LoadFileConfig(path)
+		if want, ok := refused[name]; ok {
+			if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v, want an error with %s", name, err, want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if n := f.Rules().Len(); n == 0 && strings.HasPrefix(name, "doc_") && name != "doc_ima_gc.yaml" {
+			t.Errorf("%s: no rule compiled", name)
+		}
+	}
+}
+
+// TestBombiniExecSandbox checks what Bombini's sched_process_exec example
+// becomes: an enabled hook whose rule is a deny-list (the hook only
+// enforces; Bombini's default without a sandbox block), its rule matching
+// as Bombini's BPF program does (arguments after argv[0], any position),
+// and a monitor that needs eBPF: asked for netlink, Start refuses with
+// ErrSandbox and the reason.
+func TestBombiniExecSandbox(t *testing.T) {
+	cfg, err := LoadConfig("testdata/bombini/exec_sandbox.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.sandbox()[rules.HookSchedProcessExec]; got != methodebpf.SandboxDenyList {
+		t.Errorf("mode %v, want deny-list", got)
+	}
+	rs := cfg.Rules.Rules(rules.HookSchedProcessExec)
+	if len(rs) != 1 || rs[0].Name() != "ExecveSandboxTestRule" {
+		t.Fatalf("rules %v", rs)
+	}
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"-rf", "/etc/passwd"}, true},
+		{[]string{"/etc/passwd", "-r"}, true},
+		{[]string{"-f", "/etc/passwd"}, false},
+	} {
+		if got := rs[0].Match(&rules.Input{Binary: "/usr/bin/rm", Args: c.args}); got != c.want {
+			t.Errorf("rm %q: %v", c.args, got)
+		}
+	}
+	if rs[0].Match(&rules.Input{Binary: "/usr/bin/unlink", Args: []string{"-rf", "/etc/passwd"}}) {
+		t.Error("out of scope, matched")
+	}
+
+	cfg.Method = MethodNetlink
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Start(t.Context())
+	if err == nil {
+		m.Close()
+		t.Fatal("sched_process_exec started on netlink")
+	}
+	if !errors.Is(err, ErrSandbox) || !strings.Contains(err.Error(), "sched_process_exec needs the eBPF method") {
+		t.Errorf("error %v", err)
+	}
+}
+
+// TestExecSandboxModes checks the sandbox block of sched_process_exec:
+// absent, a deny-list (Bombini's default); deny_list: false, an
+// allow-list; enabled: false, refused (the hook only enforces, and Bombini
+// does not read enabled there); no rules, nothing to enforce.
+func TestExecSandboxModes(t *testing.T) {
+	const rule = "  rules:\n    - rule: R\n      event: arg0 == \"-rf\"\n"
+	for _, c := range []struct {
+		doc  string
+		mode methodebpf.SandboxMode
+		err  string
+	}{
+		{"sched_process_exec:\n  enabled: true\n" + rule, methodebpf.SandboxDenyList, ""},
+		{"sched_process_exec:\n  enabled: true\n  sandbox: {enabled: true}\n" + rule, methodebpf.SandboxAllowList, ""},
+		{"sched_process_exec:\n  enabled: true\n  sandbox: {enabled: true, deny_list: true}\n" + rule, methodebpf.SandboxDenyList, ""},
+		{"sched_process_exec:\n  enabled: false\n" + rule, methodebpf.SandboxOff, ""},
+		{"sched_process_exec:\n  enabled: true\n", methodebpf.SandboxOff, ""},
+		{"sched_process_exec:\n  enabled: true\n  sandbox: {enabled: false}\n" + rule, 0, "the hook only enforces"},
+		{"sched_process_exec:\n  enabled: true\n  rules:\n    - rule: R\n      event: uid == 0\n", 0, `hook sched_process_exec has no attribute "uid"`},
+	} {
+		cfg, err := ParseConfig([]byte(c.doc))
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: %v, want %q", c.doc, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", c.doc, err)
+			continue
+		}
+		if got := cfg.sandbox()[rules.HookSchedProcessExec]; got != c.mode {
+			t.Errorf("%q: mode %v, want %v", c.doc, got, c.mode)
+		}
+		if on := slices.Contains(cfg.sandboxed(), rules.HookSchedProcessExec); on != (c.mode != methodebpf.SandboxOff) {
+			t.Errorf("%q: sandboxed %v", c.doc, cfg.sandboxed())
+		}
+	}
+}
