@@ -2,11 +2,16 @@ package procmon
 
 import (
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/proctrack/proctrack/internal/proctest"
 	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"github.com/proctrack/proctrack/rules"
 )
@@ -136,5 +141,62 @@ func TestExecSandboxModes(t *testing.T) {
 		if on := slices.Contains(cfg.sandboxed(), rules.HookSchedProcessExec); on != (c.mode != methodebpf.SandboxOff) {
 			t.Errorf("%q: sandboxed %v", c.doc, cfg.sandboxed())
 		}
+	}
+}
+
+// TestExecSandboxMonitor runs Bombini's exec-sandbox rule through a
+// monitor on the eBPF method (this host: its tracepoint tier, without BPF
+// LSM): `rm -rf <path>` is killed, `rm -f <path>` runs, and the killed exec
+// is delivered with VerdictKilled and the rule's name, its process cached
+// with the new image. The "rm" is a copy of true(1), the path a name in a
+// temporary directory.
+func TestExecSandboxMonitor(t *testing.T) {
+	proctest.RequireRoot(t, "loading BPF programs")
+	dir := t.TempDir()
+	rm := filepath.Join(dir, "rm")
+	truePath, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true(1):", err)
+	}
+	data, err := os.ReadFile(truePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rm, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	passwd := filepath.Join(dir, "etc", "passwd")
+	cfg, err := ParseConfig([]byte("method: ebpf\nsched_process_exec:\n  enabled: true\n  rules:\n  - rule: NoRm\n" +
+		"    scope: binary_name == \"rm\"\n    event: arg0 in [\"-r\", \"-rf\"] AND arg1 in [\"" + passwd + "\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, c := startMonitor(t, cfg)
+	t.Logf("status: %+v", m.Status())
+
+	run := func(args ...string) (int, error) {
+		cmd := exec.Command(rm, args...)
+		err := cmd.Run()
+		return cmd.Process.Pid, err
+	}
+	pid, err := run("-rf", passwd)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("rm -rf %s: %v, want killed", passwd, err)
+	}
+	if _, err := run("-f", passwd); err != nil {
+		t.Errorf("rm -f %s: %v", passwd, err)
+	}
+	var ev Event
+	waitFor(t, 5*time.Second, func() bool {
+		var ok bool
+		ev, ok = c.execs()[pid]
+		return ok
+	})
+	if ev.Verdict != VerdictKilled || !slices.Equal(ev.Matched, []string{"NoRm"}) {
+		t.Errorf("killed exec: verdict %v, matched %q", ev.Verdict, ev.Matched)
+	}
+	if p := ev.Process; p == nil || p.Path != rm {
+		t.Errorf("killed exec's process %+v", p)
 	}
 }
