@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/proctrack/proctrack/internal/proctest"
+	"github.com/proctrack/proctrack/internal/vmtest"
 	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"github.com/proctrack/proctrack/rules"
 )
@@ -148,17 +149,18 @@ func TestExecSandboxModes(t *testing.T) {
 // monitor on the eBPF method (this host: its tracepoint tier, without BPF
 // LSM): `rm -rf <path>` is killed, `rm -f <path>` runs, and the killed exec
 // is delivered with VerdictKilled and the rule's name, its process cached
-// with the new image. The "rm" is a copy of true(1), the path a name in a
-// temporary directory.
+// with the new image. The "rm" is a copy of this test binary, running no
+// test, the path a name in a temporary directory. TestVMExecSandbox runs
+// it in the 6.12 guest (LSM tier) and the 6.1 guest (tracepoint tier).
 func TestExecSandboxMonitor(t *testing.T) {
 	proctest.RequireRoot(t, "loading BPF programs")
 	dir := t.TempDir()
 	rm := filepath.Join(dir, "rm")
-	truePath, err := exec.LookPath("true")
+	self, err := os.Executable()
 	if err != nil {
-		t.Skip("no true(1):", err)
+		t.Fatal(err)
 	}
-	data, err := os.ReadFile(truePath)
+	data, err := os.ReadFile(self)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +177,8 @@ func TestExecSandboxMonitor(t *testing.T) {
 	t.Logf("status: %+v", m.Status())
 
 	run := func(args ...string) (int, error) {
-		cmd := exec.Command(rm, args...)
+		// this test binary running no test: it exits 0, removing nothing
+		cmd := exec.Command(rm, append([]string{"-test.run=^$", "--"}, args...)...)
 		err := cmd.Run()
 		return cmd.Process.Pid, err
 	}
@@ -199,4 +202,16 @@ func TestExecSandboxMonitor(t *testing.T) {
 	if p := ev.Process; p == nil || p.Path != rm {
 		t.Errorf("killed exec's process %+v", p)
 	}
+}
+
+// TestVMExecSandbox runs TestExecSandboxMonitor in the test VMs (it skips
+// elsewhere): sched_process_exec kills on the 6.12 guest's LSM tier and on
+// the 6.1 guest's tracepoint tier alike.
+//
+//	go run ./internal/vmtest/cmd/vmtest -pkg ./procmon -run '^TestVM'
+func TestVMExecSandbox(t *testing.T) {
+	if os.Getenv(vmtest.InVMEnv) != "1" {
+		t.Skip("runs in the test VM: go run ./internal/vmtest/cmd/vmtest -pkg ./procmon -run '^TestVM'")
+	}
+	TestExecSandboxMonitor(t)
 }
