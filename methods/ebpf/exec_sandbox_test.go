@@ -2,6 +2,7 @@ package ebpf
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,19 @@ import (
 	"github.com/proctrack/proctrack/procmon/process"
 	"github.com/proctrack/proctrack/rules"
 )
+
+// testLogger returns a logger writing to the test's log (the source's
+// warnings, such as a kill that could not be sent, explain a failure).
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // runCopy runs copied (a copy of the test binary in the noop helper mode)
 // with args and returns its pid and whether SIGKILL ended it; it fails
@@ -52,7 +66,7 @@ func TestExecSandboxKills(t *testing.T) {
 	passwd := filepath.Join(filepath.Dir(rm), "etc", "passwd")
 	set := ruleSet(t, rules.Spec{Hook: HookSchedProcessExec, Name: "NoRmPasswd",
 		Scope: `binary_name == "rm"`, Event: `arg0 in ["-r", "-rf"] AND arg1 in ["` + passwd + `"]`})
-	src, rec := startSource(t, Config{Hooks: map[string]bool{}, Rules: set,
+	src, rec := startSource(t, Config{Hooks: map[string]bool{}, Rules: set, Logger: testLogger(t),
 		Sandbox: map[string]SandboxMode{HookSchedProcessExec: SandboxDenyList}})
 	t.Logf("tier %s: %s", src.Tier(), src.Status())
 
@@ -96,7 +110,7 @@ func TestExecSandboxAllowList(t *testing.T) {
 	self, rm := copySelf(t, "rm")
 	set := ruleSet(t, rules.Spec{Hook: HookSchedProcessExec, Name: "RmOnlyForce",
 		Scope: `binary_name == "rm"`, Event: `arg0 == "-f"`})
-	_, rec := startSource(t, Config{Hooks: map[string]bool{}, Rules: set,
+	src, rec := startSource(t, Config{Hooks: map[string]bool{}, Rules: set, Logger: testLogger(t),
 		Sandbox: map[string]SandboxMode{HookSchedProcessExec: SandboxAllowList}})
 	for _, c := range []struct {
 		bin    string
@@ -116,7 +130,7 @@ func TestExecSandboxAllowList(t *testing.T) {
 		}
 		ev := rec.WaitFor(process.EventExec, pid, nil, 3*time.Second)
 		if ev == nil || ev.Verdict != process.VerdictKilled || !slices.Equal(ev.Matched, []string{"RmOnlyForce"}) {
-			t.Errorf("%s %s: event %+v", filepath.Base(c.bin), c.arg, ev)
+			t.Errorf("%s %s (pid %d): event %+v, process %+v; source errors %d", filepath.Base(c.bin), c.arg, pid, ev, ev.Process, src.Stats().Errors)
 		}
 	}
 }
@@ -133,12 +147,37 @@ func TestExecSandboxLongList(t *testing.T) {
 	vals = append(vals, `"--killme"`)
 	set := ruleSet(t, rules.Spec{Hook: HookSchedProcessExec, Name: "Long",
 		Event: `arg0 in [` + strings.Join(vals, ", ") + `]`})
-	_, _ = startSource(t, Config{Hooks: map[string]bool{}, Rules: set,
+	_, _ = startSource(t, Config{Hooks: map[string]bool{}, Rules: set, Logger: testLogger(t),
 		Sandbox: map[string]SandboxMode{HookSchedProcessExec: SandboxDenyList}})
 	if _, killed := runCopy(t, rm, "a", "b", "--killme"); !killed {
 		t.Error("the last of 3001 values did not kill")
 	}
 	if _, killed := runCopy(t, rm, "--killme2"); killed {
 		t.Error("an argument in no list was killed")
+	}
+}
+
+// TestExecSandboxParentScope: the parent_binary_* scope of a
+// sched_process_exec rule reads the parent's executable path, which the
+// tracepoint tier keeps at exec and fork (seeded from /proc at Start: this
+// test process is the parent); a rule scoped to another parent does not
+// apply.
+func TestExecSandboxParentScope(t *testing.T) {
+	self, rm := copySelf(t, "rm")
+	set := ruleSet(t,
+		rules.Spec{Hook: HookSchedProcessExec, Name: "FromTest",
+			Scope: `parent_binary_name == "` + filepath.Base(self) + `"`, Event: `arg0 == "--killme"`},
+		rules.Spec{Hook: HookSchedProcessExec, Name: "FromSshd",
+			Scope: `parent_binary_name == "sshd"`, Event: `arg0 == "--killme2"`})
+	_, rec := startSource(t, Config{Hooks: map[string]bool{}, Rules: set, Logger: testLogger(t),
+		Sandbox: map[string]SandboxMode{HookSchedProcessExec: SandboxDenyList}})
+	pid, killed := runCopy(t, rm, "--killme")
+	if !killed {
+		t.Error("rm --killme, child of the test binary: not killed")
+	} else if ev := rec.WaitFor(process.EventExec, pid, nil, 3*time.Second); ev == nil || !slices.Equal(ev.Matched, []string{"FromTest"}) {
+		t.Errorf("event %+v", ev)
+	}
+	if _, killed := runCopy(t, rm, "--killme2"); killed {
+		t.Error("rm --killme2 killed by a rule scoped to the children of sshd")
 	}
 }
