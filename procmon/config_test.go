@@ -136,7 +136,7 @@ func TestSeedConfig(t *testing.T) {
 		t.Errorf("settings: %+v", cfg.Ebpf)
 	}
 	for _, h := range rules.Hooks {
-		want := h != "prctl" && h != "ptrace_access_check"
+		want := h != "prctl" && h != "ptrace_access_check" && h != rules.HookSchedProcessExec // seed 000 has no exec sandbox
 		if on, ok := cfg.Ebpf.Hooks[h]; !ok || on != want {
 			t.Errorf("hook %s enabled %v, want %v", h, on, want)
 		}
