@@ -2,6 +2,7 @@ package procmon
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/internal/vmtest"
+	"github.com/proctrack/proctrack/methods"
 	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"github.com/proctrack/proctrack/rules"
 )
@@ -103,6 +105,30 @@ func TestBombiniExecSandbox(t *testing.T) {
 	}
 	if !errors.Is(err, ErrSandbox) || !strings.Contains(err.Error(), "sched_process_exec needs the eBPF method") {
 		t.Errorf("error %v", err)
+	}
+}
+
+// TestExecSandboxNoEbpf: where the eBPF method cannot start (here a
+// stand-in for it that reports no BTF), a monitor with sched_process_exec
+// refuses to start with ErrSandbox and the method's reason, and falls back
+// to nothing.
+func TestExecSandboxNoEbpf(t *testing.T) {
+	withSource(t, MethodEbpf, &fakeSource{name: MethodEbpf, startErr: fmt.Errorf("%w: no kernel BTF", methods.ErrUnavailable)})
+	cfg, err := LoadConfig("testdata/bombini/exec_sandbox.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	err = m.Start(t.Context())
+	if !errors.Is(err, ErrSandbox) || !errors.Is(err, methods.ErrUnavailable) || !strings.Contains(err.Error(), "no kernel BTF") {
+		t.Errorf("Start: %v", err)
+	}
+	if m.Method() != "" {
+		t.Errorf("running %q", m.Method())
 	}
 }
 

@@ -325,7 +325,7 @@ func (m *Monitor) climb(preferred string) error {
 	}
 	if m.src == nil {
 		if hooks := m.cfg.sandboxed(); len(hooks) > 0 {
-			return fmt.Errorf("procmon: sandbox mode on %s cannot be enforced: %w", strings.Join(hooks, ", "), errors.Join(reasons...))
+			return fmt.Errorf("procmon: %w: sandbox mode on %s cannot be enforced: %w", ErrSandbox, strings.Join(hooks, ", "), errors.Join(reasons...))
 		}
 		return fmt.Errorf("procmon: no monitoring method could start: %w", errors.Join(reasons...))
 	}
