@@ -144,7 +144,11 @@
 // its way back to user mode, before the new image runs an instruction. The
 // exec record carries the answer: Event.Verdict is process.VerdictKilled
 // (or VerdictAllowed), Event.Matched names the rules. The hook only
-// enforces: its rules need a Config.Sandbox mode.
+// enforces: its rules need a Config.Sandbox mode. From a tracepoint the
+// kernel sends the signal through a per-CPU irq_work: while one is still
+// pending on the CPU (a kill an instant before), bpf_send_signal fails
+// with EBUSY, and the exec is then reported VerdictAllowed, counted in
+// Stats().Errors and logged as a warning, not killed.
 //
 // The limits are package rules' (64 rules per hook, 64 operations per
 // rule, 65536 values after one "in"), plus MaxKernelString (255 bytes per

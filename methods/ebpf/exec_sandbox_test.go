@@ -2,6 +2,7 @@ package ebpf
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -93,6 +94,10 @@ func TestExecSandboxKills(t *testing.T) {
 		}
 		switch {
 		case c.killed && (ev.Verdict != process.VerdictKilled || !slices.Equal(ev.Matched, []string{"NoRmPasswd"})):
+			t.Errorf("%s %q: exec events of pid %d: %s", filepath.Base(c.bin), c.args, pid, execsOf(rec, pid))
+		}
+		switch {
+		case c.killed && (ev.Verdict != process.VerdictKilled || !slices.Equal(ev.Matched, []string{"NoRmPasswd"})):
 			t.Errorf("%s %q: verdict %v, matched %q; want killed by NoRmPasswd", filepath.Base(c.bin), c.args, ev.Verdict, ev.Matched)
 		case !c.killed && (ev.Verdict != process.VerdictAllowed || len(ev.Matched) != 0):
 			t.Errorf("%s %q: verdict %v, matched %q; want allowed, no rule", filepath.Base(c.bin), c.args, ev.Verdict, ev.Matched)
@@ -130,7 +135,8 @@ func TestExecSandboxAllowList(t *testing.T) {
 		}
 		ev := rec.WaitFor(process.EventExec, pid, nil, 3*time.Second)
 		if ev == nil || ev.Verdict != process.VerdictKilled || !slices.Equal(ev.Matched, []string{"RmOnlyForce"}) {
-			t.Errorf("%s %s (pid %d): event %+v, process %+v; source errors %d", filepath.Base(c.bin), c.arg, pid, ev, ev.Process, src.Stats().Errors)
+			t.Errorf("%s %s (pid %d): event %+v; source errors %d; exec events of the pid: %s",
+				filepath.Base(c.bin), c.arg, pid, ev, src.Stats().Errors, execsOf(rec, pid))
 		}
 	}
 }
@@ -180,4 +186,13 @@ func TestExecSandboxParentScope(t *testing.T) {
 	if _, killed := runCopy(t, rm, "--killme2"); killed {
 		t.Error("rm --killme2 killed by a rule scoped to the children of sshd")
 	}
+}
+
+// execsOf describes the exec events of pid (verdict, rules, arguments).
+func execsOf(rec *recorder, pid int) string {
+	var out []string
+	for _, ev := range rec.All(process.EventExec, pid) {
+		out = append(out, fmt.Sprintf("[%v %q %q]", ev.Verdict, ev.Matched, ev.Process.Args))
+	}
+	return strings.Join(out, " ")
 }
