@@ -85,7 +85,9 @@ func HookOf(kind process.EventKind) (string, bool) {
 //     are not used: in the new namespace every process has every
 //     capability.
 //   - bprm_check: the new image: Process.Path, its last component, and the
-//     process's credentials after the exec.
+//     process's credentials after the exec; Args are Process.Args[1:]
+//     (what sched_process_exec's argN compare with; that hook has no kind
+//     of its own: its rules are answered in the kernel, see Set.Match).
 //   - prctl, ptrace_access_check: the process's credentials (these hooks
 //     have scope attributes only).
 //
