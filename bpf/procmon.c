@@ -47,6 +47,8 @@ const volatile bool exit_has_group_dead = false; /* sched_process_exit(p, group_
 const volatile bool ima_hash = false;            /* bprm_check stashes IMA digests */
 const volatile bool want_exe_paths = false;      /* keep exe_paths (rules use scope attributes) */
 const volatile bool want_cwd = true;             /* walk the working directory */
+const volatile bool exec_rules = false;          /* sched_process_exec has rules: match and kill */
+const volatile bool exe_paths_at_exec = false;   /* write exe_paths at exec (no bprm_check: tracepoint tier) */
 /* Wake the reader only once this many bytes wait in the ring buffer; 0
  * wakes it for every record it has caught up with (the kernel's default).
  * A wakeup is an irq_work, a self-IPI: costly in a VM. */
@@ -131,7 +133,7 @@ struct {
 /* The rules of each hook (index enum lsm_hook). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 8);
+	__uint(max_entries, 16);
 	__type(key, __u32);
 	__type(value, struct hook_table);
 } hook_tables SEC(".maps");
@@ -454,8 +456,16 @@ static __always_inline void read_namespaces(struct proc_rec *r, struct task_stru
  * read through the current task's address space: task itself at exec, the
  * parent (an identical copy) at fork.
  */
+/* What sched_process_exec's rules said of an exec (handle_exec). */
+struct exec_answer {
+	__u64 matched, scoped;
+	__u32 verdict;
+	__s32 err;
+	__u32 evaluated;
+};
+
 static __always_inline int emit_proc(__u16 kind, struct task_struct *task, struct file *exe,
-				     __u32 old_tid)
+				     __u32 old_tid, const struct exec_answer *xa)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
@@ -544,6 +554,13 @@ static __always_inline int emit_proc(__u16 kind, struct task_struct *task, struc
 			bpf_map_delete_elem(&bprm_stash, &old_tid);
 		}
 	}
+	if (xa && xa->evaluated) {
+		flags |= F_EXEC_RULES;
+		r->exec_matched = xa->matched;
+		r->exec_scoped = xa->scoped;
+		r->exec_verdict = xa->verdict;
+		r->exec_err = xa->err;
+	}
 	if (r->c.ngroups > MAX_GROUPS)
 		flags |= F_GROUPS_TRUNC;
 	r->h.flags = flags;
@@ -576,12 +593,6 @@ static __always_inline void copy_exe(__u32 ptgid, struct task_struct *child)
 	bpf_map_update_elem(&exe_paths, &tgid, &sc->exe, BPF_ANY);
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
-{
-	return emit_proc(REC_EXEC, task, BPF_CORE_READ(bprm, file), old_pid);
-}
-
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 {
@@ -590,7 +601,7 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	if (want_exe_paths)
 		copy_exe(BPF_CORE_READ(parent, tgid), child);
-	return emit_proc(REC_FORK, child, NULL, 0);
+	return emit_proc(REC_FORK, child, NULL, 0, NULL);
 }
 
 SEC("tp_btf/sched_process_exit")
@@ -777,8 +788,9 @@ struct rule_in {
 	__u32 hook;
 	__u32 tgid, ptgid;       /* whose executables the scope attributes are */
 	__u64 start_ns, pstart_ns;
-	__u32 path_ok;           /* bprm_check: src holds the binary's path */
+	__u32 path_ok;           /* bprm_check, exec: src holds the binary's path */
 	__u32 path_long;
+	__u64 args_start, args_end; /* exec: the argument area (user memory of current) */
 };
 
 /* The answer of the rules. */
@@ -924,6 +936,117 @@ __noinline int hits_str(__u32 t_exact, __u32 t_name, __u32 t_prefix, __u32 cut)
 	return 0;
 }
 
+struct args_ctx {
+	__u64 at, end;   /* the next byte to read, the end of the area */
+	__u32 tag;
+	__u32 first;     /* in argv[0], which rules do not see */
+	__u32 in_long;   /* in an argument over RULE_STR - 1 bytes */
+};
+
+/* arg_cb reads the next piece of the argument area into the key: a whole
+ * argument of at most RULE_STR - 1 bytes, which it looks up, or
+ * RULE_STR - 1 bytes of a longer one, which can equal no rule's string. */
+static long arg_cb(__u32 i, struct args_ctx *c)
+{
+	struct rule_scratch *sc = rule_scratch();
+	__u64 left;
+	long n;
+	char ch = 1;
+
+	if (!sc || c->at >= c->end)
+		return 1;
+	left = c->end - c->at;
+	if (left > RULE_STR)
+		left = RULE_STR;
+	__builtin_memset(sc->key.s, 0, RULE_STR);
+	n = bpf_probe_read_user_str(sc->key.s, left, (void *)c->at);
+	if (n <= 0)
+		return 1;
+	/* n counts the NUL it wrote: the argument ended there if the byte
+	 * read last is a NUL in user memory too */
+	bpf_probe_read_user(&ch, 1, (void *)(c->at + n - 1));
+	if (ch == 0) {
+		if (!c->first && !c->in_long) {
+			sc->key.tag = c->tag;
+			hits_key(sc);
+		}
+		c->first = 0;
+		c->in_long = 0;
+		c->at += n;
+	} else {
+		c->in_long = 1;
+		c->at += n > 1 ? n - 1 : 1;
+	}
+	return 0;
+}
+
+/* hits_args ORs the comparisons the exec's arguments (argv[1:], in user
+ * memory from start to end) satisfy: one lookup per argument. */
+__noinline int hits_args(__u32 tag, __u64 start, __u64 end)
+{
+	struct args_ctx c = {.at = start, .end = end, .tag = tag, .first = 1};
+
+	if (end <= start || end - start > EXEC_ARGS_MAX)
+		c.end = start + EXEC_ARGS_MAX;
+	bpf_loop(EXEC_ARG_PIECES, arg_cb, &c, 0);
+	return 0;
+}
+
+/* fwd_path builds at most FWD_BYTES (and a name) of a path: enough to know
+ * a path is longer than RULE_STR - 1 bytes. */
+#define FWD_BYTES 1024
+
+static __always_inline __u32 fwd_idx(__u32 i)
+{
+	asm volatile("%[i] &= %[m]" : [i] "+r"(i) : [m] "i"(FWD_BYTES - 1));
+	return i;
+}
+
+static __always_inline __u32 fwd_idx2(__u32 i)
+{
+	asm volatile("%[i] &= %[m]" : [i] "+r"(i) : [m] "i"(2 * FWD_BYTES - 1));
+	return i;
+}
+
+/*
+ * fwd_path writes the path walk_path just walked (its slots, leaf first)
+ * root first into src, NUL-padded and cut to RULE_STR - 1 bytes. It
+ * returns the path's length (0: unknown).
+ */
+__noinline int fwd_path(void)
+{
+	__u32 zero = 0, off = 0, cp;
+	struct walk_slots *w = bpf_map_lookup_elem(&slots_map, &zero);
+	struct rule_scratch *sc = rule_scratch();
+
+	if (!w || !sc)
+		return 0;
+	__builtin_memset(sc->src, 0, RULE_STR);
+#pragma clang loop unroll(disable)
+	for (int i = MAX_COMPONENTS - 1; i >= 0; i--) {
+		const void *name = (const void *)w->name[i];
+		long n;
+
+		if (!name)
+			continue;
+		if (off >= FWD_BYTES)
+			break; /* long: src gets its first RULE_STR - 1 bytes all the same */
+		off = fwd_idx(off);
+		sc->big[off] = '/';
+		n = bpf_probe_read_kernel_str(sc->big + fwd_idx2(off + 1), NAME_LEN, name);
+		if (n <= 1)
+			return 0;
+		off += n;
+	}
+	if (off == 0) {
+		sc->src[0] = '/';
+		return 1;
+	}
+	cp = off < RULE_STR - 1 ? off : RULE_STR - 1;
+	bpf_probe_read_kernel(sc->src, cp & (RULE_STR - 1), sc->big);
+	return off;
+}
+
 /* load_exe puts the executable path of process tgid (started at start_ns)
  * in src, "" when unknown; it returns whether the path was cut. */
 static __always_inline __u32 load_exe(struct rule_scratch *sc, __u32 tgid, __u64 start_ns)
@@ -1051,6 +1174,8 @@ static __always_inline int rules_eval(struct rule_in *in, struct rule_out *out)
 		cut = load_exe(sc, in->ptgid, in->pstart_ns);
 		hits_str(tag_if(a, hook, A_PAR_PATH), tag_if(a, hook, A_PAR_NAME), tag_if(a, hook, A_PAR_PREFIX), cut);
 	}
+	if (a & (1U << A_ARG))
+		hits_args(hook << 8 | A_ARG, in->args_start, in->args_end);
 	c.first = t->first;
 	c.ecaps = in->ecaps;
 	c.pcaps = in->pcaps;
@@ -1422,4 +1547,71 @@ int BPF_PROG(lsm_bprm_check, struct linux_binprm *bprm, int ret)
 	tid = (__u32)bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&bprm_stash, &tid, bv, BPF_ANY);
 	return decide(ret, &out);
+}
+
+/* ---- sched_process_exec: Bombini's exec sandbox, on both tiers ---- */
+
+#define SIGKILL 9
+
+/*
+ * exec_check runs sched_process_exec's rules on an exec at the exec
+ * tracepoint, before the new image runs a single instruction: the scope
+ * sees the new binary (its path walked here) and its parent, the event
+ * the arguments after argv[0]. A denied exec gets SIGKILL, which the task
+ * takes on its way back to user mode. Without BPF LSM this is the only
+ * place an exec can be stopped, so it runs on both tiers. It also keeps
+ * exe_paths where no bprm_check program does (exe_paths_at_exec).
+ */
+static __always_inline void exec_check(struct task_struct *task, struct file *exe,
+				       struct exec_answer *xa)
+{
+	struct rule_scratch *sc = rule_scratch();
+	struct rule_in in = {.hook = HOOK_EXEC, .path_ok = 1};
+	struct rule_out out = {};
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	int w, len = 0;
+
+	if (!sc || !exe || !mm)
+		return;
+	w = walk_path((__u64)&exe->f_path, 0);
+	if (!(w & (WALK_TRUNC | WALK_ERR)))
+		len = fwd_path();
+	if (!len)
+		__builtin_memset(sc->src, 0, RULE_STR);
+	in.path_long = len >= RULE_STR;
+	if (exe_paths_at_exec) {
+		__u32 tgid = BPF_CORE_READ(task, tgid);
+
+		sc->exe.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+		sc->exe.len = len;
+		__builtin_memcpy(sc->exe.path, sc->src, RULE_STR);
+		bpf_map_update_elem(&exe_paths, &tgid, &sc->exe, BPF_ANY);
+	}
+	if (!exec_rules)
+		return;
+	in.args_start = BPF_CORE_READ(mm, arg_start);
+	in.args_end = BPF_CORE_READ(mm, arg_end);
+	scope_of(&in, task);
+	if (!rules_eval(&in, &out))
+		return;
+	xa->evaluated = 1;
+	xa->matched = out.matched;
+	xa->scoped = out.scoped;
+	xa->verdict = out.verdict;
+	if (out.verdict == VERDICT_DENY) {
+		xa->err = bpf_send_signal(SIGKILL);
+		if (xa->err)
+			xa->verdict = VERDICT_ALLOW; /* not killed: say so */
+	}
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct exec_answer xa = {};
+	struct file *exe = BPF_CORE_READ(bprm, file);
+
+	if (exec_rules || exe_paths_at_exec)
+		exec_check(task, exe, &xa);
+	return emit_proc(REC_EXEC, task, exe, old_pid, &xa);
 }

@@ -50,6 +50,7 @@ enum rec_flag {
 	F_COMPAT = 1 << 11,      /* a 32-bit system call (ia32) */
 	F_NO_CWD = 1 << 12,      /* working directory not collected */
 	F_BPRM = 1 << 13,        /* proc_rec: bprm_* hold what bprm_check saw */
+	F_EXEC_RULES = 1 << 14,  /* proc_rec: exec_* hold sched_process_exec's answer */
 };
 
 /* What bprm_check saw of the binary (proc_rec.bprm_flags, lsm_rec.bprm_flags). */
@@ -67,6 +68,8 @@ enum bprm_flag {
 #define RULE_STR 256    /* bytes of a rule string, NUL included */
 #define RULE_WORDS 64   /* 64-bit words of comparison bits: 4096 per hook */
 #define RULE_MAX 64     /* rules per hook */
+#define EXEC_ARGS_MAX (1 << 21)    /* bytes of an exec's argument area matched (2 MiB) */
+#define EXEC_ARG_PIECES (1 << 20)  /* pieces (arguments, 255-byte parts) read at most */
 
 /* Attributes (rule_op.attr, the low byte of a key's tag). */
 enum rule_attr {
@@ -85,6 +88,7 @@ enum rule_attr {
 	A_PAR_PATH,
 	A_PAR_NAME,
 	A_PAR_PREFIX,
+	A_ARG,       /* sched_process_exec: an argument after argv[0] */
 };
 
 /* Operations of a rule in postfix form (rule_op.kind). */
@@ -110,11 +114,11 @@ enum sandbox_mode {
 	SANDBOX_DENY = 2,  /* deny what a rule matches */
 };
 
-/* Verdicts (lsm_rec.verdict, proc_rec.verdict). */
+/* Verdicts (lsm_rec.verdict, proc_rec.verdict, proc_rec.exec_verdict). */
 enum verdict {
 	VERDICT_NONE = 0,   /* no sandbox on the hook */
 	VERDICT_ALLOW = 1,
-	VERDICT_DENY = 2,   /* the operation failed with EPERM */
+	VERDICT_DENY = 2,   /* the operation failed with EPERM; an exec: SIGKILL sent */
 };
 
 struct rule_op {
@@ -193,6 +197,7 @@ enum lsm_hook {
 	HOOK_USERNS = 5,
 	HOOK_PTRACE = 6,
 	HOOK_BPRM = 7,
+	HOOK_EXEC = 8, /* sched_process_exec: sandbox only, kills (no LSM program) */
 };
 
 struct rec_hdr {
@@ -227,6 +232,10 @@ struct proc_rec {
 	__u64 matched;     /* F_BPRM: the bprm_check rules that matched (bit i: rule i) */
 	__u32 bprm_flags;  /* F_BPRM: enum bprm_flag */
 	__u32 verdict;     /* F_BPRM: enum verdict */
+	__u64 exec_matched; /* F_EXEC_RULES: sched_process_exec's rules that matched */
+	__u64 exec_scoped;  /* F_EXEC_RULES: those whose scope covered the exec */
+	__u32 exec_verdict; /* F_EXEC_RULES: enum verdict (DENY: killed) */
+	__s32 exec_err;     /* F_EXEC_RULES: bpf_send_signal's error, 0 when sent */
 	__u64 cgroup_id;   /* cgroup v2 id (the cgroup directory's inode) */
 	__u64 exe_ino;
 	__u32 exe_dev;     /* kernel dev_t: major << 20 | minor */

@@ -106,29 +106,33 @@ type ProcmonLsmRec struct {
 }
 
 type ProcmonProcRec struct {
-	_         structs.HostLayout
-	H         ProcmonRecHdr
-	C         ProcmonCredsRec
-	Matched   uint64
-	BprmFlags uint32
-	Verdict   uint32
-	CgroupId  uint64
-	ExeIno    uint64
-	ExeDev    uint32
-	NsMnt     uint32
-	NsPid     uint32
-	NsNet     uint32
-	NsUts     uint32
-	NsIpc     uint32
-	NsCgroup  uint32
-	NsTime    uint32
-	PathLen   uint16
-	ArgsLen   uint16
-	CwdLen    uint16
-	ImaAlgo   uint8
-	Pad       uint8
-	Ima       [64]uint8
-	Data      [0]uint8
+	_           structs.HostLayout
+	H           ProcmonRecHdr
+	C           ProcmonCredsRec
+	Matched     uint64
+	BprmFlags   uint32
+	Verdict     uint32
+	ExecMatched uint64
+	ExecScoped  uint64
+	ExecVerdict uint32
+	ExecErr     int32
+	CgroupId    uint64
+	ExeIno      uint64
+	ExeDev      uint32
+	NsMnt       uint32
+	NsPid       uint32
+	NsNet       uint32
+	NsUts       uint32
+	NsIpc       uint32
+	NsCgroup    uint32
+	NsTime      uint32
+	PathLen     uint16
+	ArgsLen     uint16
+	CwdLen      uint16
+	ImaAlgo     uint8
+	Pad         uint8
+	Ima         [64]uint8
+	Data        [0]uint8
 }
 
 type ProcmonRecHdr struct {
@@ -229,6 +233,8 @@ const (
 	ProcmonProgLsmSetgid            = "lsm_setgid"
 	ProcmonProgLsmSetuid            = "lsm_setuid"
 	ProcmonProgLsmUsernsCreate      = "lsm_userns_create"
+	ProcmonVarExePathsAtExec        = "exe_paths_at_exec"
+	ProcmonVarExecRules             = "exec_rules"
 	ProcmonVarExitHasGroupDead      = "exit_has_group_dead"
 	ProcmonVarImaHash               = "ima_hash"
 	ProcmonVarLastWakeupNs          = "last_wakeup_ns"
@@ -336,6 +342,8 @@ type ProcmonMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProcmonVariableSpecs struct {
+	ExePathsAtExec    *ebpf.VariableSpec `ebpf:"exe_paths_at_exec"`
+	ExecRules         *ebpf.VariableSpec `ebpf:"exec_rules"`
 	ExitHasGroupDead  *ebpf.VariableSpec `ebpf:"exit_has_group_dead"`
 	ImaHash           *ebpf.VariableSpec `ebpf:"ima_hash"`
 	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
@@ -423,6 +431,8 @@ func (m *ProcmonMaps) Close() error {
 //
 // It can be passed to LoadProcmonObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProcmonVariables struct {
+	ExePathsAtExec    *ebpf.Variable `ebpf:"exe_paths_at_exec"`
+	ExecRules         *ebpf.Variable `ebpf:"exec_rules"`
 	ExitHasGroupDead  *ebpf.Variable `ebpf:"exit_has_group_dead"`
 	ImaHash           *ebpf.Variable `ebpf:"ima_hash"`
 	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`

@@ -104,9 +104,34 @@ type HookConfig struct {
 // enabled and have at least one rule. Sandbox mode needs the eBPF method's
 // LSM tier (Linux 6.2 or later with bpf in the LSM list): starting a
 // monitor with it anywhere else fails (ErrSandbox).
+//
+// sched_process_exec (Bombini's exec sandbox) only enforces: once enabled
+// with rules it is a deny-list without a sandbox block (Bombini's
+// default), an allow-list with deny_list: false; enabled: false in its
+// block is refused (Bombini ignores it). A denied exec is killed with
+// SIGKILL at the exec tracepoint, on both tiers of the eBPF method: it
+// needs the eBPF method (ErrSandbox elsewhere), not BPF LSM.
 type SandboxConfig struct {
 	Enabled  bool `yaml:"enabled"`
 	DenyList bool `yaml:"deny_list"`
+}
+
+// mode returns the sandbox mode in force for a hook block: the sandbox
+// block's on an enabled hook; for sched_process_exec, which only enforces
+// (as in Bombini), a deny-list unless the block says deny_list: false,
+// once the hook is enabled and has rules.
+func (h HookConfig) mode(hook string) methodebpf.SandboxMode {
+	switch {
+	case !h.Enabled:
+		return methodebpf.SandboxOff
+	case hook != rules.HookSchedProcessExec:
+		return h.Sandbox.Mode()
+	case len(h.Rules) == 0:
+		return methodebpf.SandboxOff
+	case h.Sandbox != nil && !h.Sandbox.DenyList:
+		return methodebpf.SandboxAllowList
+	}
+	return methodebpf.SandboxDenyList
 }
 
 // Mode returns the eBPF method's sandbox mode of the block.
@@ -469,6 +494,11 @@ func (f *FileConfig) Compile() error {
 		hook, ok := rules.CanonicalHook(name)
 		if !ok {
 			return fmt.Errorf("procmon: config: %w: unknown hook %s (want one of %v)", ErrConfig, cfgtext.Quote(name), rules.Hooks)
+		}
+		if hook == rules.HookSchedProcessExec && h.Sandbox != nil && !h.Sandbox.Enabled {
+			return fmt.Errorf("procmon: config: %w: %s: sandbox.enabled is false, but the hook only enforces "+
+				"(in Bombini too: sandbox mode is always on, and enabled is not read): its rules kill what they deny; "+
+				"write enabled: true, or disable the hook", ErrConfig, hook)
 		}
 		if h.Sandbox != nil {
 			if !slices.Contains(SandboxHooks, hook) {

@@ -136,7 +136,7 @@ func TestSeedConfig(t *testing.T) {
 		t.Errorf("settings: %+v", cfg.Ebpf)
 	}
 	for _, h := range rules.Hooks {
-		want := h != "prctl" && h != "ptrace_access_check"
+		want := h != "prctl" && h != "ptrace_access_check" && h != rules.HookSchedProcessExec // seed 000 has no exec sandbox
 		if on, ok := cfg.Ebpf.Hooks[h]; !ok || on != want {
 			t.Errorf("hook %s enabled %v, want %v", h, on, want)
 		}
@@ -242,7 +242,7 @@ func TestConfigErrors(t *testing.T) {
 		{"setcaps:\n  rules:\n    - rule: S\n      scope: ecaps == \"CAP_BPF\"\n      event: ANY\n", rules.ErrAttribute,
 			`procmon: config: rule "S" (capset scope), line 4, column 14: attribute "ecaps" is not a scope attribute (binary_path, binary_name, binary_prefix, parent_binary_path, parent_binary_name, parent_binary_prefix)`},
 		{"setuid:\n  enabled: true\nsetuidd:\n  enabled: true\n", ErrConfig,
-			`procmon: config: invalid configuration: line 3, column 1: unknown key "setuidd": expected one of method, ima_hash, gc_period, lists, macros or a hook (setuid, setgid, capset, prctl, create_user_ns, ptrace_access_check, bprm_check)`},
+			`procmon: config: invalid configuration: line 3, column 1: unknown key "setuidd": expected one of method, ima_hash, gc_period, lists, macros or a hook (setuid, setgid, capset, prctl, create_user_ns, ptrace_access_check, bprm_check, sched_process_exec)`},
 		{"capset: {enabled: true}\nsetcaps: {enabled: true}\n", ErrConfig,
 			`procmon: config: invalid configuration: line 2, column 1: "setcaps" repeats the key "capset" of line 1`},
 		{"method: fast\n", ErrConfig, `procmon: config: invalid configuration: line 1, column 9: expected a method (one of ebpf, netlink, audit, proc), found "fast"`},
@@ -383,7 +383,7 @@ func TestConfigErrorExcerpts(t *testing.T) {
 		"lists:\n  - {list: " + big + ", items: [a]}\n  - {list: " + big + ", items: [a]}\n",
 		"lists:\n  " + big + "-: [a]\n",
 		"macros:\n  - {macro: " + big + ", condition: uid == 0}\n  - {macro: " + big + ", condition: uid == 0}\n",
-		"macros:\n  m: " + big + "\n",
+		"macros:\n  m: " + big + " == \"x\n",
 	} {
 		_, err := ParseConfig([]byte(doc))
 		if err == nil {

@@ -47,15 +47,27 @@ func (c *Config) sandbox() map[string]methodebpf.SandboxMode {
 	}
 	var out map[string]methodebpf.SandboxMode
 	for name, h := range c.Hooks {
-		if mode := h.Sandbox.Mode(); mode != methodebpf.SandboxOff && h.Enabled {
+		hook, _ := rules.CanonicalHook(name)
+		if mode := h.mode(hook); mode != methodebpf.SandboxOff {
 			if out == nil {
 				out = map[string]methodebpf.SandboxMode{}
 			}
-			hook, _ := rules.CanonicalHook(name)
 			out[hook] = mode
 		}
 	}
 	return out
+}
+
+// sandboxNeeds says what the sandboxed hooks need: the eBPF LSM tier, or
+// only the eBPF method when sched_process_exec is the only one (it kills
+// at the exec tracepoint, on both tiers).
+func sandboxNeeds(hooks []string) string {
+	for _, h := range hooks {
+		if h != rules.HookSchedProcessExec {
+			return "the eBPF LSM tier"
+		}
+	}
+	return "the eBPF method (either tier)"
 }
 
 // sandboxed returns the hooks with a sandbox, sorted.
@@ -296,7 +308,7 @@ func (m *Monitor) SetMethod(method string) error {
 	}
 	if hooks := m.cfg.sandboxed(); len(hooks) > 0 && method != "" && method != MethodEbpf {
 		// Refused before the running method stops: the sandbox stays.
-		return fmt.Errorf("procmon: %w: sandbox mode on %s needs the eBPF LSM tier, and method %s was asked for", ErrSandbox, strings.Join(hooks, ", "), method)
+		return fmt.Errorf("procmon: %w: sandbox mode on %s needs %s, and method %s was asked for", ErrSandbox, strings.Join(hooks, ", "), sandboxNeeds(hooks), method)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -333,7 +345,7 @@ func (m *Monitor) climb(preferred string) error {
 	if hooks := m.cfg.sandboxed(); len(hooks) > 0 {
 		// Only the eBPF LSM tier can deny: no fallback.
 		if ladder[0] != MethodEbpf {
-			err := fmt.Errorf("procmon: %w: sandbox mode on %s needs the eBPF LSM tier, and method %s was asked for", ErrSandbox, strings.Join(hooks, ", "), ladder[0])
+			err := fmt.Errorf("procmon: %w: sandbox mode on %s needs %s, and method %s was asked for", ErrSandbox, strings.Join(hooks, ", "), sandboxNeeds(hooks), ladder[0])
 			m.status = append(m.status, MethodStatus{Method: ladder[0], State: "skipped", Reason: err.Error()})
 			return err
 		}
@@ -362,7 +374,7 @@ func (m *Monitor) climb(preferred string) error {
 	}
 	if m.src == nil {
 		if hooks := m.cfg.sandboxed(); len(hooks) > 0 {
-			return fmt.Errorf("procmon: sandbox mode on %s cannot be enforced: %w", strings.Join(hooks, ", "), errors.Join(reasons...))
+			return fmt.Errorf("procmon: %w: sandbox mode on %s cannot be enforced: %w", ErrSandbox, strings.Join(hooks, ", "), errors.Join(reasons...))
 		}
 		return fmt.Errorf("procmon: no monitoring method could start: %w", errors.Join(reasons...))
 	}

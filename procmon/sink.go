@@ -25,6 +25,9 @@ const (
 	VerdictNone    = process.VerdictNone
 	VerdictAllowed = process.VerdictAllowed
 	VerdictDenied  = process.VerdictDenied
+	// VerdictKilled: sched_process_exec's sandbox killed the exec'd
+	// process (SIGKILL) before its new image ran.
+	VerdictKilled = process.VerdictKilled
 )
 
 // Bprm is what bprm_check saw of an executed binary; see process.Bprm.

@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -15,11 +16,15 @@ const (
 	HookCreateUserNS      = "create_user_ns"
 	HookPtraceAccessCheck = "ptrace_access_check"
 	HookBprmCheck         = "bprm_check"
+	// HookSchedProcessExec is Bombini's sandbox-only hook on the exec
+	// tracepoint: its rules match an exec's arguments (arg0..arg31) and a
+	// matching exec is killed (SIGKILL) before the new image runs.
+	HookSchedProcessExec = "sched_process_exec"
 )
 
 // Hooks lists every hook, in seed 000's order.
 var Hooks = []string{HookSetuid, HookSetgid, HookCapset, HookPrctl, HookCreateUserNS,
-	HookPtraceAccessCheck, HookBprmCheck}
+	HookPtraceAccessCheck, HookBprmCheck, HookSchedProcessExec}
 
 // HookAlias maps other spellings of a hook name to the name: seed 000's
 // example writes "setcaps" for capset.
@@ -41,6 +46,7 @@ const (
 	typeCaps                   // a capability set: capability names or ANY_CAPS
 	typeString                 // a string compared whole
 	typePrefix                 // an absolute path prefix, matched by whole components
+	typeArg                    // an exec argument: a string, compared with each argument
 )
 
 // attrID names an attribute.
@@ -62,8 +68,13 @@ const (
 	attrParentBinaryPath
 	attrParentBinaryName
 	attrParentBinaryPrefix
+	attrArg // arg0..arg31 (node.arg tells which)
 	numAttrs
 )
+
+// MaxArgAttr is the highest N of the argN attributes of sched_process_exec
+// (arg0..arg31, as in Bombini).
+const MaxArgAttr = 31
 
 // attrInfo describes one attribute.
 type attrInfo struct {
@@ -87,6 +98,7 @@ var attrs = [numAttrs]attrInfo{
 	attrParentBinaryPath:   {"parent_binary_path", typeString},
 	attrParentBinaryName:   {"parent_binary_name", typeString},
 	attrParentBinaryPrefix: {"parent_binary_prefix", typePrefix},
+	attrArg:                {"arg", typeArg},
 }
 
 // scopeAttrs are the scope attributes, valid for every hook, in the scope
@@ -104,6 +116,7 @@ var hookAttrs = map[string][]attrID{
 	HookCreateUserNS:      {attrECaps, attrEUID},
 	HookPtraceAccessCheck: nil,
 	HookBprmCheck:         {attrPath, attrName, attrPathPrefix, attrEUID, attrEGID, attrECaps},
+	HookSchedProcessExec:  {attrArg},
 }
 
 // Attributes returns the names of the event attributes of a hook (nil for
@@ -112,9 +125,18 @@ func Attributes(hook string) []string {
 	hook, _ = CanonicalHook(hook)
 	var out []string
 	for _, a := range hookAttrs[hook] {
-		out = append(out, attrs[a].name)
+		out = append(out, attrLabel(a))
 	}
 	return out
+}
+
+// attrLabel returns an attribute's name for messages and Attributes:
+// "arg0..arg31" for the arguments.
+func attrLabel(a attrID) string {
+	if a == attrArg {
+		return fmt.Sprintf("arg0..arg%d", MaxArgAttr)
+	}
+	return attrs[a].name
 }
 
 // ScopeAttributes returns the names of the scope attributes.
@@ -128,12 +150,35 @@ func ScopeAttributes() []string {
 
 // attrByName returns the attribute of a name.
 func attrByName(name string) (attrID, bool) {
+	id, _, ok := attrByNameN(name)
+	return id, ok
+}
+
+// attrByNameN returns the attribute of a name and, for argN, N.
+func attrByNameN(name string) (attrID, int, bool) {
+	if n, ok := argNumber(name); ok {
+		return attrArg, n, true
+	}
 	for i, a := range attrs {
-		if a.name == name {
-			return attrID(i), true
+		if a.name == name && attrID(i) != attrArg {
+			return attrID(i), 0, true
 		}
 	}
-	return 0, false
+	return 0, 0, false
+}
+
+// argNumber returns N of "argN" (0 to MaxArgAttr, decimal, no leading
+// zero).
+func argNumber(name string) (int, bool) {
+	digits, ok := strings.CutPrefix(name, "arg")
+	if !ok || digits == "" || len(digits) > 2 || (len(digits) > 1 && digits[0] == '0') {
+		return 0, false
+	}
+	n, err := strconv.Atoi(digits)
+	if err != nil || n < 0 || n > MaxArgAttr {
+		return 0, false
+	}
+	return n, true
 }
 
 // allowed returns the attributes an expression of hook may use: the scope
@@ -149,7 +194,7 @@ func allowed(hook string, scopeOnly bool) []attrID {
 func names(ids []attrID) string {
 	var s []string
 	for _, a := range ids {
-		s = append(s, attrs[a].name)
+		s = append(s, attrLabel(a))
 	}
 	return strings.Join(s, ", ")
 }

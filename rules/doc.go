@@ -31,8 +31,8 @@
 //	not        = "NOT" not | primary
 //	primary    = "(" expr ")" | comparison | macro
 //	comparison = attribute ( "==" | "!=" ) value
-//	           | attribute "in" ( "[" elems "]" | "(" elems ")" | list )
-//	elems      = elem { "," elem }
+//	           | attribute "in" ( "[" [ elems ] "]" | "(" [ elems ] ")" | list )
+//	elems      = elem { "," elem }       ("[]" is an empty list: it holds no value)
 //	elem       = value | list
 //	value      = integer | string
 //	integer    = decimal | "0x" hexadecimal        (1000, 0x3e8)
@@ -59,8 +59,12 @@
 //	                     euid egid ecaps             of the new image
 //	prctl                (scope attributes only)
 //	ptrace_access_check  (scope attributes only)
+//	sched_process_exec   arg0 .. arg31               the exec's arguments
 //
 // "setcaps", the spelling of seed 000's example, is accepted for capset.
+// sched_process_exec is Bombini's sandbox-only hook on the exec
+// tracepoint (see procmon.SandboxConfig): its scope attributes are those
+// of the new image and its parent.
 //
 // Scope attributes, valid for every hook in both expressions: binary_path,
 // binary_name, binary_prefix (the process's binary) and
@@ -78,7 +82,15 @@
 //     the effective set contains CAP_SYS_ADMIN, whatever else it holds;
 //     `ecaps == "ANY_CAPS"` (or `ecaps in ["ANY_CAPS"]`) holds when the set
 //     is not empty; `ecaps in ["CAP_A", "CAP_B"]` holds when it contains
-//     any of them.
+//     any of them, and so does `ecaps == "CAP_A | CAP_B"` (names joined by
+//     "|", as Bombini reads a capability value).
+//   - argN (arg0 to arg31, sched_process_exec) take strings, as in
+//     Bombini: `argN in [values]` holds when one of the exec's arguments
+//     after argv[0], wherever it is, equals one of the values. N only
+//     tells comparisons apart; it is not the argument's position:
+//     `arg0 in ["-r", "-rf"] AND arg1 in ["/etc/passwd"]` holds for
+//     `rm -rf /etc/passwd` and for `rm /etc/passwd -r`.
+//   - `attribute in []` holds for no value (NOT of it, for every value).
 //   - path, name, binary_path, binary_name and the parent's compare whole
 //     strings: name is the last component of the path.
 //   - path_prefix, binary_prefix and parent_binary_prefix take absolute
@@ -121,16 +133,23 @@
 //
 // # Limits
 //
-//   - MaxRuleBytes (4096): the longest event or scope expression or macro.
+//   - MaxRuleBytes (65536): the longest event or scope expression or
+//     macro.
 //   - MaxOps (64): operations per rule, event and scope together, after
 //     macro expansion; each comparison, AND, OR and NOT counts one.
-//   - MaxValues (64): values after one "in", lists included.
+//   - MaxValues (65536): values after one "in", lists included. A long
+//     list costs no more per event than a short one: from 16 values a
+//     comparison looks its values up in a map (and the kernel's tables
+//     hold each value once, as a hash map key).
 //   - MaxDepth (32): nesting of parentheses and NOTs.
 //   - MaxMacroDepth (8): macros within macros; a macro may not use itself.
 //   - MaxRulesPerHook (64): rules per hook in a Set (NewSet).
 //
-// The limits bound the work per event (at most MaxOps comparisons of at
-// most MaxValues values each) and the size of the kernel's tables.
+// The limits bound the work per event (at most MaxOps comparisons, each one
+// lookup) and the memory of the rules and of the kernel's tables. Bombini
+// has tighter ones (32 rules per hook, 16 operations, 8 "in" per
+// attribute) and no limit on values; a rule within Bombini's limits is
+// within these.
 //
 // # Evaluation and enforcement
 //

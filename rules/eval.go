@@ -30,6 +30,49 @@ type node struct {
 	caps    process.CapSet // the named capabilities
 	ncaps   int
 	anyCaps bool // ANY_CAPS was among the values
+	arg     int  // attrArg: N of argN (it names the comparison only)
+	// intSet and strSet hold the values of a long list (over setMin), for
+	// lookups that do not grow with it.
+	intSet map[uint32]struct{}
+	strSet map[string]struct{}
+}
+
+// setMin is the number of values from which a comparison looks its values
+// up in a map rather than a slice.
+const setMin = 16
+
+// index builds the maps of a comparison with many values.
+func (n *node) index() {
+	if len(n.ints) >= setMin {
+		n.intSet = make(map[uint32]struct{}, len(n.ints))
+		for _, v := range n.ints {
+			n.intSet[v] = struct{}{}
+		}
+	}
+	if len(n.strs) >= setMin && attrs[n.attr].typ != typePrefix {
+		n.strSet = make(map[string]struct{}, len(n.strs))
+		for _, v := range n.strs {
+			n.strSet[v] = struct{}{}
+		}
+	}
+}
+
+// hasInt reports whether v is one of the integer values.
+func (n *node) hasInt(v uint32) bool {
+	if n.intSet != nil {
+		_, ok := n.intSet[v]
+		return ok
+	}
+	return slices.Contains(n.ints, v)
+}
+
+// hasStr reports whether s is one of the string values.
+func (n *node) hasStr(s string) bool {
+	if n.strSet != nil {
+		_, ok := n.strSet[s]
+		return ok
+	}
+	return slices.Contains(n.strs, s)
 }
 
 // count returns the number of values of a comparison.
@@ -59,35 +102,44 @@ func (n *node) eval(in *Input) bool {
 func (n *node) cmp(in *Input) bool {
 	switch n.attr {
 	case attrUID:
-		return slices.Contains(n.ints, in.UID)
+		return n.hasInt(in.UID)
 	case attrEUID:
-		return slices.Contains(n.ints, in.EUID)
+		return n.hasInt(in.EUID)
 	case attrGID:
-		return slices.Contains(n.ints, in.GID)
+		return n.hasInt(in.GID)
 	case attrEGID:
-		return slices.Contains(n.ints, in.EGID)
+		return n.hasInt(in.EGID)
 	case attrECaps:
 		return n.capsMatch(in.ECaps)
 	case attrPCaps:
 		return n.capsMatch(in.PCaps)
 	case attrPath:
-		return slices.Contains(n.strs, in.Path)
+		return n.hasStr(in.Path)
 	case attrName:
-		return slices.Contains(n.strs, in.name())
+		return n.hasStr(in.name())
 	case attrPathPrefix:
 		return n.prefixMatch(in.Path)
 	case attrBinaryPath:
-		return slices.Contains(n.strs, in.Binary)
+		return n.hasStr(in.Binary)
 	case attrBinaryName:
-		return slices.Contains(n.strs, baseName(in.Binary))
+		return n.hasStr(baseName(in.Binary))
 	case attrBinaryPrefix:
 		return n.prefixMatch(in.Binary)
 	case attrParentBinaryPath:
-		return slices.Contains(n.strs, in.ParentBinary)
+		return n.hasStr(in.ParentBinary)
 	case attrParentBinaryName:
-		return slices.Contains(n.strs, baseName(in.ParentBinary))
+		return n.hasStr(baseName(in.ParentBinary))
 	case attrParentBinaryPrefix:
 		return n.prefixMatch(in.ParentBinary)
+	case attrArg:
+		// Bombini's semantics: one of the exec's arguments (argv[1:]) is
+		// one of the values, whatever its position; N of argN only tells
+		// comparisons apart.
+		for _, a := range in.Args {
+			if n.hasStr(a) {
+				return true
+			}
+		}
 	}
 	return false
 }

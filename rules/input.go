@@ -27,6 +27,9 @@ type Input struct {
 	// binary_name, binary_prefix); ParentBinary the parent's
 	// (parent_binary_*).
 	Binary, ParentBinary string
+	// Args are the exec's arguments after argv[0] (sched_process_exec's
+	// arg0..arg31 compare with each).
+	Args []string
 }
 
 // name returns the name attribute.
@@ -39,8 +42,8 @@ func (in *Input) name() string {
 
 // String returns the input's attributes for logs.
 func (in *Input) String() string {
-	return fmt.Sprintf("uid=%d euid=%d gid=%d egid=%d ecaps=%#x pcaps=%#x path=%q binary=%q parent=%q",
-		in.UID, in.EUID, in.GID, in.EGID, uint64(in.ECaps), uint64(in.PCaps), in.Path, in.Binary, in.ParentBinary)
+	return fmt.Sprintf("uid=%d euid=%d gid=%d egid=%d ecaps=%#x pcaps=%#x path=%q binary=%q parent=%q args=%q",
+		in.UID, in.EUID, in.GID, in.EGID, uint64(in.ECaps), uint64(in.PCaps), in.Path, in.Binary, in.ParentBinary, in.Args)
 }
 
 // HookOf returns the hook an event kind belongs to: EventUID is setuid,
@@ -82,7 +85,9 @@ func HookOf(kind process.EventKind) (string, bool) {
 //     are not used: in the new namespace every process has every
 //     capability.
 //   - bprm_check: the new image: Process.Path, its last component, and the
-//     process's credentials after the exec.
+//     process's credentials after the exec; Args are Process.Args[1:]
+//     (what sched_process_exec's argN compare with; that hook has no kind
+//     of its own: its rules are answered in the kernel, see Set.Match).
 //   - prctl, ptrace_access_check: the process's credentials (these hooks
 //     have scope attributes only).
 //
@@ -119,6 +124,11 @@ func FromEvent(ev *process.Event) (hook string, in Input, ok bool) {
 		}
 	case process.EventExec:
 		in.Path = in.Binary
+		if p := ev.Process; p != nil {
+			if len(p.Args) > 1 {
+				in.Args = p.Args[1:]
+			}
+		}
 	}
 	in.UID, in.EUID, in.GID, in.EGID = creds.UID, creds.EUID, creds.GID, creds.EGID
 	in.ECaps, in.PCaps = creds.CapEffective, creds.CapPermitted

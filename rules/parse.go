@@ -13,15 +13,18 @@ import (
 // Limits. A rule, list or rule set over one of them is refused with an error
 // matching ErrLimit.
 const (
-	// MaxRuleBytes is the longest event or scope text.
-	MaxRuleBytes = 4096
+	// MaxRuleBytes is the longest event or scope text (and macro): 64 KiB,
+	// room for a list of thousands of values written inline.
+	MaxRuleBytes = 64 << 10
 	// MaxOps is the most operations in one rule (event and scope
 	// together, after macro expansion): each comparison (==, !=, in) and
 	// each AND, OR and NOT counts one.
 	MaxOps = 64
 	// MaxValues is the most values after one "in" (a list counts its
-	// elements).
-	MaxValues = 64
+	// elements): 65536. Long lists cost no more per event than short ones
+	// (they are looked up in maps, here and in the kernel's tables); the
+	// limit only bounds memory.
+	MaxValues = 1 << 16
 	// MaxDepth is the deepest nesting of parentheses and NOTs (macros
 	// count the parentheses they expand to).
 	MaxDepth = 32
@@ -64,7 +67,7 @@ func (d *Defs) Validate() error {
 			return fmt.Errorf("%w: list %s has %d values; at most %d (MaxValues)", ErrLimit, quote(name), n, MaxValues)
 		}
 		if len(d.Lists[name]) == 0 {
-			return fmt.Errorf("%w: list %s is empty", ErrDefs, quote(name))
+			return fmt.Errorf("%w: list %s is empty (Bombini requires items; write [] after \"in\" for an empty list)", ErrDefs, quote(name))
 		}
 	}
 	for _, name := range sortedKeys(d.Macros) {
@@ -401,7 +404,7 @@ func (p *parser) parsePrimary(depth int) (*node, error) {
 
 // parseComparison parses what follows attribute token at.
 func (p *parser) parseComparison(at token) (*node, error) {
-	id, ok := attrByName(at.text)
+	id, arg, ok := attrByNameN(at.text)
 	if !ok {
 		return nil, p.errAt(ErrAttribute, at, "expected an attribute (%s) or a macro, found %s", names(p.allowed), quote(at.text))
 	}
@@ -414,7 +417,8 @@ func (p *parser) parseComparison(at token) (*node, error) {
 	if err := p.countOp(at); err != nil {
 		return nil, err
 	}
-	n := &node{op: opCmp, attr: id}
+	n := &node{op: opCmp, attr: id, arg: arg}
+	defer n.index()
 	op := p.next()
 	switch op.kind {
 	case tokEq, tokNe:
@@ -443,6 +447,12 @@ func (p *parser) parseComparison(at token) (*node, error) {
 			closer, closeText := tokRBrack, "]"
 			if v.kind == tokLParen {
 				closer, closeText = tokRParen, ")"
+			}
+			if p.peek().kind == closer {
+				// An empty list, as Bombini's grammar allows: the
+				// comparison holds for no value.
+				p.next()
+				break
 			}
 			for {
 				e := p.next()
@@ -528,19 +538,24 @@ func (p *parser) addValue(n *node, v token, elem string) error {
 		if !fromList && v.kind != tokString {
 			return p.errAt(ErrAttribute, v, "expected a capability name in quotes (\"CAP_SYS_ADMIN\" or %q) for %s, found %s", AnyCaps, a.name, v.describe())
 		}
-		if text == AnyCaps {
-			n.anyCaps = true
-			break
+		// One name, or several joined by "|" as Bombini reads them
+		// ("CAP_SYS_ADMIN | CAP_NET_RAW"): the set holds one of them.
+		for _, name := range strings.Split(text, "|") {
+			name = strings.TrimSpace(name)
+			if name == AnyCaps {
+				n.anyCaps = true
+				continue
+			}
+			c, ok := process.CapByName(name)
+			if !ok {
+				return p.errAt(ErrAttribute, v, "expected a capability name (capabilities(7)), several joined by \"|\", or %q for %s%s, found %s", AnyCaps, a.name, where, quote(text))
+			}
+			n.caps |= process.CapSet(1) << uint(c)
+			n.ncaps++
 		}
-		c, ok := process.CapByName(text)
-		if !ok {
-			return p.errAt(ErrAttribute, v, "expected a capability name (capabilities(7)) or %q for %s%s, found %s", AnyCaps, a.name, where, quote(text))
-		}
-		n.caps |= process.CapSet(1) << uint(c)
-		n.ncaps++
-	case typeString, typePrefix:
+	case typeString, typePrefix, typeArg:
 		if !fromList && v.kind != tokString {
-			return p.errAt(ErrAttribute, v, "expected a string in quotes for %s, found %s", a.name, v.describe())
+			return p.errAt(ErrAttribute, v, "expected a string in quotes for %s, found %s", attrLabel(n.attr), v.describe())
 		}
 		if a.typ == typePrefix {
 			if !strings.HasPrefix(text, "/") {

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/proctrack/proctrack/procmon/process"
@@ -27,7 +28,8 @@ const (
 // the eBPF LSM tier compiles into its map tables. A comparison's values
 // are in Ints (uid, euid, gid, egid), Strings (path, name and the scope's
 // paths and names whole; the prefixes as written, compared by whole
-// components as HasPathPrefix does) or Caps and AnyCaps (ecaps, pcaps).
+// components as HasPathPrefix does; sched_process_exec's argN, "arg0" to
+// "arg31", compared with each argument) or Caps and AnyCaps (ecaps, pcaps).
 type Op struct {
 	Kind    OpKind
 	Attr    string // OpMatch: the attribute's name
@@ -60,7 +62,11 @@ func postfix(n *node, out []Op) []Op {
 	case opNot:
 		return append(postfix(n.l, out), Op{Kind: OpNot})
 	}
-	return append(out, Op{Kind: OpMatch, Attr: attrs[n.attr].name, Negate: n.neg,
+	name := attrs[n.attr].name
+	if n.attr == attrArg {
+		name = fmt.Sprintf("arg%d", n.arg)
+	}
+	return append(out, Op{Kind: OpMatch, Attr: name, Negate: n.neg,
 		Ints: slices.Clone(n.ints), Strings: slices.Clone(n.strs), Caps: n.caps, AnyCaps: n.anyCaps})
 }
 
@@ -88,8 +94,8 @@ func EvalPostfix(ops []Op, in *Input) bool {
 		case OpTrue:
 			st = append(st, true)
 		case OpMatch:
-			id, _ := attrByName(op.Attr)
-			n := node{op: opCmp, attr: id, neg: op.Negate, ints: op.Ints, strs: op.Strings, caps: op.Caps, anyCaps: op.AnyCaps}
+			id, arg, _ := attrByNameN(op.Attr)
+			n := node{op: opCmp, attr: id, arg: arg, neg: op.Negate, ints: op.Ints, strs: op.Strings, caps: op.Caps, anyCaps: op.AnyCaps}
 			st = append(st, n.eval(in))
 		case OpAnd, OpOr:
 			a, b := st[len(st)-2], st[len(st)-1]

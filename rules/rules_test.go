@@ -2,6 +2,8 @@ package rules
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -42,17 +44,21 @@ func TestErrors(t *testing.T) {
 		{"setuid", `uid == 0755`, ErrSyntax, `line 1, column 8: expected a decimal or 0x-prefixed hexadecimal integer, found "0755"`},
 		{"setuid", `gid == 1`, ErrAttribute, `line 1, column 1: hook setuid has no attribute "gid" (it has uid, euid, binary_path, binary_name, binary_prefix, parent_binary_path, parent_binary_name, parent_binary_prefix)`},
 		{"setuid", `foo == 1`, ErrAttribute, `line 1, column 1: expected an attribute (uid, euid, binary_path, binary_name, binary_prefix, parent_binary_path, parent_binary_name, parent_binary_prefix) or a macro, found "foo"`},
-		{"capset", `ecaps == "CAP_NOPE"`, ErrAttribute, `line 1, column 10: expected a capability name (capabilities(7)) or "ANY_CAPS" for ecaps, found "CAP_NOPE"`},
+		{"capset", `ecaps == "CAP_NOPE"`, ErrAttribute, `line 1, column 10: expected a capability name (capabilities(7)), several joined by "|", or "ANY_CAPS" for ecaps, found "CAP_NOPE"`},
+		{"capset", `ecaps == "CAP_SYS_ADMIN | CAP_NOPE"`, ErrAttribute, `line 1, column 10: expected a capability name (capabilities(7)), several joined by "|", or "ANY_CAPS" for ecaps, found "CAP_SYS_ADMIN | CAP_NOPE"`},
+		{"sched_process_exec", `arg32 == "-r"`, ErrAttribute, `line 1, column 1: expected an attribute (arg0..arg31, binary_path, binary_name, binary_prefix, parent_binary_path, parent_binary_name, parent_binary_prefix) or a macro, found "arg32"`},
+		{"sched_process_exec", `arg0 == 1`, ErrAttribute, `line 1, column 9: expected a string in quotes for arg0..arg31, found "1"`},
+		{"bprm_check", `arg0 == "-r"`, ErrAttribute, `line 1, column 1: hook bprm_check has no attribute "arg0" (it has path, name, path_prefix, euid, egid, ecaps, binary_path, binary_name, binary_prefix, parent_binary_path, parent_binary_name, parent_binary_prefix)`},
 		{"capset", `ecaps == 21`, ErrAttribute, `line 1, column 10: expected a capability name in quotes ("CAP_SYS_ADMIN" or "ANY_CAPS") for ecaps, found "21"`},
 		{"bprm_check", `path_prefix == "tmp"`, ErrAttribute, `line 1, column 16: expected an absolute path (starting with "/") for path_prefix, found "tmp"`},
 		{"bprm_check", `path == "/tmp`, ErrSyntax, `line 1, column 9: expected a closing " for the string started here`},
 		{"bprm_check", `path in ["/a" "/b"]`, ErrSyntax, `line 1, column 15: expected "," or "]" in the list, found "/b"`},
-		{"bprm_check", `path in []`, ErrSyntax, `line 1, column 10: expected a value or a list name in the list, found "]"`},
+		{"bprm_check", `path in [,]`, ErrSyntax, `line 1, column 10: expected a value or a list name in the list, found ","`},
 		{"bprm_check", `path in "/a"`, ErrSyntax, `line 1, column 9: expected "[", "(" or a list name after "in", found "/a"`},
 		{"bprm_check", `path == "/a" && name == "b"`, ErrSyntax, `line 1, column 14: expected an attribute, a value, an operator or a parenthesis, found '&'`},
 		{"bprm_check", `shells`, ErrSyntax, `line 1, column 1: expected an attribute, NOT or "(", found list "shells" (a list goes after "in")`},
 		{"bprm_check", `is_root AND bad`, ErrSyntax, ""},
-		{"nope", `uid == 1`, ErrUnknownHook, `expected a hook name (one of setuid, setgid, capset, prctl, create_user_ns, ptrace_access_check, bprm_check), found "nope"`},
+		{"nope", `uid == 1`, ErrUnknownHook, `expected a hook name (one of setuid, setgid, capset, prctl, create_user_ns, ptrace_access_check, bprm_check, sched_process_exec), found "nope"`},
 		{"prctl", `euid == 0`, ErrAttribute, ""},
 		// ANY stands alone.
 		{"setuid", `ANY AND uid == 0`, ErrSyntax, `line 1, column 1: expected an attribute, NOT or "(", found "ANY" (ANY stands alone: the whole expression, matching everything)`},
@@ -141,9 +147,15 @@ func TestLimits(t *testing.T) {
 	if _, err := Compile("setuid", "L", ok, nil); err != nil {
 		t.Errorf("ops at the limit: %v", err)
 	}
-	vals := "uid in [" + strings.Repeat("1, ", MaxValues) + "2]"
-	if _, err := Compile("setuid", "L", vals, nil); !errors.Is(err, ErrLimit) {
-		t.Errorf("values: %v", err)
+	many := &Defs{Lists: map[string][]string{"many": make([]string, MaxValues+1)}}
+	for i := range many.Lists["many"] {
+		many.Lists["many"][i] = strconv.Itoa(i)
+	}
+	if err := many.Validate(); !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "MaxValues") {
+		t.Errorf("values in a list: %v", err)
+	}
+	if _, err := Compile("setuid", "L", "uid in [0] OR uid in many", &Defs{Lists: map[string][]string{"many": many.Lists["many"][:MaxValues]}}); err != nil {
+		t.Errorf("values at the limit: %v", err)
 	}
 	deep := strings.Repeat("(", MaxDepth+1) + "uid == 1" + strings.Repeat(")", MaxDepth+1)
 	if _, err := Compile("setuid", "L", deep, nil); !errors.Is(err, ErrLimit) {
@@ -244,4 +256,38 @@ func FuzzCompile(f *testing.F) {
 		r.Match(&Input{Path: "/tmp/ls", ECaps: 1})
 		r.Match(&Input{})
 	})
+}
+
+// TestLongList checks that a list of thousands of values (Bombini has no
+// limit; a GTFOBins policy exceeds 64) compiles and matches, inline and
+// through a list definition.
+func TestLongList(t *testing.T) {
+	var vals []string
+	for i := range 5000 {
+		vals = append(vals, fmt.Sprintf("bin%d", i))
+	}
+	defs := &Defs{Lists: map[string][]string{"gtfo": vals}}
+	if err := defs.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	inline := `name in ["` + strings.Join(vals, `", "`) + `"]`
+	for _, text := range []string{"name in gtfo", inline} {
+		r, err := Compile("bprm_check", "L", text, defs)
+		if err != nil {
+			t.Fatalf("%.40s: %v", text, err)
+		}
+		for _, c := range []struct {
+			path string
+			want bool
+		}{{"/usr/bin/bin4999", true}, {"/bin0", true}, {"/usr/bin/bin5000", false}} {
+			in := &Input{Path: c.path}
+			if got := r.Match(in); got != c.want {
+				t.Errorf("%.20s on %s = %v", text, c.path, got)
+			}
+			_, ev := r.Postfix()
+			if got := EvalPostfix(ev, in); got != c.want {
+				t.Errorf("%.20s postfix on %s = %v", text, c.path, got)
+			}
+		}
+	}
 }

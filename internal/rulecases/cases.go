@@ -123,4 +123,22 @@ var Cases = []Case{
 	{"setuid", "uid in (0, 1000)", rules.Input{UID: 1000}, true},
 	{"setuid", "uid in (admins)", rules.Input{UID: 7}, false},
 	{"bprm_check", `path in [shells, "/opt/x"]`, rules.Input{Path: "/opt/x"}, true},
+	// Empty lists (Bombini's grammar): no value is in them.
+	{"setuid", "uid in []", rules.Input{UID: 0}, false},
+	{"setuid", "NOT uid in []", rules.Input{UID: 0}, true},
+	{"bprm_check", "path in ()", rules.Input{Path: "/bin/sh"}, false},
+	// Capability sets joined by "|", as Bombini reads them.
+	{"capset", `ecaps == "CAP_SYS_ADMIN | CAP_NET_RAW"`, rules.Input{ECaps: Caps("CAP_NET_RAW")}, true},
+	{"capset", `ecaps in ["CAP_SYS_ADMIN|CAP_NET_RAW"]`, rules.Input{ECaps: Caps("CAP_CHOWN")}, false},
+	// sched_process_exec: argN holds when one of the arguments (argv[1:])
+	// is one of its values, wherever it is; N tells comparisons apart.
+	{"sched_process_exec", `arg0 in ["-r", "-rf"] AND arg1 in ["/etc/passwd"]`, rules.Input{Args: []string{"-rf", "/etc/passwd"}}, true},
+	{"sched_process_exec", `arg0 in ["-r", "-rf"] AND arg1 in ["/etc/passwd"]`, rules.Input{Args: []string{"/etc/passwd", "-r"}}, true},
+	{"sched_process_exec", `arg0 in ["-r", "-rf"] AND arg1 in ["/etc/passwd"]`, rules.Input{Args: []string{"-f", "/etc/passwd"}}, false},
+	{"sched_process_exec", `arg0 in ["-r", "-rf"] AND arg1 in ["/etc/passwd"]`, rules.Input{Args: []string{"-rf", "/etc/passwd2"}}, false},
+	{"sched_process_exec", `arg5 == "-rf"`, rules.Input{Args: []string{"-rf"}}, true},
+	{"sched_process_exec", `NOT arg0 == "--help"`, rules.Input{}, true},
+	{"sched_process_exec", `binary_name == "rm" AND arg31 in shells`, rules.Input{Binary: "/usr/bin/rm", Args: []string{"/bin/sh"}}, true},
+	{"sched_process_exec", `arg0 in []`, rules.Input{Args: []string{""}}, false},
+	{"sched_process_exec", `arg0 == ""`, rules.Input{Args: []string{"x", ""}}, true},
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/procmon/process"
+	"github.com/proctrack/proctrack/rules"
 )
 
 // cpuTimes returns the CPU time (user+system) of this process (all its
@@ -60,6 +61,18 @@ func BenchmarkExecStorm(b *testing.B) {
 	b.Run("gap-1ms", func(b *testing.B) { benchExecStorm(b, Config{}) })
 	b.Run("every-record", func(b *testing.B) { benchExecStorm(b, Config{WakeupGap: -1}) })
 	b.Run("batch-10ms", func(b *testing.B) { benchExecStorm(b, Config{BatchDelay: 10 * time.Millisecond}) })
+	// sched_process_exec with a 100-value list that no exec of the storm
+	// matches: every exec's path is walked again and each argument looked
+	// up (compare exec-bpf-ns/run and bpf-child-us/exec with gap-1ms).
+	b.Run("exec-sandbox-100", func(b *testing.B) {
+		var vals []string
+		for i := range 100 {
+			vals = append(vals, strconv.Quote("--never-"+strconv.Itoa(i)))
+		}
+		set := ruleSet(b, rules.Spec{Hook: HookSchedProcessExec, Name: "Hundred",
+			Event: "arg0 in [" + strings.Join(vals, ", ") + "]"})
+		benchExecStorm(b, Config{Rules: set, Sandbox: map[string]SandboxMode{HookSchedProcessExec: SandboxDenyList}})
+	})
 }
 
 func benchExecStorm(b *testing.B, cfg Config) {

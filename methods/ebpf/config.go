@@ -18,11 +18,17 @@ const (
 	HookCreateUserNS      = "create_user_ns"      // security_create_user_ns; unshare/clone/clone3 with CLONE_NEWUSER
 	HookPtraceAccessCheck = "ptrace_access_check" // security_ptrace_access_check; ptrace attach, seize, traceme, detach
 	HookBprmCheck         = "bprm_check"          // security_bprm_check; carries the IMA digest into the exec event
+	// HookSchedProcessExec is Bombini's exec sandbox: its rules run in the
+	// exec tracepoint's program on both tiers, and an exec they deny gets
+	// SIGKILL before the new image runs. It only enforces (Config.Sandbox
+	// must give its mode); it has no LSM program and no system calls.
+	HookSchedProcessExec = "sched_process_exec"
 )
 
-// HookNames lists every hook name, in seed 000's order.
+// HookNames lists every hook name, in seed 000's order, then Bombini's
+// sched_process_exec.
 var HookNames = []string{HookSetuid, HookSetgid, HookCapset, HookPrctl, HookCreateUserNS,
-	HookPtraceAccessCheck, HookBprmCheck}
+	HookPtraceAccessCheck, HookBprmCheck, HookSchedProcessExec}
 
 // AllHooks returns a Hooks map with every hook enabled.
 func AllHooks() map[string]bool {
@@ -113,7 +119,9 @@ type Config struct {
 	Rules *rules.Set
 	// Sandbox enforces the rules of a hook in the kernel (SandboxHooks
 	// only; it enables the hook). Sandbox mode needs the LSM tier: Start
-	// fails with an error matching ErrSandbox where it does not run.
+	// fails with an error matching ErrSandbox where it does not run. The
+	// exception is HookSchedProcessExec, which kills at the exec
+	// tracepoint and runs on both tiers.
 	Sandbox map[string]SandboxMode
 	// NoProcCompletion keeps the source from reading /proc to complete a
 	// record the kernel had to cut (arguments over 4 KiB, a path over 64
@@ -186,6 +194,19 @@ func (c *Config) sandbox(hooks map[string]bool) (map[string]SandboxMode, error) 
 		hooks[h] = true
 	}
 	return out, nil
+}
+
+// needsLSM returns the sandboxed hooks that only the LSM tier can enforce
+// (all but sched_process_exec), sorted.
+func needsLSM(sandbox map[string]SandboxMode) []string {
+	var out []string
+	for h, mode := range sandbox {
+		if mode != SandboxOff && h != HookSchedProcessExec {
+			out = append(out, h)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ringSize returns the ring buffer size to use.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 	"unsafe"
@@ -46,7 +47,9 @@ const (
 	hookUserNS    = 5
 	hookPtrace    = 6
 	hookBprm      = 7
+	hookExec      = 8
 	fBprm         = 1 << 13
+	fExecRules    = 1 << 14
 	nsPerTick     = 1e9 / procfs.UserHZ // start_boottime ns per /proc tick
 	x8664Prctl    = 157
 	archX8664     = "x86_64"
@@ -78,6 +81,7 @@ type decoder struct {
 	aligned  []uint64    // an 8-byte aligned copy of a record, when needed
 	rules    *ruleTables // the rules in the kernel (LSM tier), for their names
 	bprm     bool        // the bprm_check hook is on: exec events carry Event.Bprm
+	log      *slog.Logger
 }
 
 // decode returns the event of a record, or nil for a record that makes no
@@ -246,10 +250,37 @@ func (d *decoder) procRecord(raw []byte) (*process.Event, error) {
 			d.verdict(ev, hookBprm, r.Matched, 0, r.Verdict)
 		}
 	}
+	if kind == process.EventExec && flags&fExecRules != 0 {
+		d.execVerdict(ev, r)
+	}
 	if p.Incomplete {
 		d.c.incomplete.Add(1)
 	}
 	return ev, nil
+}
+
+// execVerdict adds sched_process_exec's answer to an exec event: the rules
+// that matched (for a kill by an allow-list, those whose scope covered the
+// exec) and VerdictKilled or VerdictAllowed. It leaves MatchedInKernel to
+// bprm_check's rules, which the monitor evaluates itself where the kernel
+// did not.
+func (d *decoder) execVerdict(ev *process.Event, r *bpf.ProcmonProcRec) {
+	matched := r.ExecMatched
+	switch r.ExecVerdict {
+	case verdictAllow:
+		ev.Verdict = process.VerdictAllowed
+	case verdictDeny:
+		ev.Verdict = process.VerdictKilled
+		if matched == 0 {
+			matched = r.ExecScoped
+		}
+	}
+	ev.Matched = append(ev.Matched, d.rules.matchedNames(hookExec, matched)...)
+	if r.ExecErr != 0 {
+		d.c.errors.Add(1)
+		d.log.Warn("ebpf: sched_process_exec: a denied exec could not be killed",
+			"pid", ev.PID, "path", ev.Process.Path, "errno", -r.ExecErr, "rules", ev.Matched)
+	}
 }
 
 // same reports whether p's pid still belongs to p (same start ticks).

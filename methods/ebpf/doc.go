@@ -131,10 +131,35 @@
 // hook that cannot deny (prctl, ptrace_access_check), is an error matching
 // ErrSandbox at Start.
 //
+// sched_process_exec (Bombini's exec sandbox, HookSchedProcessExec) is the
+// exception: its rules run in the exec tracepoint's program (handle_exec)
+// on both tiers, so exec blocking works without BPF LSM. There the program
+// walks the new binary's path again (the scope's binary_*; parent_binary_*
+// read exe_paths, which handle_exec keeps on the tracepoint tier), looks
+// each argument after argv[0] up in rule_strs (attribute A_ARG: every
+// argN comparison has its bit, and an argument satisfies those whose
+// values it equals), runs the operations, and sends SIGKILL
+// (bpf_send_signal) to an exec its sandbox denies: the task takes it on
+// its way back to user mode, before the new image runs an instruction. The
+// exec record carries the answer: Event.Verdict is process.VerdictKilled
+// (or VerdictAllowed), Event.Matched names the rules. The hook only
+// enforces: its rules need a Config.Sandbox mode. From a tracepoint the
+// kernel sends the signal through a per-CPU irq_work: while one is still
+// pending on the CPU (a kill an instant before), bpf_send_signal fails
+// with EBUSY, and the exec is then reported VerdictAllowed, counted in
+// Stats().Errors and logged as a warning, not killed.
+//
 // The limits are package rules' (64 rules per hook, 64 operations per
-// rule), plus MaxKernelString (255 bytes per string) and 4096 comparisons
-// of ids and strings per hook; the tracepoint tier ignores Config.Rules
-// (the monitor evaluates them in userspace).
+// rule, 65536 values after one "in"), plus MaxKernelString (255 bytes per
+// string: an exec argument longer than that equals no rule's value) and
+// 4096 comparisons of ids and strings per hook. Values do not count: each
+// is one entry of rule_ints or rule_strs, sized to the rules, and costs
+// nothing per operation, so a list of thousands costs what a list of one
+// does (in kernel memory, about 0.8 KB per string value: a 260-byte key
+// and 512 bytes of comparison bits; 0.5 KB per integer). sched_process_exec reads at most the first 2 MiB of an exec's
+// argument area (and 1,048,576 pieces of it: arguments, or 255-byte parts
+// of longer ones). The tracepoint tier ignores the other hooks' rules (the
+// monitor evaluates them in userspace).
 //
 // # Losses
 //
@@ -202,7 +227,8 @@
 // (TestKernelRulesAgree) and sandbox denials (TestSandboxSetuid,
 // TestSandboxBprmAllowList); on Debian's 6.1, whose LSM list has bpf, that
 // the tracepoint tier is chosen by version ("kernel 6.1 < 6.2"), that the
-// CO-RE programs load and report there, and that sandbox mode is refused. PROCTRACK_EBPF_EXPECT_TIER=lsm or
+// CO-RE programs load and report there, and that sandbox mode is refused.
+// On both, sched_process_exec kills (TestExecSandboxKills). PROCTRACK_EBPF_EXPECT_TIER=lsm or
 // =tracepoint makes TestTierProbe and TestVMEbpf fail unless the probe
 // chose that tier.
 package ebpf

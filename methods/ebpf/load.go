@@ -70,7 +70,7 @@ func programsFor(tier string, hooks map[string]bool, needBprm bool) []string {
 	switch tier {
 	case TierLSM:
 		for _, h := range HookNames {
-			if hooks[h] || (h == HookBprmCheck && needBprm) {
+			if lsmPrograms[h] != "" && (hooks[h] || (h == HookBprmCheck && needBprm)) {
 				progs = append(progs, lsmPrograms[h])
 			}
 		}
@@ -81,7 +81,7 @@ func programsFor(tier string, hooks map[string]bool, needBprm bool) []string {
 			break
 		}
 		for _, h := range HookNames {
-			if hooks[h] && h != HookBprmCheck {
+			if hooks[h] && h != HookBprmCheck && h != HookSchedProcessExec {
 				progs = append(progs, bpf.ProcmonProgHandleSysExit)
 				break
 			}
@@ -91,13 +91,14 @@ func programsFor(tier string, hooks map[string]bool, needBprm bool) []string {
 }
 
 // load loads and attaches the programs of tier, with the rule tables (nil
-// for none) on the LSM tier.
+// for none): every hook's on the LSM tier, sched_process_exec's alone on
+// the tracepoint tier (the caller compiles them so).
 func load(tier string, hooks map[string]bool, cfg *Config, tables *ruleTables) (*objects, error) {
 	spec, err := bpf.LoadProcmon()
 	if err != nil {
 		return nil, fmt.Errorf("read the embedded BPF object: %w", err)
 	}
-	if tables == nil || tier != TierLSM {
+	if tables == nil {
 		tables = &ruleTables{}
 	}
 	tables.size(spec)
@@ -114,6 +115,8 @@ func load(tier string, hooks map[string]bool, cfg *Config, tables *ruleTables) (
 		bpf.ProcmonVarWakeupBytes:      cfg.wakeupBytes(ring),
 		bpf.ProcmonVarWakeupGapNs:      uint64(cfg.wakeupGap().Nanoseconds()),
 		bpf.ProcmonVarWantExePaths:     tables.scope,
+		bpf.ProcmonVarExecRules:        tables.execRules(),
+		bpf.ProcmonVarExePathsAtExec:   tables.scope && tier == TierTracepoint,
 	} {
 		vs, ok := spec.Variables[name]
 		if !ok {

@@ -39,7 +39,7 @@ func (m SandboxMode) String() string {
 }
 
 // SandboxHooks are the hooks that can deny: the others report only.
-var SandboxHooks = []string{HookSetuid, HookSetgid, HookCapset, HookCreateUserNS, HookBprmCheck}
+var SandboxHooks = []string{HookSetuid, HookSetgid, HookCapset, HookCreateUserNS, HookBprmCheck, HookSchedProcessExec}
 
 // ErrSandbox is the error of a sandbox that cannot be enforced: the LSM
 // tier does not run, or the hook cannot deny.
@@ -67,6 +67,7 @@ const (
 	aUID, aEUID, aGID, aEGID, aECaps, aPCaps                       = 1, 2, 3, 4, 5, 6
 	aPath, aName, aPathPrefix                                      = 7, 8, 9
 	aBinPath, aBinName, aBinPrefix, aParPath, aParName, aParPrefix = 10, 11, 12, 13, 14, 15
+	aArg                                                           = 16
 	// enum rule_op_kind
 	opTrue, opCmp, opCaps, opAnd, opOr, opNot = 1, 2, 3, 4, 5, 6
 	// enum rule_end
@@ -81,6 +82,7 @@ const (
 var hookCodes = map[string]uint32{
 	HookSetuid: hookSetuid, HookSetgid: hookSetgid, HookCapset: hookCapset, HookPrctl: hookPrctl,
 	HookCreateUserNS: hookUserNS, HookPtraceAccessCheck: hookPtrace, HookBprmCheck: hookBprm,
+	HookSchedProcessExec: hookExec,
 }
 
 // attrCodes maps attribute names to enum rule_attr.
@@ -118,6 +120,9 @@ func compileRules(set *rules.Set, sandbox map[string]SandboxMode, hooks map[stri
 			continue
 		}
 		code := hookCodes[hook]
+		if hook == HookSchedProcessExec && mode == SandboxOff {
+			return nil, fmt.Errorf("ebpf: %w: %s only enforces: its rules need a sandbox mode (Config.Sandbox)", ErrSandbox, hook)
+		}
 		if len(rs) > ruleMax {
 			return nil, fmt.Errorf("ebpf: hook %s has %d rules; the kernel's tables hold %d", hook, len(rs), ruleMax)
 		}
@@ -157,6 +162,21 @@ func compileRules(set *rules.Set, sandbox map[string]SandboxMode, hooks map[stri
 	return t, nil
 }
 
+// execOnly returns the hooks of hooks that the tracepoint tier evaluates
+// in the kernel: sched_process_exec alone.
+func execOnly(hooks map[string]bool) map[string]bool {
+	return map[string]bool{HookSchedProcessExec: hooks[HookSchedProcessExec]}
+}
+
+// execRules reports whether the tables hold sched_process_exec's rules.
+func (t *ruleTables) execRules() bool {
+	if t == nil {
+		return false
+	}
+	_, ok := t.hooks[hookExec]
+	return ok
+}
+
 // op compiles one operation of hook code; comparisons of integers and
 // strings take the next bit.
 func (t *ruleTables) op(code uint32, op rules.Op, bit *int, attrs *uint32) (bpf.ProcmonRuleOp, error) {
@@ -172,6 +192,9 @@ func (t *ruleTables) op(code uint32, op rules.Op, bit *int, attrs *uint32) (bpf.
 		k.Kind = opNot
 	case rules.OpMatch:
 		a, ok := attrCodes[op.Attr]
+		if strings.HasPrefix(op.Attr, "arg") {
+			a, ok = aArg, true // arg0..arg31: one attribute, each comparison its bit
+		}
 		if !ok {
 			return k, fmt.Errorf("attribute %q has no kernel form", op.Attr)
 		}
@@ -201,6 +224,9 @@ func (t *ruleTables) op(code uint32, op rules.Op, bit *int, attrs *uint32) (bpf.
 			set(t.ints[key])
 		}
 		for _, s := range op.Strings {
+			if a == aArg && len(s) > MaxKernelString {
+				return k, fmt.Errorf("%s value %.40q...: the kernel compares arguments of at most %d bytes", op.Attr, s, MaxKernelString)
+			}
 			if strings.HasSuffix(op.Attr, "prefix") {
 				s = strings.TrimRight(s, "/")
 			}

@@ -64,6 +64,13 @@ func modelEval(t *ruleTables, code uint32, in *rules.Input) (matched, scoped uin
 	}
 	str(binary, aBinPath, aBinName, aBinPrefix)
 	str(in.ParentBinary, aParPath, aParName, aParPrefix)
+	if used(aArg) {
+		for _, a := range in.Args { // arg_cb: one lookup per argument of at most 255 bytes
+			if len(a) < ruleStr {
+				or(t.strs[key(aArg, a)])
+			}
+		}
+	}
 
 	var stack uint64
 	var scope bool
@@ -140,7 +147,7 @@ func TestCompiledCases(t *testing.T) {
 			t.Fatalf("%q: %v", c.Rule, err)
 		}
 		set, _ := rules.NewSet(r)
-		tables, err := compileRules(set, nil, AllHooks())
+		tables, err := compileRules(set, map[string]SandboxMode{HookSchedProcessExec: SandboxDenyList}, AllHooks())
 		if err != nil {
 			t.Fatalf("%q: %v", c.Rule, err)
 		}
@@ -179,6 +186,7 @@ func TestKernelConstants(t *testing.T) {
 		"SANDBOX_OFF": uint64(SandboxOff), "SANDBOX_ALLOW": uint64(SandboxAllowList), "SANDBOX_DENY": uint64(SandboxDenyList),
 		"BPRM_SETUID": bprmSetuid, "BPRM_SETGID": bprmSetgid, "BPRM_FILELESS": bprmFileless, "BPRM_NOSUID": bprmNosuid,
 		"BPRM_PATH_LONG": bprmPathLong, "BPRM_RULES": bprmRules, "HOOK_BPRM": hookBprm, "F_BPRM": fBprm,
+		"A_ARG": aArg, "HOOK_EXEC": hookExec, "F_EXEC_RULES": fExecRules,
 	}
 	got := map[string]uint64{}
 	for _, name := range []string{"rule_attr", "rule_op_kind", "rule_end", "verdict", "sandbox_mode", "bprm_flag", "lsm_hook", "rec_flag"} {

@@ -22,7 +22,7 @@ import (
 )
 
 // ruleSet compiles rules given as hook, name, scope, event.
-func ruleSet(t *testing.T, specs ...rules.Spec) *rules.Set {
+func ruleSet(t testing.TB, specs ...rules.Spec) *rules.Set {
 	t.Helper()
 	var rs []*rules.Rule
 	for _, s := range specs {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,14 +152,21 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 		return unavailable("no BPF ring buffer (Linux 5.8 or later): %w", err)
 	}
-	obj, report, err := s.open(hooks, tables, len(sandbox) > 0)
+	// The tracepoint tier evaluates sched_process_exec's rules alone in
+	// the kernel (and reports everything else for userspace).
+	tpTables, err := compileRules(s.cfg.Rules, sandbox, execOnly(hooks))
+	if err != nil {
+		return err
+	}
+	obj, report, err := s.open(hooks, tables, tpTables, needsLSM(sandbox))
 	s.report = report
 	if err != nil {
 		return err
 	}
 	if report.Tier != TierLSM {
-		tables = nil // the tracepoint tier reports everything
-	} else if tables.scope {
+		tables = tpTables
+	}
+	if tables.scope {
 		n, err := seedExePaths(obj.coll.Maps[bpf.ProcmonMapExePaths], procfs.DefaultRoot)
 		if err != nil {
 			s.log.Warn("ebpf: seed the map of executable paths", "err", err, "seeded", n)
@@ -179,6 +187,7 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 		c:        &s.c,
 		rules:    tables,
 		bprm:     hooks[HookBprmCheck],
+		log:      s.log,
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.obj, s.rd = obj, rd
@@ -194,9 +203,12 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	return nil
 }
 
-// open chooses the tier and loads it, falling back to the tracepoint tier
-// when the LSM tier's programs do not load (unless Config.Tier asks for it).
-func (s *Source) open(hooks map[string]bool, tables *ruleTables, sandbox bool) (*objects, TierReport, error) {
+// open chooses the tier and loads it (with tables on the LSM tier,
+// tpTables on the tracepoint tier), falling back to the tracepoint tier
+// when the LSM tier's programs do not load, unless Config.Tier asks for it
+// or lsmSandbox names sandboxed hooks only the LSM tier can enforce.
+func (s *Source) open(hooks map[string]bool, tables, tpTables *ruleTables, lsmSandbox []string) (*objects, TierReport, error) {
+	sandbox := len(lsmSandbox) > 0
 	var rep TierReport
 	if s.cfg.Tier == TierTracepoint {
 		rep = TierReport{Tier: TierTracepoint, Reason: "lsm tier not tried: Config.Tier is tracepoint"}
@@ -205,7 +217,7 @@ func (s *Source) open(hooks map[string]bool, tables *ruleTables, sandbox bool) (
 		rep = hostProber.run()
 	}
 	if sandbox && rep.Tier != TierLSM {
-		return nil, rep, fmt.Errorf("ebpf: %w: it needs the LSM tier, and %s", ErrSandbox, rep.Reason)
+		return nil, rep, fmt.Errorf("ebpf: %w: sandbox mode on %s needs the LSM tier, and %s", ErrSandbox, strings.Join(lsmSandbox, ", "), rep.Reason)
 	}
 	if s.cfg.Tier == TierLSM && rep.Tier != TierLSM {
 		return nil, rep, unavailable("lsm tier requested, but %s", rep.Reason)
@@ -223,8 +235,11 @@ func (s *Source) open(hooks map[string]bool, tables *ruleTables, sandbox bool) (
 		}
 		rep.Tier, rep.Reason = TierTracepoint, "lsm tier skipped: "+err.Error()
 	}
-	obj, err := load(TierTracepoint, hooks, &s.cfg, nil)
+	obj, err := load(TierTracepoint, hooks, &s.cfg, tpTables)
 	if err != nil {
+		if tpTables.execRules() {
+			return nil, rep, fmt.Errorf("ebpf: %w: sched_process_exec: the tracepoint tier does not load: %w", ErrSandbox, err)
+		}
 		return nil, rep, unavailable("%w", err)
 	}
 	return obj, rep, nil

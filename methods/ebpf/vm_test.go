@@ -14,8 +14,9 @@ const inVMEnv = "PROCTRACK_IN_VM"
 // TestVMEbpf runs this package's kernel tests inside the qemu guests of
 // internal/vmtest (it skips elsewhere): the tier the probe must choose for
 // the guest's kernel, the process events (CO-RE on another kernel), the
-// privilege events on the tier that runs, and the LSM tier with every hook
-// and IMA where it is available.
+// privilege events on the tier that runs, the LSM tier with every hook
+// and IMA where it is available, and sched_process_exec's kills on either
+// tier.
 //
 //	go run ./internal/vmtest/cmd/vmtest -pkg ./methods/ebpf -run '^TestVM'
 //
@@ -44,6 +45,12 @@ func TestVMEbpf(t *testing.T) {
 	t.Run("SandboxBprm", TestSandboxBprmAllowList)
 	t.Run("SandboxEachHook", TestSandboxDenyEachHook)
 	t.Run("SandboxNeedsLSM", TestSandboxNeedsLSMTier)
+	// sched_process_exec kills at the exec tracepoint on both tiers: the
+	// 6.12 guest runs it on the LSM tier, the 6.1 guest on the tracepoint
+	// tier (no BPF LSM below 6.2).
+	t.Run("ExecSandbox", TestExecSandboxKills)
+	t.Run("ExecSandboxAllowList", TestExecSandboxAllowList)
+	t.Run("ExecSandboxLongList", TestExecSandboxLongList)
 	t.Run("RulesAgree", TestKernelRulesAgree)
 	t.Run("RuleCost", TestRuleCost)
 	t.Run("Storm", func(t *testing.T) { testExecStorm(t, 300) })

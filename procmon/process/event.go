@@ -90,8 +90,9 @@ type Event struct {
 	// its cache and does not deliver it.
 	CacheOnly bool
 	// Verdict is the sandbox's decision where the hook has a sandbox
-	// (VerdictAllowed or VerdictDenied); VerdictNone elsewhere. A denied
-	// operation did not happen: the process is as it was.
+	// (VerdictAllowed, VerdictDenied, or VerdictKilled for an exec of
+	// sched_process_exec); VerdictNone elsewhere. A denied operation did
+	// not happen: the process is as it was.
 	Verdict Verdict
 	// Bprm describes the executed binary (EventExec, and a denied exec
 	// attempt) when the bprm_check hook is enabled: what the hook saw on
@@ -113,15 +114,21 @@ const (
 	VerdictNone    Verdict = iota // no sandbox on the hook: reported only
 	VerdictAllowed                // the sandbox let the operation happen
 	VerdictDenied                 // the sandbox refused it: the call failed with EPERM
+	// VerdictKilled: sched_process_exec's sandbox sent SIGKILL at the exec
+	// tracepoint. The exec happened (the event carries the new image) but
+	// the new image never ran an instruction: its exit follows.
+	VerdictKilled
 )
 
-// String returns "", "allowed" or "denied".
+// String returns "", "allowed", "denied" or "killed".
 func (v Verdict) String() string {
 	switch v {
 	case VerdictAllowed:
 		return "allowed"
 	case VerdictDenied:
 		return "denied"
+	case VerdictKilled:
+		return "killed"
 	}
 	return ""
 }
