@@ -48,9 +48,6 @@ const (
 	hookBprm      = 7
 	fBprm         = 1 << 13
 	nsPerTick     = 1e9 / procfs.UserHZ // start_boottime ns per /proc tick
-	x8664Prctl    = 157
-	archX8664     = "x86_64"
-	archI386      = "i386"
 	deletedSuffix = " (deleted)"
 )
 
@@ -316,11 +313,13 @@ func (d *decoder) syscall(raw []byte) (*process.Event, error) {
 	if ev.Kind == process.EventUnknown {
 		return nil, fmt.Errorf("%w: system call code %d", errMalformed, r.Code)
 	}
-	sc := &process.Syscall{Number: int(r.Nr), Arch: archX8664, Args: append([]uint64(nil), r.Args[:]...), Result: r.Ret}
+	t := nativeSyscalls
 	if r.H.Flags&fCompat != 0 {
-		sc.Arch, sc.Name = archI386, syscallName(syscallsI386, r.Nr)
-	} else {
-		sc.Name = syscallName(syscallsX8664, r.Nr)
+		t = compatSyscalls
+	}
+	sc := &process.Syscall{Number: int(r.Nr), Name: syscallName(t, r.Nr), Args: append([]uint64(nil), r.Args[:]...), Result: r.Ret}
+	if t != nil {
+		sc.Arch = t.Arch
 	}
 	ev.Syscall = sc
 	ev.Creds = &process.CredChange{New: convertCreds(&r.C)}
@@ -375,7 +374,8 @@ func (d *decoder) lsm(raw []byte) (*process.Event, error) {
 	case process.EventUID, process.EventGID:
 		ev.Creds.Flags = process.SetIDFlags(r.Args[0])
 	case process.EventPrctl:
-		ev.Syscall = &process.Syscall{Name: "prctl", Number: x8664Prctl, Arch: archX8664,
+		nr, _ := nativeSyscalls.Number("prctl")
+		ev.Syscall = &process.Syscall{Name: "prctl", Number: int(nr), Arch: nativeSyscalls.Arch,
 			Args: append([]uint64(nil), r.Args[:]...)}
 		ev.Prctl = prctlInfo(r.Args[:])
 	case process.EventPtrace:

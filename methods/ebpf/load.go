@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/bpf"
+	"github.com/proctrack/proctrack/internal/sysnum"
 )
 
 // Programs of the process events, loaded on both tiers.
@@ -168,12 +169,12 @@ func load(tier string, hooks map[string]bool, cfg *Config, tables *ruleTables) (
 
 // fillFilters writes the system call filters for the enabled hooks.
 func fillFilters(coll *ebpf.Collection, hooks map[string]bool) error {
-	for mapName, defs := range map[string][]syscallDef{
-		bpf.ProcmonMapSysNative: syscallsX8664,
-		bpf.ProcmonMapSysCompat: syscallsI386,
+	for mapName, t := range map[string]*sysnum.Table{
+		bpf.ProcmonMapSysNative: nativeSyscalls,
+		bpf.ProcmonMapSysCompat: compatSyscalls,
 	} {
 		m := coll.Maps[mapName]
-		for nr, code := range filterTable(defs, hooks) {
+		for nr, code := range filterTable(t, hooks) {
 			if nr >= syscallSlots {
 				return fmt.Errorf("system call %d over the filter's %d slots", nr, syscallSlots)
 			}
