@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -74,6 +75,7 @@ func run() int {
 	cacheDir := flag.String("cache", "", "cache directory (default $PROCTRACK_VMTEST_CACHE or <module>/.vmtest)")
 	quiet := flag.Bool("q", false, "do not stream the console; print a failing test's output only")
 	list := flag.Bool("list", false, "fetch the kernels, print them and exit")
+	btfDir := flag.String("btf", "", "fetch the kernels, write each one's BTF to `dir`/<release>.btf and exit (bpftool btf dump file X format c makes a vmlinux.h of it)")
 	flag.Parse()
 	pkgs = append(pkgs, flag.Args()...)
 	if len(pkgs) == 0 {
@@ -100,6 +102,22 @@ func run() int {
 		fmt.Printf("vmtest: kernel %-5s %s %s release %s\n", k.Name, k.ImagePackage, k.Version, k.Release)
 	}
 	fmt.Printf("vmtest: kernels ready in %s\n", time.Since(t0).Round(time.Millisecond))
+	if *btfDir != "" {
+		for _, k := range ks {
+			b, err := vmtest.KernelBTF(k.Vmlinuz)
+			if err == nil {
+				p := filepath.Join(*btfDir, k.Release+".btf")
+				if err = os.WriteFile(p, b, 0o644); err == nil {
+					fmt.Printf("vmtest: wrote %s (%d bytes)\n", p, len(b))
+				}
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 2
+			}
+		}
+		return 0
+	}
 	if *list {
 		return 0
 	}
