@@ -85,7 +85,24 @@ static __always_inline void syscall_args(struct pt_regs *regs, bool compat, __u6
 }
 
 #else
-#error "syscall_arch.h: build with bpf2go -target amd64 or arm64 (__TARGET_ARCH_x86 or __TARGET_ARCH_arm64)"
+
+/* The generic object, for GOARCHes without a table here
+ * (internal/sysnum): no system call is decoded, the filters stay empty. */
+static __always_inline __u32 syscall_nr(struct pt_regs *regs)
+{
+	return SYSCALL_SLOTS;
+}
+
+static __always_inline bool task_in_compat(struct task_struct *task)
+{
+	return false;
+}
+
+static __always_inline void syscall_args(struct pt_regs *regs, bool compat, __u64 args[6])
+{
+	__builtin_memset(args, 0, 6 * sizeof(__u64));
+}
+
 #endif
 
 #endif /* __PROCTRACK_SYSCALL_ARCH_H */

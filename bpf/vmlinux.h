@@ -6,5 +6,8 @@
 #elif defined(__TARGET_ARCH_arm64)
 #include "vmlinux_arm64.h"
 #else
-#error "vmlinux.h: build with bpf2go -target amd64 or arm64"
+/* The generic object (bpf2go -target bpfel) for the other little-endian
+ * GOARCHes: CO-RE relocates the fields the programs read; only the system
+ * call registers are architecture-specific (syscall_arch.h). */
+#include "vmlinux_x86.h"
 #endif

@@ -374,9 +374,10 @@ func (d *decoder) lsm(raw []byte) (*process.Event, error) {
 	case process.EventUID, process.EventGID:
 		ev.Creds.Flags = process.SetIDFlags(r.Args[0])
 	case process.EventPrctl:
-		nr, _ := nativeSyscalls.Number("prctl")
-		ev.Syscall = &process.Syscall{Name: "prctl", Number: int(nr), Arch: nativeSyscalls.Arch,
-			Args: append([]uint64(nil), r.Args[:]...)}
+		ev.Syscall = &process.Syscall{Name: "prctl", Args: append([]uint64(nil), r.Args[:]...)}
+		if nr, ok := nativeSyscalls.Number("prctl"); ok { // no table on other GOARCHes
+			ev.Syscall.Number, ev.Syscall.Arch = int(nr), nativeSyscalls.Arch
+		}
 		ev.Prctl = prctlInfo(r.Args[:])
 	case process.EventPtrace:
 		ev.Tracer = ev.PID
