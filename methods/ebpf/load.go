@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -76,9 +75,10 @@ func programsFor(tier string, hooks map[string]bool, needBprm bool) []string {
 			}
 		}
 	case TierTracepoint:
-		// The sys_exit program reads x86 registers; other architectures
-		// get the process events only.
-		if runtime.GOARCH != "amd64" {
+		// The sys_exit program decodes amd64's and arm64's registers
+		// (bpf/syscall_arch.h) with their tables; other architectures get
+		// the process events only.
+		if nativeSyscalls == nil {
 			break
 		}
 		for _, h := range HookNames {

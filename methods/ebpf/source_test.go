@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -289,6 +290,19 @@ func TestGarbageCollection(t *testing.T) {
 // the running architecture's native table that fits the filter arrays, and
 // that the filter for every hook holds only watched calls.
 func TestSyscallTables(t *testing.T) {
+	for goarch, want := range map[string][2]*sysnum.Table{
+		"amd64": {sysnum.AMD64, sysnum.I386}, "arm64": {sysnum.ARM64, sysnum.ARM}, "riscv64": {}, "386": {},
+	} {
+		if n, c := syscallTables(goarch); n != want[0] || c != want[1] {
+			t.Errorf("%s: %v %v", goarch, n, c)
+		}
+	}
+	// The tracepoint tier decodes system calls wherever there is a table
+	// (it did on amd64 only: arm64 reported no privilege events).
+	progs := programsFor(TierTracepoint, map[string]bool{HookSetuid: true}, false)
+	if has := slices.Contains(progs, bpf.ProcmonProgHandleSysExit); has != (nativeSyscalls != nil) {
+		t.Errorf("%s: tracepoint tier programs %v", runtime.GOARCH, progs)
+	}
 	if nativeSyscalls == nil {
 		t.Skipf("no system call table for %s", runtime.GOARCH)
 	}

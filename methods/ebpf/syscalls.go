@@ -57,11 +57,19 @@ const x32Ptrace = 521
 
 // The tables of the running architecture's native and 32-bit ABIs: x86_64
 // and i386 on amd64, aarch64 and arm on arm64 (the BPF object is built for
-// GOARCH, and runs in the kernel the binary runs on).
-var (
-	nativeSyscalls = sysnum.Native(runtime.GOARCH)
-	compatSyscalls = sysnum.Compat(runtime.GOARCH)
-)
+// GOARCH, and runs in the kernel the binary runs on). Both are nil
+// elsewhere: the tracepoint tier then reports no system calls.
+var nativeSyscalls, compatSyscalls = syscallTables(runtime.GOARCH)
+
+// syscallTables returns the native and 32-bit tables of a 64-bit GOARCH
+// whose registers bpf/syscall_arch.h reads (amd64, arm64); nil, nil for
+// any other.
+func syscallTables(goarch string) (native, compat *sysnum.Table) {
+	if goarch != "amd64" && goarch != "arm64" {
+		return nil, nil
+	}
+	return sysnum.Native(goarch), sysnum.Compat(goarch)
+}
 
 // hook says which Config hook enables a system call.
 func (c sysCode) hook() string {
