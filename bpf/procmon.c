@@ -710,12 +710,13 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 		break;
 	case SYS_CLONE:
 		/* reported by the child (ret 0), whose credentials are in the
-		 * new namespace */
-		if (ret != 0 || !(args[0] & CLONE_NEWUSER))
+		 * new namespace; by the parent (ret the child's pid) where the
+		 * child does not pass sys_exit (CLONE_EXIT_IN_CHILD 0) */
+		if (!clone_reported(ret) || !(args[0] & CLONE_NEWUSER))
 			return 0;
 		break;
 	case SYS_CLONE3:
-		if (ret != 0)
+		if (!clone_reported(ret))
 			return 0;
 		if (bpf_probe_read_user(&clone_flags, sizeof(clone_flags), (void *)args[0]))
 			return 0;

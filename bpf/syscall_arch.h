@@ -10,6 +10,12 @@
  *  syscall_args(regs, c, args) the six arguments of the native (c false) or
  *                              32-bit (c true) calling convention, as they
  *                              were on entry
+ *  CLONE_EXIT_IN_CHILD         1 where a forked child returns to user space
+ *                              through sys_exit (x86_64: ret_from_fork runs
+ *                              the syscall exit work), 0 where it does not
+ *                              (arm64: ret_from_fork goes straight to
+ *                              ret_to_user): then only the parent's exit,
+ *                              with the child's pid, sees a clone
  */
 #ifndef __PROCTRACK_SYSCALL_ARCH_H
 #define __PROCTRACK_SYSCALL_ARCH_H
@@ -18,6 +24,7 @@
 
 #define TS_COMPAT 0x0002
 #define X32_SYSCALL_BIT 0x40000000
+#define CLONE_EXIT_IN_CHILD 1
 
 /* x32 numbers are the x86_64 ones with bit 30 set. */
 static __always_inline __u32 syscall_nr(struct pt_regs *regs)
@@ -54,6 +61,7 @@ static __always_inline void syscall_args(struct pt_regs *regs, bool compat, __u6
 #elif defined(__TARGET_ARCH_arm64)
 
 #define TIF_32BIT 22 /* arch/arm64/include/asm/thread_info.h */
+#define CLONE_EXIT_IN_CHILD 0
 
 /* syscallno is -1 (NO_SYSCALL) outside a system call: it fails the
  * SYSCALL_SLOTS bound as a __u32. */
@@ -88,6 +96,7 @@ static __always_inline void syscall_args(struct pt_regs *regs, bool compat, __u6
 
 /* The generic object, for GOARCHes without a table here
  * (internal/sysnum): no system call is decoded, the filters stay empty. */
+#define CLONE_EXIT_IN_CHILD 1
 static __always_inline __u32 syscall_nr(struct pt_regs *regs)
 {
 	return SYSCALL_SLOTS;
@@ -104,5 +113,13 @@ static __always_inline void syscall_args(struct pt_regs *regs, bool compat, __u6
 }
 
 #endif
+
+/* Whether the sys_exit of a successful clone with return value ret is the
+ * one to report: the child's (0) or, where children skip sys_exit, the
+ * parent's (the child's pid). */
+static __always_inline bool clone_reported(long ret)
+{
+	return CLONE_EXIT_IN_CHILD ? ret == 0 : ret > 0;
+}
 
 #endif /* __PROCTRACK_SYSCALL_ARCH_H */
