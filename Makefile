@@ -8,9 +8,10 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin
 
 all: build lint test
 
-## build: compile everything without cgo, as users do
+## build: compile everything without cgo, as users do, for amd64 and arm64
 build:
 	CGO_ENABLED=0 $(GO) build $(PKGS)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(PKGS)
 
 ## test: every test, with the race detector, one package at a time (the method
 ## tests share the host's audit state and measure storms); root-only tests skip without root
@@ -33,13 +34,14 @@ tools:
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 ## generate: rebuild the generated files: the BPF objects and their Go
-## bindings (bpf2go; needs clang, llvm-strip and libbpf headers)
+## bindings for amd64 and arm64 (bpf2go; needs clang, llvm-strip and libbpf
+## headers) and the system call tables (internal/sysnum, from x/sys)
 generate:
 	$(GO) generate $(PKGS)
 
 ## generate-check: fail if the committed generated files are not what generate makes
 generate-check: generate
-	git diff --exit-code -- bpf/ || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	git diff --exit-code -- bpf/ internal/sysnum/ || { echo "generated files are stale: run make generate and commit"; exit 1; }
 
 ## run: the main example: stream process events with the best method available
 ## (ARGS="--method netlink --json"). Built, then run: `go run` exits 1 when
@@ -48,8 +50,9 @@ run:
 	$(GO) build -o .bin/tail ./examples/tail
 	./.bin/tail $(ARGS)
 
-## vmtest: boot Debian's 6.12 (bpf LSM, IMA) and 6.1 kernels under qemu and run the
-## VM tests: the runner's probe and the eBPF method's tiers, hooks and IMA
+## vmtest: boot Debian's 6.12 (bpf LSM, IMA) and 6.1 kernels, x86_64 and arm64,
+## under qemu and run the VM tests: the runner's probe and the eBPF method's
+## tiers, hooks and IMA
 VMTEST_ARGS ?= -pkg ./internal/vmtest,./methods/ebpf,./procmon -run '^TestVM'
 vmtest:
 	bash .ci/vmtest.sh $(VMTEST_ARGS)

@@ -7,4 +7,5 @@
 // llvm-strip and the libbpf headers (see README.md).
 package bpf
 
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go@v0.22.0 -go-package bpf -target bpfel -cflags "-O2 -g -Wall" -type rec_hdr -type creds_rec -type proc_rec -type exit_rec -type sys_rec -type lsm_rec -type exit_key -type bprm_val -type exe_val -type rule_op -type hook_table -type int_key -type str_key -type rule_hits Procmon procmon.c -- -D__TARGET_ARCH_x86
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go@v0.22.0 -go-package bpf -target amd64,arm64 -cflags "-O2 -g -Wall" -type rec_hdr -type creds_rec -type proc_rec -type exit_rec -type sys_rec -type lsm_rec -type exit_key -type bprm_val -type exe_val -type rule_op -type hook_table -type int_key -type str_key -type rule_hits Procmon procmon.c
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go@v0.22.0 -go-package bpf -target bpfel -tags "!386,!amd64,!arm64" -cflags "-O2 -g -Wall" -type rec_hdr -type creds_rec -type proc_rec -type exit_rec -type sys_rec -type lsm_rec -type exit_key -type bprm_val -type exe_val -type rule_op -type hook_table -type int_key -type str_key -type rule_hits Procmon procmon.c

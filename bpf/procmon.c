@@ -9,7 +9,7 @@
  *    executable path (walked in the kernel), arguments, working directory,
  *    credentials, namespaces and cgroup id.
  *  - Tracepoint tier: tp_btf sys_exit, filtered by system call number
- *    through two arrays userspace fills (native and ia32 numbers), reports
+ *    through two arrays userspace fills (native and 32-bit numbers), reports
  *    successful privilege-changing calls.
  *  - LSM tier: the seven hooks of seed 000. Each evaluates its rules (the
  *    tables userspace compiles) and returns the decision it was given, or
@@ -25,13 +25,12 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "procmon.h"
+#include "syscall_arch.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 #define PF_KTHREAD 0x00200000
 #define PFA_NO_NEW_PRIVS_MASK 1UL
-#define TS_COMPAT 0x0002
-#define X32_SYSCALL_BIT 0x40000000
 #define CLONE_NEWUSER 0x10000000
 
 #define PTRACE_TRACEME 0
@@ -652,13 +651,6 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 
 /* ---- tracepoint tier: privilege-changing system calls ---- */
 
-static __always_inline bool in_compat_syscall(struct task_struct *task)
-{
-	if (!bpf_core_field_exists(task->thread_info.status))
-		return false;
-	return (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT) != 0;
-}
-
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -675,7 +667,7 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 	 * for the watched numbers. */
 	if (ret < 0)
 		return 0;
-	nr = regs->orig_ax & ~X32_SYSCALL_BIT;
+	nr = syscall_nr(regs);
 	if (nr >= SYSCALL_SLOTS)
 		return 0;
 	native = bpf_map_lookup_elem(&sys_native, &nr);
@@ -683,26 +675,12 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 	if (!native || !ia32 || (*native == SYS_NONE && *ia32 == SYS_NONE))
 		return 0;
 	task = (struct task_struct *)bpf_get_current_task();
-	compat = in_compat_syscall(task);
+	compat = task_in_compat(task);
 	c = compat ? *ia32 : *native;
 	if (c == SYS_NONE)
 		return 0;
 
-	if (compat) {
-		args[0] = BPF_CORE_READ(regs, bx);
-		args[1] = BPF_CORE_READ(regs, cx);
-		args[2] = BPF_CORE_READ(regs, dx);
-		args[3] = BPF_CORE_READ(regs, si);
-		args[4] = BPF_CORE_READ(regs, di);
-		args[5] = BPF_CORE_READ(regs, bp);
-	} else {
-		args[0] = BPF_CORE_READ(regs, di);
-		args[1] = BPF_CORE_READ(regs, si);
-		args[2] = BPF_CORE_READ(regs, dx);
-		args[3] = BPF_CORE_READ(regs, r10);
-		args[4] = BPF_CORE_READ(regs, r8);
-		args[5] = BPF_CORE_READ(regs, r9);
-	}
+	syscall_args(regs, compat, args);
 	cred = BPF_CORE_READ(task, cred);
 
 	switch (c) {
@@ -721,12 +699,13 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 		break;
 	case SYS_CLONE:
 		/* reported by the child (ret 0), whose credentials are in the
-		 * new namespace */
-		if (ret != 0 || !(args[0] & CLONE_NEWUSER))
+		 * new namespace; by the parent (ret the child's pid) where the
+		 * child does not pass sys_exit (CLONE_EXIT_IN_CHILD 0) */
+		if (!clone_reported(ret) || !(args[0] & CLONE_NEWUSER))
 			return 0;
 		break;
 	case SYS_CLONE3:
-		if (ret != 0)
+		if (!clone_reported(ret))
 			return 0;
 		if (bpf_probe_read_user(&clone_flags, sizeof(clone_flags), (void *)args[0]))
 			return 0;

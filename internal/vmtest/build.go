@@ -15,6 +15,12 @@ import (
 // outDir with CGO_ENABLED=0 go test -c, and returns it as a Test with args.
 // The package's testdata directory, if any, goes with it.
 func BuildTest(ctx context.Context, pkg, outDir string, args ...string) (Test, error) {
+	return BuildTestArch(ctx, pkg, "amd64", outDir, args...)
+}
+
+// BuildTestArch is BuildTest cross-compiling for goarch (GOARCH=goarch
+// GOOS=linux): "arm64" builds the binaries the arm64 guests run.
+func BuildTestArch(ctx context.Context, pkg, goarch, outDir string, args ...string) (Test, error) {
 	goTool := "go"
 	if g := os.Getenv("GO"); g != "" {
 		goTool = g
@@ -29,9 +35,10 @@ func BuildTest(ctx context.Context, pkg, outDir string, args ...string) (Test, e
 		return Test{}, fmt.Errorf("vmtest: go list %s: want one package, got %q", pkg, out)
 	}
 	importPath, dir := f[0], f[1]
-	bin := filepath.Join(outDir, strings.ReplaceAll(importPath, "/", "_")+".test")
+	goarch = goArch(goarch)
+	bin := filepath.Join(outDir, goarch, strings.ReplaceAll(importPath, "/", "_")+".test")
 	cmd := exec.CommandContext(ctx, goTool, "test", "-c", "-o", bin, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {

@@ -28,6 +28,12 @@ type Spec struct {
 	Package string
 	// Cmdline is appended to the runner's base command line for this kernel.
 	Cmdline string
+	// Arch is the kernel's architecture as a GOARCH, "amd64" when empty:
+	// it picks the emulator, the console and the GOARCH the test
+	// binaries and busybox are built or fetched for. Package names an
+	// arm64 package with apt's architecture qualifier
+	// ("linux-image-arm64:arm64").
+	Arch string
 }
 
 // IMACmdline makes IMA measure what the trusted computing base runs:
@@ -45,9 +51,25 @@ const LSMCmdline = "lsm=lockdown,capability,landlock,yama,bpf"
 // 6.12 (CONFIG_BPF_LSM, IMA) with the bpf LSM named on its command line, and
 // Debian 12's own 6.1, below the LSM tier's 6.2 floor, with its default LSM
 // list (Debian's CONFIG_LSM lists bpf there too).
+//
+// The arm64 kernels are the same two of Debian's arm64 port, fetched as a
+// foreign architecture (dpkg --add-architecture arm64) and booted under
+// qemu-system-aarch64.
 var DefaultSpecs = []Spec{
 	{Name: "6.12", Package: "linux-image-6.12-amd64", Cmdline: LSMCmdline + " " + IMACmdline},
 	{Name: "6.1", Package: "linux-image-amd64", Cmdline: IMACmdline},
+	{Name: "arm64-6.12", Package: "linux-image-6.12-arm64:arm64", Arch: "arm64", Cmdline: LSMCmdline + " " + IMACmdline},
+	{Name: "arm64-6.1", Package: "linux-image-arm64:arm64", Arch: "arm64", Cmdline: IMACmdline},
+}
+
+// GoArch returns the spec's architecture: Arch, or "amd64" when empty.
+func (s Spec) GoArch() string { return goArch(s.Arch) }
+
+func goArch(a string) string {
+	if a == "" {
+		return "amd64"
+	}
+	return a
 }
 
 // Kernel is a kernel image extracted from a Debian package into the cache.
@@ -69,7 +91,12 @@ type Kernel struct {
 	Config string `json:"config"`
 	// Cmdline is added to the runner's base command line for this kernel.
 	Cmdline string `json:"cmdline"`
+	// Arch is the kernel's architecture as a GOARCH ("amd64" when empty).
+	Arch string `json:"arch,omitempty"`
 }
+
+// GoArch returns the kernel's architecture: Arch, or "amd64" when empty.
+func (k Kernel) GoArch() string { return goArch(k.Arch) }
 
 // String names the kernel and the package it came from.
 func (k Kernel) String() string {
@@ -194,9 +221,9 @@ func (c *Cache) Kernel(ctx context.Context, s Spec) (Kernel, error) {
 		}
 		return Kernel{}, err
 	}
-	dir := filepath.Join(c.dir(), "kernels", pkg+"_"+ver)
+	dir := filepath.Join(c.dir(), "kernels", strings.ReplaceAll(pkg+"_"+ver, ":", "_"))
 	if k, err := readManifest(dir); err == nil {
-		k.Name, k.Package, k.Cmdline = s.Name, s.Package, s.Cmdline
+		k.Name, k.Package, k.Cmdline, k.Arch = s.Name, s.Package, s.Cmdline, s.Arch
 		return k, nil
 	}
 	start := time.Now()
@@ -219,7 +246,7 @@ func (c *Cache) Kernel(ctx context.Context, s Spec) (Kernel, error) {
 	if err != nil {
 		return Kernel{}, err
 	}
-	k := Kernel{Name: s.Name, Package: s.Package, ImagePackage: pkg, Version: ver, Cmdline: s.Cmdline}
+	k := Kernel{Name: s.Name, Package: s.Package, ImagePackage: pkg, Version: ver, Cmdline: s.Cmdline, Arch: s.Arch}
 	for _, f := range files {
 		base := filepath.Base(f)
 		switch {
@@ -242,7 +269,7 @@ func (c *Cache) Kernel(ctx context.Context, s Spec) (Kernel, error) {
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if k2, err2 := readManifest(dir); err2 == nil { // another process won
-			k2.Name, k2.Package, k2.Cmdline = s.Name, s.Package, s.Cmdline
+			k2.Name, k2.Package, k2.Cmdline, k2.Arch = s.Name, s.Package, s.Cmdline, s.Arch
 			return k2, nil
 		}
 		return Kernel{}, fmt.Errorf("vmtest: %w", err)
@@ -288,7 +315,7 @@ func (c *Cache) newestCached(s Spec) (Kernel, bool) {
 			best, bestTime = k, st.ModTime()
 		}
 	}
-	best.Name, best.Cmdline = s.Name, s.Cmdline
+	best.Name, best.Cmdline, best.Arch = s.Name, s.Cmdline, s.Arch
 	return best, !bestTime.IsZero()
 }
 
@@ -329,7 +356,14 @@ var exactImageDep = regexp.MustCompile(`^(linux-image-[^\s(]+)\s*\(\s*=\s*([^)\s
 // resolveImagePackage follows pkg's exact "linux-image-* (= version)"
 // dependencies (Debian's meta packages) to the package that holds the
 // image, and returns it with its candidate version.
+//
+// An architecture qualifier on pkg ("linux-image-arm64:arm64") is kept on
+// the dependencies followed and on the package returned.
 func resolveImagePackage(ctx context.Context, pkg string) (string, string, error) {
+	qual := ""
+	if i := strings.LastIndexByte(pkg, ':'); i >= 0 {
+		qual = pkg[i:]
+	}
 	for range 4 {
 		f, err := aptFields(ctx, pkg)
 		if err != nil {
@@ -344,9 +378,9 @@ func resolveImagePackage(ctx context.Context, pkg string) (string, string, error
 			}
 		}
 		if next == "" {
-			return f["Package"], f["Version"], nil
+			return f["Package"] + qual, f["Version"], nil
 		}
-		pkg = next
+		pkg = next + qual
 	}
 	return "", "", fmt.Errorf("vmtest: %s: meta package chain too long", pkg)
 }
@@ -367,6 +401,7 @@ func (c *Cache) download(ctx context.Context, pkg, ver string) (string, error) {
 		return "", fmt.Errorf("vmtest: apt-get download %s=%s: %w: %s", pkg, ver, err, strings.TrimSpace(stderr.String()))
 	}
 	// apt names the file <pkg>_<version with ':' as %3a>_<arch>.deb.
+	pkg, _, _ = strings.Cut(pkg, ":")
 	debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
 	want := strings.ReplaceAll(ver, ":", "%3a")
 	for _, d := range debs {
@@ -436,29 +471,49 @@ func extractTar(r io.Reader, dir string, keep func(string) bool) ([]string, erro
 	}
 }
 
-// Busybox returns the path of a statically linked busybox:
-// $PROCTRACK_VMTEST_BUSYBOX, else /bin/busybox when it is static (package
-// busybox-static), else one extracted from apt's busybox-static package into
-// the cache.
+// Busybox returns the path of a statically linked busybox for amd64; see
+// BusyboxArch.
 func (c *Cache) Busybox(ctx context.Context) (string, error) {
-	if p := os.Getenv("PROCTRACK_VMTEST_BUSYBOX"); p != "" {
+	return c.BusyboxArch(ctx, "amd64")
+}
+
+// BusyboxArch returns the path of a statically linked busybox for goarch
+// ("amd64" or "arm64"): $PROCTRACK_VMTEST_BUSYBOX (amd64) or
+// $PROCTRACK_VMTEST_BUSYBOX_<GOARCH>, else /bin/busybox when it is static
+// and of that architecture (package busybox-static), else one extracted
+// from apt's busybox-static package of that architecture
+// ("busybox-static:arm64") into the cache.
+func (c *Cache) BusyboxArch(ctx context.Context, goarch string) (string, error) {
+	goarch = goArch(goarch)
+	mach, ok := elfMachines[goarch]
+	if !ok {
+		return "", fmt.Errorf("%w %q", ErrUnknownArch, goarch)
+	}
+	if p := os.Getenv("PROCTRACK_VMTEST_BUSYBOX_" + strings.ToUpper(goarch)); p != "" {
+		return p, nil
+	}
+	if p := os.Getenv("PROCTRACK_VMTEST_BUSYBOX"); p != "" && goarch == "amd64" {
 		return p, nil
 	}
 	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
-		if isStaticELF(p) {
+		if isStaticELF(p, mach) {
 			return p, nil
 		}
 	}
-	f, err := aptFields(ctx, "busybox-static")
-	if err != nil {
-		return "", fmt.Errorf("vmtest: no static busybox (apt-get install busybox-static): %w", err)
+	pkg, sub := "busybox-static", ""
+	if goarch != "amd64" {
+		pkg, sub = pkg+":"+goarch, goarch
 	}
-	dir := filepath.Join(c.dir(), "busybox", f["Version"])
+	f, err := aptFields(ctx, pkg)
+	if err != nil {
+		return "", fmt.Errorf("vmtest: no static busybox for %s (apt-get install %s): %w", goarch, pkg, err)
+	}
+	dir := filepath.Join(c.dir(), "busybox", sub, f["Version"])
 	bin := filepath.Join(dir, "busybox")
-	if isStaticELF(bin) {
+	if isStaticELF(bin, mach) {
 		return bin, nil
 	}
-	deb, err := c.download(ctx, "busybox-static", f["Version"])
+	deb, err := c.download(ctx, pkg, f["Version"])
 	if err != nil {
 		return "", err
 	}
@@ -469,17 +524,27 @@ func (c *Cache) Busybox(ctx context.Context) (string, error) {
 		return "", err
 	}
 	_ = os.Remove(deb)
-	if !isStaticELF(bin) {
-		return "", fmt.Errorf("vmtest: busybox-static %s: no static bin/busybox", f["Version"])
+	if !isStaticELF(bin, mach) {
+		return "", fmt.Errorf("vmtest: %s %s: no static bin/busybox", pkg, f["Version"])
 	}
 	return bin, nil
 }
 
-// isStaticELF reports whether path is an ELF executable without a program
-// interpreter (statically linked).
-func isStaticELF(path string) bool {
+// ErrUnknownArch is returned for an architecture the runner cannot boot.
+var ErrUnknownArch = errors.New("vmtest: unknown architecture")
+
+// elfMachines are the architectures the runner boots.
+var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+
+// isStaticELF reports whether path is an ELF executable for machine
+// without a program interpreter (statically linked).
+func isStaticELF(path string, machine elf.Machine) bool {
 	f, err := elf.Open(path)
 	if err != nil {
+		return false
+	}
+	if f.Machine != machine {
+		f.Close()
 		return false
 	}
 	defer f.Close()

@@ -27,7 +27,12 @@ func TestResolveImagePackage(t *testing.T) {
 			t.Skipf("apt metadata unavailable: %v", err)
 		}
 		// The meta package resolves to a versioned image package.
-		if pkg == s.Package || !strings.HasPrefix(pkg, "linux-image-") || !strings.HasSuffix(pkg, "-amd64") || ver == "" {
+		// An arm64 package keeps its architecture qualifier.
+		suffix := "-" + s.GoArch()
+		if s.Arch != "" {
+			suffix += ":" + s.Arch
+		}
+		if pkg == s.Package || !strings.HasPrefix(pkg, "linux-image-") || !strings.HasSuffix(pkg, suffix) || ver == "" {
 			t.Errorf("%s resolved to %s %s", s.Package, pkg, ver)
 		}
 		t.Logf("%s -> %s %s", s.Package, pkg, ver)
@@ -42,6 +47,10 @@ func TestSelectSpecs(t *testing.T) {
 	one, err := SelectSpecs("6.1", "linux-image-6.12-amd64")
 	if err != nil || len(one) != 2 || one[0].Name != "6.1" || one[1].Name != "6.12" {
 		t.Errorf("by name and package: %v %v", one, err)
+	}
+	arm, err := SelectSpecs("arm64-6.12", "linux-image-arm64:arm64")
+	if err != nil || len(arm) != 2 || arm[0].GoArch() != "arm64" || arm[1].Name != "arm64-6.1" || one[0].GoArch() != "amd64" {
+		t.Errorf("arm64: %v %v", arm, err)
 	}
 	if _, err := SelectSpecs("5.4"); !errors.Is(err, ErrUnknownKernel) {
 		t.Errorf("unknown kernel: %v", err)

@@ -15,10 +15,37 @@ import (
 	"time"
 )
 
-// BaseCmdline starts every kernel command line: the console on the 8250
-// serial port (built into Debian's kernels), a reboot on panic (which ends
-// qemu, started with -no-reboot) and kernel messages only from warnings up.
-const BaseCmdline = "console=ttyS0 panic=-1 quiet"
+// BaseCmdline starts every kernel command line, after the console of the
+// architecture's serial port (console=ttyS0, the 8250 on x86_64;
+// console=ttyAMA0, the PL011 of qemu's arm64 virt machine; both built into
+// Debian's kernels): a reboot on panic (which ends qemu, started with
+// -no-reboot) and kernel messages only from warnings up.
+const BaseCmdline = "panic=-1 quiet"
+
+// machine is how qemu boots one architecture.
+type machine struct {
+	qemu, pkg string   // emulator, and the Debian package that has it
+	args      []string // machine, accelerator and CPU
+	console   string   // the serial console's device
+}
+
+// machines are the architectures Boot runs, by GOARCH. TCG both: nested
+// KVM fails on the CI machines, and an arm64 guest on an x86_64 host has
+// nothing else. On arm64, pauth-impdef=on replaces the architected
+// pointer-authentication algorithm (QARMA, slow to emulate) with qemu's
+// own: the guest sees the same feature, the emulation runs faster.
+var machines = map[string]machine{
+	"amd64": {qemu: "qemu-system-x86_64", pkg: "qemu-system-x86",
+		args: []string{"-accel", "tcg", "-cpu", "max"}, console: "ttyS0"},
+	"arm64": {qemu: "qemu-system-aarch64", pkg: "qemu-system-arm",
+		args: []string{"-M", "virt", "-accel", "tcg", "-cpu", "max,pauth-impdef=on"}, console: "ttyAMA0"},
+}
+
+// Cmdline returns the kernel command line Boot gives k: the console of its
+// architecture, BaseCmdline, k.Cmdline and extra.
+func Cmdline(k Kernel, extra string) string {
+	return strings.Join(strings.Fields("console="+machines[k.GoArch()].console+" "+BaseCmdline+" "+k.Cmdline+" "+extra), " ")
+}
 
 // DefaultTimeout bounds one VM run when Options.Timeout is zero.
 const DefaultTimeout = 10 * time.Minute
@@ -43,10 +70,12 @@ type Options struct {
 	// Console, when set, receives the serial console line by line as it
 	// arrives (carriage returns removed).
 	Console io.Writer
-	// QEMU is the emulator; $PROCTRACK_VMTEST_QEMU or qemu-system-x86_64
-	// from PATH when empty.
+	// QEMU is the emulator; when empty, the architecture's from PATH
+	// (qemu-system-x86_64, qemu-system-aarch64), or for amd64
+	// $PROCTRACK_VMTEST_QEMU when set.
 	QEMU string
-	// Busybox is a static busybox; Cache.Busybox finds one when empty.
+	// Busybox is a static busybox of the kernel's architecture;
+	// Cache.BusyboxArch finds one when empty.
 	Busybox string
 	// Cache is where a busybox is fetched into when needed; the default
 	// cache when nil.
@@ -133,16 +162,20 @@ func Boot(ctx context.Context, k Kernel, tests []Test, opts Options) (*Result, e
 	for _, t := range tests {
 		res.Tests = append(res.Tests, TestResult{Name: t.Name, ExitCode: -1})
 	}
+	m, ok := machines[k.GoArch()]
+	if !ok {
+		return res, fmt.Errorf("%w %q (kernel %s)", ErrUnknownArch, k.Arch, k.Name)
+	}
 	qemu := opts.QEMU
-	if qemu == "" {
+	if qemu == "" && k.GoArch() == "amd64" {
 		qemu = os.Getenv("PROCTRACK_VMTEST_QEMU")
 	}
 	if qemu == "" {
-		qemu = "qemu-system-x86_64"
+		qemu = m.qemu
 	}
 	qemuPath, err := exec.LookPath(qemu)
 	if err != nil {
-		return res, fmt.Errorf("vmtest: %w (apt-get install qemu-system-x86)", err)
+		return res, fmt.Errorf("vmtest: %w (apt-get install %s)", err, m.pkg)
 	}
 	busybox := opts.Busybox
 	if busybox == "" {
@@ -150,7 +183,7 @@ func Boot(ctx context.Context, k Kernel, tests []Test, opts Options) (*Result, e
 		if c == nil {
 			c = &Cache{}
 		}
-		if busybox, err = c.Busybox(ctx); err != nil {
+		if busybox, err = c.BusyboxArch(ctx, k.GoArch()); err != nil {
 			return res, err
 		}
 	}
@@ -170,7 +203,7 @@ func Boot(ctx context.Context, k Kernel, tests []Test, opts Options) (*Result, e
 	}
 	res.Prepare = time.Since(start)
 
-	res.Cmdline = strings.Join(strings.Fields(BaseCmdline+" "+k.Cmdline+" "+opts.Cmdline), " ")
+	res.Cmdline = Cmdline(k, opts.Cmdline)
 	mem, cpus := opts.MemoryMB, opts.CPUs
 	if mem == 0 {
 		mem = 2048
@@ -184,12 +217,12 @@ func Boot(ctx context.Context, k Kernel, tests []Test, opts Options) (*Result, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, qemuPath,
-		"-accel", "tcg", "-cpu", "max",
+	args := append(append([]string(nil), m.args...),
 		"-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
 		"-nodefaults", "-no-reboot", "-display", "none",
 		"-serial", "stdio", "-monitor", "none",
 		"-kernel", k.Vmlinuz, "-initrd", initrd, "-append", res.Cmdline)
+	cmd := exec.CommandContext(ctx, qemuPath, args...)
 	cmd.WaitDelay = 5 * time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -3,11 +3,13 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/elastic/go-libaudit/v2/auparse"
+	"github.com/proctrack/proctrack/internal/sysnum"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
@@ -273,10 +275,13 @@ func archName(arch uint32) string {
 	return auparse.AuditArch(arch).String()
 }
 
-// syscallName resolves a syscall number with go-libaudit's tables; "" when
-// the table does not know it.
+// syscallName resolves a syscall number with the architecture's generated
+// table (internal/sysnum); "" when the table does not know it.
 func syscallName(arch string, nr int) string {
-	return auparse.AuditSyscalls[arch][nr]
+	if nr < 0 || nr > math.MaxUint32 {
+		return ""
+	}
+	return sysnum.ByArch(arch).Name(uint32(nr))
 }
 
 // syscallKind is the event kind of the syscalls the source reports.

@@ -149,6 +149,12 @@ func TestConvertKinds(t *testing.T) {
 				t.Errorf("%+v %+v", ev, ev.Syscall)
 			}
 		}},
+		// An arm64 host's record: aarch64's numbers (setresuid is 147).
+		{"aarch64 setresuid", []rec{{auparse.AUDIT_SYSCALL, strings.Replace(strings.Replace(recSetresuid, "arch=c000003e", "arch=c00000b7", 1), "syscall=117", "syscall=147", 1)}}, func(t *testing.T, ev *process.Event) {
+			if ev.Kind != process.EventUID || ev.Syscall.Arch != "aarch64" || ev.Syscall.Name != "setresuid" || ev.Syscall.Number != 147 {
+				t.Errorf("%+v %+v", ev, ev.Syscall)
+			}
+		}},
 		{"capset", []rec{{auparse.AUDIT_SYSCALL, recCapsetSys}, {auparse.AUDIT_CAPSET, recCapset}}, func(t *testing.T, ev *process.Event) {
 			n := ev.Creds.New
 			if ev.Kind != process.EventCapset || n.CapInheritable != 1<<13 || n.CapPermitted != 0x1fffeffffff || n.CapAmbient != 0 {

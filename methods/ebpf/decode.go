@@ -51,9 +51,6 @@ const (
 	fBprm         = 1 << 13
 	fExecRules    = 1 << 14
 	nsPerTick     = 1e9 / procfs.UserHZ // start_boottime ns per /proc tick
-	x8664Prctl    = 157
-	archX8664     = "x86_64"
-	archI386      = "i386"
 	deletedSuffix = " (deleted)"
 )
 
@@ -347,11 +344,13 @@ func (d *decoder) syscall(raw []byte) (*process.Event, error) {
 	if ev.Kind == process.EventUnknown {
 		return nil, fmt.Errorf("%w: system call code %d", errMalformed, r.Code)
 	}
-	sc := &process.Syscall{Number: int(r.Nr), Arch: archX8664, Args: append([]uint64(nil), r.Args[:]...), Result: r.Ret}
+	t := nativeSyscalls
 	if r.H.Flags&fCompat != 0 {
-		sc.Arch, sc.Name = archI386, syscallName(syscallsI386, r.Nr)
-	} else {
-		sc.Name = syscallName(syscallsX8664, r.Nr)
+		t = compatSyscalls
+	}
+	sc := &process.Syscall{Number: int(r.Nr), Name: syscallName(t, r.Nr), Args: append([]uint64(nil), r.Args[:]...), Result: r.Ret}
+	if t != nil {
+		sc.Arch = t.Arch
 	}
 	ev.Syscall = sc
 	ev.Creds = &process.CredChange{New: convertCreds(&r.C)}
@@ -406,8 +405,10 @@ func (d *decoder) lsm(raw []byte) (*process.Event, error) {
 	case process.EventUID, process.EventGID:
 		ev.Creds.Flags = process.SetIDFlags(r.Args[0])
 	case process.EventPrctl:
-		ev.Syscall = &process.Syscall{Name: "prctl", Number: x8664Prctl, Arch: archX8664,
-			Args: append([]uint64(nil), r.Args[:]...)}
+		ev.Syscall = &process.Syscall{Name: "prctl", Args: append([]uint64(nil), r.Args[:]...)}
+		if nr, ok := nativeSyscalls.Number("prctl"); ok { // no table on other GOARCHes
+			ev.Syscall.Number, ev.Syscall.Arch = int(nr), nativeSyscalls.Arch
+		}
 		ev.Prctl = prctlInfo(r.Args[:])
 	case process.EventPtrace:
 		ev.Tracer = ev.PID

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/proctrack/proctrack/bpf"
 	"github.com/proctrack/proctrack/internal/kernel"
+	"github.com/proctrack/proctrack/internal/sysnum"
 )
 
 // Programs of the process events, loaded on both tiers.
@@ -75,9 +75,10 @@ func programsFor(tier string, hooks map[string]bool, needBprm bool) []string {
 			}
 		}
 	case TierTracepoint:
-		// The sys_exit program reads x86 registers; other architectures
-		// get the process events only.
-		if runtime.GOARCH != "amd64" {
+		// The sys_exit program decodes amd64's and arm64's registers
+		// (bpf/syscall_arch.h) with their tables; other architectures get
+		// the process events only.
+		if nativeSyscalls == nil {
 			break
 		}
 		for _, h := range HookNames {
@@ -171,12 +172,12 @@ func load(tier string, hooks map[string]bool, cfg *Config, tables *ruleTables) (
 
 // fillFilters writes the system call filters for the enabled hooks.
 func fillFilters(coll *ebpf.Collection, hooks map[string]bool) error {
-	for mapName, defs := range map[string][]syscallDef{
-		bpf.ProcmonMapSysNative: syscallsX8664,
-		bpf.ProcmonMapSysCompat: syscallsI386,
+	for mapName, t := range map[string]*sysnum.Table{
+		bpf.ProcmonMapSysNative: nativeSyscalls,
+		bpf.ProcmonMapSysCompat: compatSyscalls,
 	} {
 		m := coll.Maps[mapName]
-		for nr, code := range filterTable(defs, hooks) {
+		for nr, code := range filterTable(t, hooks) {
 			if nr >= syscallSlots {
 				return fmt.Errorf("system call %d over the filter's %d slots", nr, syscallSlots)
 			}

@@ -1,6 +1,11 @@
 package ebpf
 
-import "github.com/proctrack/proctrack/procmon/process"
+import (
+	"runtime"
+
+	"github.com/proctrack/proctrack/internal/sysnum"
+	"github.com/proctrack/proctrack/procmon/process"
+)
 
 // sysCode is the C enum sys_code: what a watched system call is.
 type sysCode uint32
@@ -28,41 +33,42 @@ const (
 // syscallSlots is SYSCALL_SLOTS: the size of the filter arrays.
 const syscallSlots = 1024
 
-// syscallDef is one watched system call of an architecture.
-type syscallDef struct {
-	nr   uint32
-	name string
-	code sysCode
+// watchedSyscalls are the system calls the tracepoint tier reports, by
+// name: their numbers come from the architecture's generated table
+// (internal/sysnum). The 32-bit names (setuid32, ...) exist in the i386 and
+// arm tables only.
+var watchedSyscalls = map[string]sysCode{
+	"setuid": sysSetuid, "setreuid": sysSetreuid, "setresuid": sysSetresuid, "setfsuid": sysSetfsuid,
+	"setuid32": sysSetuid, "setreuid32": sysSetreuid, "setresuid32": sysSetresuid, "setfsuid32": sysSetfsuid,
+	"setgid": sysSetgid, "setregid": sysSetregid, "setresgid": sysSetresgid, "setfsgid": sysSetfsgid,
+	"setgid32": sysSetgid, "setregid32": sysSetregid, "setresgid32": sysSetresgid, "setfsgid32": sysSetfsgid,
+	"setgroups": sysSetgroups, "setgroups32": sysSetgroups,
+	"capset":  sysCapset,
+	"prctl":   sysPrctl,
+	"unshare": sysUnshare, "clone": sysClone, "clone3": sysClone3,
+	"ptrace": sysPtrace,
 }
 
-// x86_64 numbers (arch/x86/entry/syscalls/syscall_64.tbl). x32 uses the
-// same numbers with bit 30 set, which the program clears, except for
-// ptrace (521).
-var syscallsX8664 = []syscallDef{
-	{105, "setuid", sysSetuid}, {113, "setreuid", sysSetreuid}, {117, "setresuid", sysSetresuid},
-	{122, "setfsuid", sysSetfsuid},
-	{106, "setgid", sysSetgid}, {114, "setregid", sysSetregid}, {119, "setresgid", sysSetresgid},
-	{123, "setfsgid", sysSetfsgid}, {116, "setgroups", sysSetgroups},
-	{126, "capset", sysCapset},
-	{157, "prctl", sysPrctl},
-	{272, "unshare", sysUnshare}, {56, "clone", sysClone}, {435, "clone3", sysClone3},
-	{101, "ptrace", sysPtrace}, {521, "ptrace", sysPtrace},
-}
+// x32Ptrace is x32's own ptrace number (arch/x86/entry/syscalls/
+// syscall_64.tbl: 521 x32 ptrace), which the program sees with the x32 bit
+// cleared and reports as ptrace. Every other watched call has the x86_64
+// number on x32; x/sys, which the tables come from, has no x32 table.
+const x32Ptrace = 521
 
-// i386 numbers (syscall_32.tbl), for 32-bit programs on a 64-bit kernel.
-var syscallsI386 = []syscallDef{
-	{23, "setuid", sysSetuid}, {70, "setreuid", sysSetreuid}, {164, "setresuid", sysSetresuid},
-	{138, "setfsuid", sysSetfsuid},
-	{213, "setuid32", sysSetuid}, {203, "setreuid32", sysSetreuid}, {208, "setresuid32", sysSetresuid},
-	{215, "setfsuid32", sysSetfsuid},
-	{46, "setgid", sysSetgid}, {71, "setregid", sysSetregid}, {170, "setresgid", sysSetresgid},
-	{139, "setfsgid", sysSetfsgid}, {81, "setgroups", sysSetgroups},
-	{214, "setgid32", sysSetgid}, {204, "setregid32", sysSetregid}, {210, "setresgid32", sysSetresgid},
-	{216, "setfsgid32", sysSetfsgid}, {206, "setgroups32", sysSetgroups},
-	{185, "capset", sysCapset},
-	{172, "prctl", sysPrctl},
-	{310, "unshare", sysUnshare}, {120, "clone", sysClone}, {435, "clone3", sysClone3},
-	{26, "ptrace", sysPtrace},
+// The tables of the running architecture's native and 32-bit ABIs: x86_64
+// and i386 on amd64, aarch64 and arm on arm64 (the BPF object is built for
+// GOARCH, and runs in the kernel the binary runs on). Both are nil
+// elsewhere: the tracepoint tier then reports no system calls.
+var nativeSyscalls, compatSyscalls = syscallTables(runtime.GOARCH)
+
+// syscallTables returns the native and 32-bit tables of a 64-bit GOARCH
+// whose registers bpf/syscall_arch.h reads (amd64, arm64); nil, nil for
+// any other.
+func syscallTables(goarch string) (native, compat *sysnum.Table) {
+	if goarch != "amd64" && goarch != "arm64" {
+		return nil, nil
+	}
+	return sysnum.Native(goarch), sysnum.Compat(goarch)
 }
 
 // hook says which Config hook enables a system call.
@@ -104,25 +110,29 @@ func (c sysCode) kind() process.EventKind {
 }
 
 // filterTable returns the filter array contents for the enabled hooks:
-// number -> code, for the given table.
-func filterTable(defs []syscallDef, hooks map[string]bool) map[uint32]uint32 {
+// number -> code, for the given table (none for a nil table).
+func filterTable(t *sysnum.Table, hooks map[string]bool) map[uint32]uint32 {
 	m := make(map[uint32]uint32)
-	for _, d := range defs {
-		if hooks[d.code.hook()] {
-			m[d.nr] = uint32(d.code)
+	if t == nil {
+		return m
+	}
+	for name, code := range watchedSyscalls {
+		if nr, ok := t.Number(name); ok && hooks[code.hook()] {
+			m[nr] = uint32(code)
 		}
+	}
+	if t == sysnum.AMD64 && hooks[sysPtrace.hook()] {
+		m[x32Ptrace] = uint32(sysPtrace)
 	}
 	return m
 }
 
 // syscallName returns the name of a system call number of a table.
-func syscallName(defs []syscallDef, nr uint32) string {
-	for _, d := range defs {
-		if d.nr == nr {
-			return d.name
-		}
+func syscallName(t *sysnum.Table, nr uint32) string {
+	if t == sysnum.AMD64 && nr == x32Ptrace {
+		return "ptrace"
 	}
-	return ""
+	return t.Name(nr)
 }
 
 // ptrace requests the tracepoint tier reports.

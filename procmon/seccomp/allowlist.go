@@ -14,9 +14,9 @@ package seccomp
 //     derivation) and a few calls a short run may miss (extraSyscalls in
 //     derive_test.go). The comment after each name says where it came
 //     from.
-//   - arm64: the amd64 list mapped by name through go-seccomp-bpf's
-//     aarch64 table; calls arm64 does not have (open, stat, poll, ...)
-//     become what Go calls there (openat, fstatat, ppoll, ...; the map
+//   - arm64: the amd64 list mapped by name through the aarch64 table
+//     (internal/sysnum); calls arm64 does not have (open, stat, poll, ...)
+//     become what Go calls there (openat, newfstatat, ppoll, ...; the map
 //     amd64ToARM64 in derive_test.go), plus the arm64 Go runtime's calls.
 //     It was not observed on an arm64 machine.
 //
@@ -122,7 +122,6 @@ var allowARM64 = []string{
 	"faccessat",         // go runtime
 	"fcntl",             // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"fstat",             // ebpf, ebpf-tracepoint, netlink, audit, proc, extra
-	"fstatat",           // ebpf, ebpf-tracepoint, netlink, audit, proc, extra (as newfstatat on amd64)
 	"futex",             // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"getdents64",        // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"getpid",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
@@ -138,6 +137,7 @@ var allowARM64 = []string{
 	"mprotect",          // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
 	"munmap",            // ebpf, ebpf-tracepoint, netlink, audit, go runtime
 	"nanosleep",         // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
+	"newfstatat",        // ebpf, ebpf-tracepoint, netlink, audit, proc, extra
 	"openat",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"openat2",           // extra
 	"pipe2",             // go runtime

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/elastic/go-seccomp-bpf/arch"
 	"github.com/proctrack/proctrack/internal/proctest"
+	"github.com/proctrack/proctrack/internal/sysnum"
 	"github.com/proctrack/proctrack/procmon"
 )
 
@@ -74,13 +74,10 @@ var extraSyscalls = map[string]string{
 // same Go code calls there (its generic table has only the *at and the
 // newer variants).
 var amd64ToARM64 = map[string][]string{
-	"open":  {"openat"},
-	"creat": {"openat"},
-	"stat":  {"fstatat"},
-	"lstat": {"fstatat"},
-	// The kernel's __NR3264_fstatat, 79: strace and audit call it
-	// newfstatat on arm64 too, go-seccomp-bpf's table fstatat.
-	"newfstatat":   {"fstatat"},
+	"open":         {"openat"},
+	"creat":        {"openat"},
+	"stat":         {"newfstatat"},
+	"lstat":        {"newfstatat"},
 	"access":       {"faccessat"},
 	"readlink":     {"readlinkat"},
 	"getdents":     {"getdents64"},
@@ -184,7 +181,7 @@ func TestDeriveSyscalls(t *testing.T) {
 	}
 	amd := map[string]string{}
 	for n, why := range sources {
-		if _, ok := arch.X86_64.SyscallNames[n]; !ok {
+		if _, ok := sysnum.AMD64.Number(n); !ok {
 			t.Fatalf("observed %q, unknown to the x86_64 table", n)
 		}
 		amd[n] = strings.Join(why, ", ")
@@ -192,7 +189,7 @@ func TestDeriveSyscalls(t *testing.T) {
 	arm := map[string]string{}
 	for n, why := range amd {
 		targets := []string{n}
-		if _, ok := arch.AARCH64.SyscallNames[n]; !ok {
+		if _, ok := sysnum.ARM64.Number(n); !ok {
 			var mapped bool
 			targets, mapped = amd64ToARM64[n]
 			if !mapped {
@@ -295,13 +292,13 @@ func goRuntimeSyscalls(t *testing.T, goarch string) []string {
 			out = append(out, strings.ToLower(m[1]))
 		}
 	}
-	info, _ := arch.GetInfo(goarch)
+	info := sysnum.Native(goarch)
 	var known []string
 	for _, n := range out {
 		if a, ok := goRuntimeAliases[n]; ok {
 			n = a
 		}
-		if _, ok := info.SyscallNames[n]; !ok {
+		if _, ok := info.Number(n); !ok {
 			t.Fatalf("Go runtime (%s) calls %q, unknown to the table: add an alias", goarch, n)
 		}
 		known = append(known, n)
@@ -328,9 +325,9 @@ package seccomp
 //     derivation) and a few calls a short run may miss (extraSyscalls in
 //     derive_test.go). The comment after each name says where it came
 //     from.
-//   - arm64: the amd64 list mapped by name through go-seccomp-bpf's
-//     aarch64 table; calls arm64 does not have (open, stat, poll, ...)
-//     become what Go calls there (openat, fstatat, ppoll, ...; the map
+//   - arm64: the amd64 list mapped by name through the aarch64 table
+//     (internal/sysnum); calls arm64 does not have (open, stat, poll, ...)
+//     become what Go calls there (openat, newfstatat, ppoll, ...; the map
 //     amd64ToARM64 in derive_test.go), plus the arm64 Go runtime's calls.
 //     It was not observed on an arm64 machine.
 //

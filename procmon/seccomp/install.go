@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	libseccomp "github.com/elastic/go-seccomp-bpf"
+	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
@@ -33,14 +34,29 @@ var libAction = map[Action]libseccomp.Action{
 // Program validates the policy for the running architecture and assembles
 // it into the classic BPF program Install loads (with go-seccomp-bpf: an
 // architecture check first, x32 system calls refused with ENOSYS on
-// x86_64, then one jump per name, then the default action).
+// x86_64, then one jump per name, then the default action). The numbers
+// are the generated table's (internal/sysnum), which audit and the eBPF
+// method name system calls with; go-seccomp-bpf is given each number under
+// its own table's name for it.
 func (p *Policy) Program() ([]bpf.RawInstruction, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	table, _ := archTable(runtime.GOARCH) // Validate checked it
+	info, err := arch.GetInfo(runtime.GOARCH)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
 	lp := libseccomp.Policy{DefaultAction: libAction[p.DefaultAction]}
 	for _, g := range p.Syscalls {
-		lp.Syscalls = append(lp.Syscalls, libseccomp.SyscallGroup{Action: libAction[g.Action], Names: g.Names})
+		names := make([]string, len(g.Names))
+		for i, n := range g.Names {
+			nr, _ := table.Number(n)
+			if names[i] = info.SyscallNumbers[int(nr)]; names[i] == "" {
+				return nil, fmt.Errorf("seccomp: %s (%s %d) unknown to go-seccomp-bpf's table", n, table.Arch, nr)
+			}
+		}
+		lp.Syscalls = append(lp.Syscalls, libseccomp.SyscallGroup{Action: libAction[g.Action], Names: names})
 	}
 	insts, err := lp.Assemble()
 	if err != nil {

@@ -9,11 +9,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/elastic/go-seccomp-bpf/arch"
 	"gopkg.in/yaml.v3"
 
 	"github.com/proctrack/proctrack/internal/cfgtext"
 	"github.com/proctrack/proctrack/internal/kernel"
+	"github.com/proctrack/proctrack/internal/sysnum"
 )
 
 // Action is what a filter does to a system call: one of the Action*
@@ -405,9 +405,9 @@ func (p *Policy) Validate() error { return p.ValidateArch(runtime.GOARCH) }
 // one name, every name a system call of that architecture, none twice in a
 // group. It returns a *PolicyError naming the first wrong entry.
 func (p *Policy) ValidateArch(goarch string) error {
-	info, err := arch.GetInfo(goarch)
+	info, err := archTable(goarch)
 	if err != nil {
-		return &PolicyError{Reason: fmt.Sprintf("architecture %q: %v", goarch, err)}
+		return err
 	}
 	if p.DefaultAction == "" {
 		return p.errorf("default_action", "missing (it is required)")
@@ -435,8 +435,8 @@ func (p *Policy) ValidateArch(goarch string) error {
 		seen := make(map[string]int, len(g.Names))
 		for ni, name := range g.Names {
 			np := path + ".names[" + strconv.Itoa(ni) + "]"
-			if _, ok := info.SyscallNames[name]; !ok {
-				return p.errorf(np, "unknown syscall %s for %s", cfgtext.Quote(name), info.Name)
+			if _, ok := info.Number(name); !ok {
+				return p.errorf(np, "unknown syscall %s for %s", cfgtext.Quote(name), info.Arch)
 			}
 			if prev, dup := seen[name]; dup {
 				return p.errorf(np, "syscall %s repeats names[%d]", cfgtext.Quote(name), prev)
@@ -445,6 +445,20 @@ func (p *Policy) ValidateArch(goarch string) error {
 		}
 	}
 	return nil
+}
+
+// archTable returns the generated system call table (internal/sysnum) of
+// an architecture a policy can be installed on: amd64 (x86_64) or arm64
+// (aarch64), by GOARCH or kernel name.
+func archTable(name string) (*sysnum.Table, error) {
+	t := sysnum.Native(name)
+	if t == nil {
+		t = sysnum.ByArch(name)
+	}
+	if t == nil || (t != sysnum.AMD64 && t != sysnum.ARM64) {
+		return nil, &PolicyError{Reason: fmt.Sprintf("architecture %q: unsupported (want amd64 or arm64)", name)}
+	}
+	return t, nil
 }
 
 func actionList() string {

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/proctrack/proctrack/internal/sysnum"
 )
 
 func TestParsePolicy(t *testing.T) {
@@ -218,6 +220,45 @@ func TestValidateArch(t *testing.T) {
 	}
 	if err := p.ValidateArch("sparc"); err == nil {
 		t.Error("sparc: no error")
+	}
+	// Names are the kernel's, from the generated tables (internal/sysnum):
+	// arm64's number 79 is newfstatat, as audit and strace name it.
+	p.Syscalls[0].Names = []string{"newfstatat"}
+	for _, a := range []string{"amd64", "arm64", "aarch64"} {
+		if err := p.ValidateArch(a); err != nil {
+			t.Errorf("%s: %v", a, err)
+		}
+	}
+	p.Syscalls[0].Names = []string{"fstatat"}
+	if err := p.ValidateArch("arm64"); err == nil {
+		t.Error("arm64 accepts fstatat, which the kernel calls newfstatat")
+	}
+}
+
+// TestProgramNumbers checks that the filter compares the system call
+// numbers of the running architecture's generated table.
+func TestProgramNumbers(t *testing.T) {
+	table := sysnum.Native(runtime.GOARCH)
+	if table == nil || AllowList(runtime.GOARCH) == nil {
+		t.Skipf("no seccomp support on %s", runtime.GOARCH)
+	}
+	names := []string{"newfstatat", "getpid", "setuid"}
+	p := &Policy{Enabled: true, DefaultAction: ActionErrno, Syscalls: []SyscallGroup{{Action: ActionAllow, Names: names}}}
+	raw, err := p.Program()
+	if err != nil {
+		t.Fatal(err)
+	}
+	compared := map[uint32]bool{}
+	for _, ins := range raw {
+		if ins.Op == 0x15 { // BPF_JMP|BPF_JEQ|BPF_K
+			compared[ins.K] = true
+		}
+	}
+	for _, n := range names {
+		nr, ok := table.Number(n)
+		if !ok || !compared[nr] {
+			t.Errorf("%s (%s %d, %v) not compared in %v", n, table.Arch, nr, ok, raw)
+		}
 	}
 }
 

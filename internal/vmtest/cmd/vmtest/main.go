@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -74,6 +75,7 @@ func run() int {
 	cacheDir := flag.String("cache", "", "cache directory (default $PROCTRACK_VMTEST_CACHE or <module>/.vmtest)")
 	quiet := flag.Bool("q", false, "do not stream the console; print a failing test's output only")
 	list := flag.Bool("list", false, "fetch the kernels, print them and exit")
+	btfDir := flag.String("btf", "", "fetch the kernels, write each one's BTF to `dir`/<release>.btf and exit (bpftool btf dump file X format c makes a vmlinux.h of it)")
 	flag.Parse()
 	pkgs = append(pkgs, flag.Args()...)
 	if len(pkgs) == 0 {
@@ -100,13 +102,24 @@ func run() int {
 		fmt.Printf("vmtest: kernel %-5s %s %s release %s\n", k.Name, k.ImagePackage, k.Version, k.Release)
 	}
 	fmt.Printf("vmtest: kernels ready in %s\n", time.Since(t0).Round(time.Millisecond))
-	if *list {
+	if *btfDir != "" {
+		for _, k := range ks {
+			b, err := vmtest.KernelBTF(k.Vmlinuz)
+			if err == nil {
+				p := filepath.Join(*btfDir, k.Release+".btf")
+				if err = os.WriteFile(p, b, 0o644); err == nil {
+					fmt.Printf("vmtest: wrote %s (%d bytes)\n", p, len(b))
+				}
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 2
+			}
+		}
 		return 0
 	}
-	busybox, err := cache.Busybox(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
+	if *list {
+		return 0
 	}
 
 	args := []string{"-test.run", *runRe}
@@ -120,17 +133,28 @@ func run() int {
 		return 2
 	}
 	defer os.RemoveAll(dir)
-	var tests []vmtest.Test
-	for _, p := range pkgs {
-		t1 := time.Now()
-		t, err := vmtest.BuildTest(ctx, p, dir, args...)
-		if err != nil {
+	// One build of the test binaries and one busybox per architecture.
+	tests, busybox := map[string][]vmtest.Test{}, map[string]string{}
+	for _, k := range ks {
+		arch := k.GoArch()
+		if _, done := busybox[arch]; done {
+			continue
+		}
+		if busybox[arch], err = cache.BusyboxArch(ctx, arch); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
-		st, _ := os.Stat(t.Binary)
-		fmt.Printf("vmtest: built %s in %s (%.1f MiB)\n", t.Name, time.Since(t1).Round(time.Millisecond), float64(st.Size())/(1<<20))
-		tests = append(tests, t)
+		for _, p := range pkgs {
+			t1 := time.Now()
+			t, err := vmtest.BuildTestArch(ctx, p, arch, dir, args...)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 2
+			}
+			st, _ := os.Stat(t.Binary)
+			fmt.Printf("vmtest: built %s for %s in %s (%.1f MiB)\n", t.Name, arch, time.Since(t1).Round(time.Millisecond), float64(st.Size())/(1<<20))
+			tests[arch] = append(tests[arch], t)
+		}
 	}
 
 	var results []*vmtest.Result
@@ -138,11 +162,11 @@ func run() int {
 	for _, k := range ks {
 		fmt.Printf("=== kernel %s: %s %s\n", k.Name, k.ImagePackage, k.Version)
 		opts := vmtest.Options{Timeout: *timeout, MemoryMB: *mem, CPUs: *cpus, Cmdline: *cmdline,
-			Env: env, Busybox: busybox, Cache: cache}
+			Env: env, Busybox: busybox[k.GoArch()], Cache: cache}
 		if !*quiet {
 			opts.Console = &prefixWriter{w: os.Stdout, prefix: "[" + k.Name + "] "}
 		}
-		r, err := bootRetrying(ctx, k, tests, opts)
+		r, err := bootRetrying(ctx, k, tests[k.GoArch()], opts)
 		results = append(results, r)
 		fmt.Printf("--- kernel %s: release %s, cmdline %q\n", k.Name, r.Release, r.Cmdline)
 		fmt.Printf("    lsm=%s\n", r.LSM)
