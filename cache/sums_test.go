@@ -4,10 +4,12 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,12 +57,19 @@ func TestDigestsMatchCoreutils(t *testing.T) {
 			t.Errorf("pid %d (%s): no checksums", pid, p.Path)
 			continue
 		}
+		// The binary is opened once, so that coreutils reads it even if
+		// the process exits meanwhile.
+		f, err := os.Open(exe)
+		if err != nil {
+			continue // exited meanwhile
+		}
 		for algo, tool := range map[string]string{process.HashMD5: "md5sum", process.HashSHA1: "sha1sum", process.HashSHA256: "sha256sum"} {
-			want := proctest.CoreutilsSum(t, tool, exe)
+			want := coreutilsSumOf(t, tool, f)
 			if sums[algo] != want {
 				t.Errorf("pid %d (%s) %s = %s, %s says %s", pid, p.Path, algo, sums[algo], tool, want)
 			}
 		}
+		f.Close()
 		checked++
 	}
 	if checked < 3 {
@@ -175,4 +184,21 @@ func TestPIDReuseNotInherited(t *testing.T) {
 	if !found || old.Exited == 0 || old.Proc.Path == cat {
 		t.Errorf("old entry: %+v found %v", old, found)
 	}
+}
+
+// coreutilsSumOf returns the digest tool (md5sum, sha1sum, sha256sum) prints
+// for the whole of f, given as its standard input.
+func coreutilsSumOf(t *testing.T, tool string, f *os.File) string {
+	t.Helper()
+	path := proctest.RequireTool(t, tool)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(path)
+	cmd.Stdin = f
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s < %s: %v", tool, f.Name(), err)
+	}
+	return strings.Fields(string(out))[0]
 }
