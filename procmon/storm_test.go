@@ -73,6 +73,10 @@ func stormWith(tb testing.TB, m *Monitor, n int) stormResult {
 				children[ev.PID] = true
 				res.forks++
 			}
+		case EventExit:
+			// The pid may be reused from here on, by a process that is
+			// not the storm's (the pid space wraps in a long test run).
+			delete(children, ev.PID)
 		case EventExec:
 			p := ev.Process
 			if p == nil {
