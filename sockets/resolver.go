@@ -598,7 +598,7 @@ func (r *Resolver) processOf(f found) (*process.Process, error) {
 	if f.exited {
 		return nil, fmt.Errorf("%w: pid %d exited", ErrNoOwner, pid)
 	}
-	p := process.FindProcess(pid, false)
+	p := process.ReadProcess(pid)
 	if p == nil || (f.start != 0 && uint64(p.Starttime) != f.start) {
 		return nil, fmt.Errorf("%w: pid %d: %w", ErrNoOwner, pid, process.ErrGone)
 	}

@@ -135,7 +135,8 @@ func ParseStat(b []byte) (*Stat, error) {
 // SplitNul splits a NUL-separated /proc list (cmdline, environ). One trailing
 // NUL terminates the last element; an empty element before it is kept, so
 // `prog ""` yields ["prog", ""]. A list with no NUL at all (a process that
-// rewrote its argv, setproctitle-style) is one element.
+// rewrote its argv, setproctitle-style) is one element. The elements share
+// one copy of b (two allocations in all, whatever their number).
 func SplitNul(b []byte) []string {
 	if len(b) == 0 {
 		return nil
@@ -143,27 +144,29 @@ func SplitNul(b []byte) []string {
 	if b[len(b)-1] == 0 {
 		b = b[:len(b)-1]
 	}
-	n := bytes.Count(b, []byte{0}) + 1
-	out := make([]string, 0, n)
+	s := string(b)
+	out := make([]string, 0, strings.Count(s, "\x00")+1)
 	for {
-		i := bytes.IndexByte(b, 0)
+		i := strings.IndexByte(s, 0)
 		if i < 0 {
-			out = append(out, string(b))
-			return out
+			return append(out, s)
 		}
-		out = append(out, string(b[:i]))
-		b = b[i+1:]
+		out = append(out, s[:i])
+		s = s[i+1:]
 	}
 }
 
 // ParseEnviron turns the NUL-separated content of /proc/<pid>/environ into a
 // map. A value may contain '=' ("A=b=c" gives A -> "b=c") and may be empty;
 // an entry without '=' is kept with an empty value. Later duplicates win, as
-// getenv(3) would not guarantee otherwise.
+// getenv(3) would not guarantee otherwise. Keys and values share one copy
+// of b.
 func ParseEnviron(b []byte) map[string]string {
-	list := SplitNul(b)
-	env := make(map[string]string, len(list))
-	for _, kv := range list {
+	s := string(b)
+	env := make(map[string]string, strings.Count(s, "\x00")+1)
+	for s != "" {
+		kv, rest, _ := strings.Cut(s, "\x00")
+		s = rest
 		if kv == "" {
 			continue
 		}
