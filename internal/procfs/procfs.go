@@ -70,6 +70,13 @@ type Stat struct {
 	Flags      uint64 // PF_* flags of the task
 	StartTicks uint64 // field 22: start time in clock ticks since boot
 	NumThreads int
+	// Layout is where exec put the stack, the arguments and the
+	// environment (fields 28, 48 and 50: startstack, arg_start, env_start):
+	// fork copies them, exec places them anew (at random addresses where
+	// the stack is randomized), nothing else changes them but
+	// prctl(PR_SET_MM). Zero where the reader may not see them (another
+	// user's process without privilege) or the kernel lacks them (< 3.5).
+	Layout [3]uint64
 }
 
 // PFKthread is the task flag of kernel threads.
@@ -126,6 +133,9 @@ func ParseStat(b []byte) (*Stat, error) {
 	s.Flags = num(9)
 	s.NumThreads = int(num(20))
 	s.StartTicks = num(22)
+	if len(f) >= 50-2 {
+		s.Layout = [3]uint64{num(28), num(48), num(50)}
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, errors.Join(errs...))
 	}

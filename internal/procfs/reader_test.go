@@ -66,3 +66,15 @@ func TestPinnedReaderReaped(t *testing.T) {
 		t.Errorf("Pin of a reaped pid: %v, want ErrGone", err)
 	}
 }
+
+// TestStatLayout: the layout fields are read (this process may read its
+// own) and ordered as exec places them: arguments below the environment.
+func TestStatLayout(t *testing.T) {
+	s, err := NewReader(DefaultRoot).Stat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Layout[0] == 0 || s.Layout[1] == 0 || s.Layout[1] >= s.Layout[2] {
+		t.Errorf("layout %#x: want startstack, arg_start < env_start", s.Layout)
+	}
+}
