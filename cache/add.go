@@ -29,8 +29,11 @@ func (s *EventsStore) add(p *process.Process, budget *int) *entry {
 	return s.insert(p, parent)
 }
 
-// fillStart gives p, without a start time, the one of its pid in /proc.
+// fillStart gives p, without a start time, the one of its pid in /proc, and
+// reads what process.FindProcess leaves for later (namespaces, root,
+// cgroup: the rules and the cache's readers take them from the fields).
 func fillStart(p *process.Process) {
+	p.Complete()
 	if p.Starttime == 0 && p.ID > 0 {
 		if k, err := process.CurrentKey(p.ID); err == nil {
 			p.Starttime = int64(k.StartTicks)
@@ -318,6 +321,7 @@ func (s *EventsStore) remove(e *entry) {
 // oldProc's entry. When oldProc is not cached, proc is added.
 func (s *EventsStore) Update(oldProc, proc *process.Process) {
 	if oldProc != nil && proc != nil && oldProc.Key() == proc.Key() {
+		proc.Complete()
 		s.mu.Lock()
 		e := s.byKey[oldProc.Key()]
 		if e != nil && e.proc != proc {

@@ -21,7 +21,7 @@ func templates(tb testing.TB) []*process.Process {
 	s.AddChecksumHash(process.HashSHA256)
 	var out []*process.Process
 	for _, pid := range pids {
-		if p := process.FindProcess(pid, false); p != nil && !p.KernelThread {
+		if p := process.ReadProcess(pid); p != nil && !p.KernelThread {
 			s.ComputeChecksums(p)
 			out = append(out, p)
 		}

@@ -156,7 +156,7 @@ func (m *Monitor) reconcile() {
 				continue
 			}
 		}
-		if p := process.FindProcess(pid, false); p != nil && !p.Zombie {
+		if p := process.ReadProcess(pid); p != nil && !p.Zombie {
 			live[p.Key()] = true
 			m.cache.AddNew(p)
 		}

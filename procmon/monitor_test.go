@@ -501,7 +501,7 @@ func TestUserNSEventAfterRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, c := startMonitor(t, Config{Method: MethodAudit, Rules: set})
-	self := process.FindProcess(os.Getpid(), false)
+	self := process.ReadProcess(os.Getpid())
 	if self == nil {
 		t.Fatal("no process")
 	}
@@ -529,7 +529,7 @@ func TestUserNSEventAfterRefresh(t *testing.T) {
 	// The process is in its new namespace (sleep runs there) when the
 	// detail refresh reads it.
 	waitFor(t, 5*time.Second, func() bool {
-		p := process.FindProcess(pid, false)
+		p := process.ReadProcess(pid)
 		return p != nil && p.Comm == "sleep" && p.Creds.UserNS != self.Creds.UserNS
 	})
 	m.readDetails(before.Key())

@@ -50,6 +50,10 @@ const (
 	MethodProc    = process.MethodProc
 )
 
+// InitUserNS is the inode of the initial user namespace (see
+// Credentials.InHostUserNS).
+const InitUserNS = process.InitUserNS
+
 // KernelConnection is the Path of kernel threads.
 const KernelConnection = process.KernelConnection
 
@@ -105,7 +109,7 @@ func FindProcess(pid int, interceptUnknown bool) *Process {
 			return item.Proc
 		}
 	}
-	p := process.FindProcess(pid, interceptUnknown)
+	p := process.ReadProcess(pid) // all of it: the cache keeps it for the rules
 	if p == nil {
 		return nil
 	}

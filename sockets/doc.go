@@ -59,8 +59,13 @@
 //     replaces the inode cache with every socket it saw, so a burst of
 //     distinct new inodes costs one scan, not one each: 60-85 ms here for 200
 //     processes holding 5,000 sockets and 10,000 other descriptors (about
-//     2.3 µs of readlink per descriptor). Concurrent misses share one scan;
-//     Config.MinScanInterval can bound how often misses scan at all.
+//     2.3 µs of readlink per descriptor). It reads the newest processes (the
+//     highest pids) first and answers the miss as soon as it sees the inode
+//     (the owner's start time read, its pid confirmed unchanged), finishing
+//     in the background under the scan lock; a lookup that needs the scan's
+//     result meanwhile waits for it, and Close waits for it to end.
+//     Concurrent misses share one scan; Config.MinScanInterval can bound how
+//     often misses scan at all.
 //  6. Still unknown: the inode enters the negative cache.
 //
 // A shared socket (inherited across fork, passed over a unix socket) has

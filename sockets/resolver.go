@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -142,7 +143,7 @@ type Resolver struct {
 	owners   []int            // recent socket owners, newest first
 	conns    map[connKey]connEntry
 
-	scanMu   sync.Mutex // one scan at a time; guards scanner and lastDone
+	scanMu   sync.Mutex // one scan at a time; guards scanner and lastDone (held by a full scan until it ends, even after its miss was answered)
 	scanner  *scanner
 	scanGen  atomic.Uint64 // full scans started
 	lastDone uint64        // the latest full scan whose results are cached (0 after Forget)
@@ -221,12 +222,14 @@ func (r *Resolver) shut() {
 	}
 }
 
-// Close stops the cleaner, waits for it and closes the sock_diag socket.
+// Close stops the cleaner, waits for it and for a full scan still running
+// (see fullScan), and closes the sock_diag socket.
 // Later lookups return errors matching ErrClosed (Owner and PIDOfInode
 // find nothing) and open nothing. Close may be called more than once.
 func (r *Resolver) Close() error {
 	_ = r.run.Close()
 	r.closed.Store(true)
+	r.waitScan()
 	return r.diag.shut()
 }
 
@@ -446,33 +449,99 @@ func (r *Resolver) partialPIDs() []int {
 // read gen (scanGen) has completed: a concurrent miss already did the work.
 // It reports inode's owner as the cache holds it after the scan (or the
 // skipped scan): under the scan lock, so Forget cannot interleave.
+//
+// The scan reads the newest processes (the highest pids) first, where the
+// owner of a new socket is likely to be, and answers as soon as it sees
+// inode (its owner's start time read and the pid confirmed unchanged); the
+// scan goes on in the background, holding the scan lock, until the inode
+// cache holds every socket as before, so that a burst of distinct new
+// inodes still costs one scan. Close waits for it.
 func (r *Resolver) fullScan(gen, inode uint64) (found, bool) {
 	r.scanMu.Lock()
-	defer r.scanMu.Unlock()
 	if r.lastDone > gen {
+		defer r.scanMu.Unlock()
 		return r.cached(inode)
+	}
+	r.mu.RLock()
+	e := r.inodes[inode]
+	r.mu.RUnlock()
+	if e != nil {
+		// A scan that was running at the miss (it answered another miss
+		// early) has put it there since: checked as any hit (a failed
+		// check drops it, and the next try scans).
+		r.scanMu.Unlock()
+		if f, ok := r.check(inode, e, time.Now().UnixNano()); ok {
+			return f, true
+		}
+		return r.fullScan(r.scanGen.Load(), inode)
 	}
 	start := time.Now().UnixNano()
 	if last := r.lastFull.Load(); last != 0 && start-last < int64(r.cfg.MinScanInterval) {
+		defer r.scanMu.Unlock()
 		return r.cached(inode)
 	}
 	r.lastFull.Store(start)
 	pids, err := procfs.PIDs(r.cfg.ProcRoot)
 	if err != nil {
+		r.scanMu.Unlock()
 		return found{}, false
 	}
+	slices.Reverse(pids) // newest first
 	r.full.Add(1)
 	n := r.scanGen.Add(1)
-	r.scanLocked(pids, true)
-	r.lastDone = n
-	return r.cached(inode)
+	type result struct {
+		f  found
+		ok bool
+	}
+	early, done := make(chan found, 1), make(chan result, 1)
+	go func() {
+		defer r.scanMu.Unlock()
+		r.scanLocked(pids, true, inode, early)
+		r.lastDone = n
+		f, ok := r.cached(inode)
+		done <- result{f, ok}
+	}()
+	select {
+	case f := <-early:
+		return f, true
+	case res := <-done:
+		return res.f, res.ok
+	}
+}
+
+// waitScan returns once no scan runs (a full scan holds the scan lock
+// until it ends).
+func (r *Resolver) waitScan() {
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
 }
 
 // scan scans pids' fd tables (taking the scan lock) and returns what it saw.
 func (r *Resolver) scan(pids []int, replace bool) map[uint64]*inodeEntry {
 	r.scanMu.Lock()
 	defer r.scanMu.Unlock()
-	return r.scanLocked(pids, replace)
+	return r.scanLocked(pids, replace, 0, nil)
+}
+
+// earlyAnswer sends on early, once, the owner o of the socket a scan is
+// looking for, with its start time, if pid (whose /proc directory had the
+// inode number ident before its fd table was read) still names the same
+// process after the start time is read; otherwise the scan's end answers.
+// It returns the start time it sent (0 if none), which the scan keeps: the
+// owner may exit before the scan reads the start times.
+func (r *Resolver) earlyAnswer(once *sync.Once, early chan<- found, o owner, ident uint64) (start uint64) {
+	once.Do(func() {
+		s, _, err := procfs.ReadStat(r.cfg.ProcRoot, int(o.pid))
+		if err != nil || ident == 0 {
+			return
+		}
+		if now, err := procfs.DirIno(r.cfg.ProcRoot, int(o.pid)); err != nil || now != ident {
+			return
+		}
+		start = s.StartTicks
+		early <- found{owner: o, start: start}
+	})
+	return start
 }
 
 // scanWorkers bounds the goroutines of one scan.
@@ -481,9 +550,12 @@ var scanWorkers = min(runtime.GOMAXPROCS(0), 4)
 // scanLocked records every socket the fd tables of pids hold. With replace
 // (a full scan) the inode cache becomes what the scan saw, plus the entries
 // of owners that exited and are still in the process cache (their grace
-// period). Large scans are split among up to scanWorkers goroutines.
-func (r *Resolver) scanLocked(pids []int, replace bool) map[uint64]*inodeEntry {
+// period). Large scans are split among up to scanWorkers goroutines. With
+// early, the first sight of socket want is answered there at once
+// (earlyAnswer) while the scan goes on.
+func (r *Resolver) scanLocked(pids []int, replace bool, want uint64, early chan<- found) map[uint64]*inodeEntry {
 	now := time.Now().UnixNano()
+	var earlyOnce sync.Once
 	workers := 1
 	if len(pids) >= 64 {
 		workers = scanWorkers
@@ -513,7 +585,14 @@ func (r *Resolver) scanLocked(pids []int, replace bool) map[uint64]*inodeEntry {
 					e.ident.Store(ident)
 					e.checked.Store(now)
 					seen[ino] = e
-					starts[o.pid] = 0
+					if _, ok := starts[o.pid]; !ok {
+						starts[o.pid] = 0
+					}
+					if ino == want && early != nil {
+						if st := r.earlyAnswer(&earlyOnce, early, o, ident); st != 0 {
+							starts[o.pid] = st
+						}
+					}
 				})
 			}
 			for pid := range starts {
@@ -598,7 +677,7 @@ func (r *Resolver) processOf(f found) (*process.Process, error) {
 	if f.exited {
 		return nil, fmt.Errorf("%w: pid %d exited", ErrNoOwner, pid)
 	}
-	p := process.FindProcess(pid, false)
+	p := process.ReadProcess(pid)
 	if p == nil || (f.start != 0 && uint64(p.Starttime) != f.start) {
 		return nil, fmt.Errorf("%w: pid %d: %w", ErrNoOwner, pid, process.ErrGone)
 	}

@@ -461,3 +461,51 @@ func TestReusedPIDNeverAnswered(t *testing.T) {
 		fresh.Stop()
 	}
 }
+
+// TestColdLookupAnswersEarly: a cold miss is answered from the full scan
+// as soon as it sees the owner (newest processes first), with the owner's
+// identity, and the scan still fills the inode cache with every socket:
+// the older helper's socket is then a hit, with one full scan in all.
+func TestColdLookupAnswersEarly(t *testing.T) {
+	requireRoot(t)
+	older, newer := startHelper(t), startHelper(t)
+	portOld := atoi(t, older.do("udpfd")[1])
+	portNew := atoi(t, newer.do("udpfd")[1])
+	inodeOf := func(port int) uint64 {
+		socks, err := New(Config{}).Sockets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range socks {
+			if s.Proto == UDP && int(s.Local.Port()) == port {
+				return s.Inode
+			}
+		}
+		t.Fatalf("no UDP socket on port %d", port)
+		return 0
+	}
+	inOld, inNew := inodeOf(portOld), inodeOf(portNew)
+	r := New(Config{})
+	defer r.Close()
+	local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(portNew))
+	p, info, err := r.Lookup(UDP, local, netip.AddrPort{})
+	if err != nil || p.ID != newer.pid || info.Inode != inNew {
+		t.Fatalf("cold lookup: %v %+v %v, want pid %d", p, info, err, newer.pid)
+	}
+	if k, err := process.CurrentKey(newer.pid); err != nil || k != p.Key() {
+		t.Errorf("owner %v, /proc says %v %v", p.Key(), k, err)
+	}
+	if pid, ok := r.PIDOfInode(inOld); !ok || pid != older.pid {
+		t.Fatalf("older helper's socket: %d %v, want %d", pid, ok, older.pid)
+	}
+	if st := r.Stats(); st.FullScans != 1 {
+		t.Errorf("want one full scan that cached the older socket: %+v", st)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !r.scanMu.TryLock() {
+		t.Fatal("Close returned while a scan held the scan lock")
+	}
+	defer r.scanMu.Unlock()
+}

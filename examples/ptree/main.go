@@ -111,8 +111,8 @@ func line(p *procmon.Process, depth int) string {
 	c := &p.Creds
 	ids := fmt.Sprintf("%d/%d/%d/%d", c.UID, c.EUID, c.SUID, c.FSUID)
 	container := "-"
-	if p.ContainerID != "" {
-		container = p.ContainerID[:12]
+	if _, id, _ := p.CgroupInfo(); id != "" { // read on first use
+		container = id[:12]
 	}
 	name := p.Path
 	if name == "" || p.KernelThread {
@@ -134,8 +134,8 @@ func line(p *procmon.Process, depth int) string {
 	if c.NoNewPrivs {
 		extra = append(extra, "no_new_privs")
 	}
-	if !c.InHostUserNS() && c.UserNS != 0 {
-		extra = append(extra, fmt.Sprintf("userns=%d", c.UserNS))
+	if userNS := p.Namespaces().User; userNS != procmon.InitUserNS && userNS != 0 {
+		extra = append(extra, fmt.Sprintf("userns=%d", userNS))
 	}
 	if p.Fileless {
 		extra = append(extra, "memfd")

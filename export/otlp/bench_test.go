@@ -167,7 +167,7 @@ func BenchmarkExecStormExport(b *testing.B) {
 
 // BenchmarkRecord is the cost of turning one exec event into a log record.
 func BenchmarkRecord(b *testing.B) {
-	p := process.FindProcess(os.Getpid(), false)
+	p := process.ReadProcess(os.Getpid())
 	if p == nil {
 		b.Fatal("cannot read this process")
 	}

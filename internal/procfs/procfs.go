@@ -70,6 +70,13 @@ type Stat struct {
 	Flags      uint64 // PF_* flags of the task
 	StartTicks uint64 // field 22: start time in clock ticks since boot
 	NumThreads int
+	// Layout is where exec put the stack, the arguments and the
+	// environment (fields 28, 48 and 50: startstack, arg_start, env_start):
+	// fork copies them, exec places them anew (at random addresses where
+	// the stack is randomized), nothing else changes them but
+	// prctl(PR_SET_MM). Zero where the reader may not see them (another
+	// user's process without privilege) or the kernel lacks them (< 3.5).
+	Layout [3]uint64
 }
 
 // PFKthread is the task flag of kernel threads.
@@ -126,6 +133,9 @@ func ParseStat(b []byte) (*Stat, error) {
 	s.Flags = num(9)
 	s.NumThreads = int(num(20))
 	s.StartTicks = num(22)
+	if len(f) >= 50-2 {
+		s.Layout = [3]uint64{num(28), num(48), num(50)}
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, errors.Join(errs...))
 	}
@@ -135,7 +145,8 @@ func ParseStat(b []byte) (*Stat, error) {
 // SplitNul splits a NUL-separated /proc list (cmdline, environ). One trailing
 // NUL terminates the last element; an empty element before it is kept, so
 // `prog ""` yields ["prog", ""]. A list with no NUL at all (a process that
-// rewrote its argv, setproctitle-style) is one element.
+// rewrote its argv, setproctitle-style) is one element. The elements share
+// one copy of b (two allocations in all, whatever their number).
 func SplitNul(b []byte) []string {
 	if len(b) == 0 {
 		return nil
@@ -143,27 +154,29 @@ func SplitNul(b []byte) []string {
 	if b[len(b)-1] == 0 {
 		b = b[:len(b)-1]
 	}
-	n := bytes.Count(b, []byte{0}) + 1
-	out := make([]string, 0, n)
+	s := string(b)
+	out := make([]string, 0, strings.Count(s, "\x00")+1)
 	for {
-		i := bytes.IndexByte(b, 0)
+		i := strings.IndexByte(s, 0)
 		if i < 0 {
-			out = append(out, string(b))
-			return out
+			return append(out, s)
 		}
-		out = append(out, string(b[:i]))
-		b = b[i+1:]
+		out = append(out, s[:i])
+		s = s[i+1:]
 	}
 }
 
 // ParseEnviron turns the NUL-separated content of /proc/<pid>/environ into a
 // map. A value may contain '=' ("A=b=c" gives A -> "b=c") and may be empty;
 // an entry without '=' is kept with an empty value. Later duplicates win, as
-// getenv(3) would not guarantee otherwise.
+// getenv(3) would not guarantee otherwise. Keys and values share one copy
+// of b.
 func ParseEnviron(b []byte) map[string]string {
-	list := SplitNul(b)
-	env := make(map[string]string, len(list))
-	for _, kv := range list {
+	s := string(b)
+	env := make(map[string]string, strings.Count(s, "\x00")+1)
+	for s != "" {
+		kv, rest, _ := strings.Cut(s, "\x00")
+		s = rest
 		if kv == "" {
 			continue
 		}

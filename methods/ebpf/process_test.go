@@ -164,9 +164,9 @@ func TestIdentityMatchesProc(t *testing.T) {
 	if d := time.Since(ev.Time); d < 0 || d > 10*time.Second {
 		t.Errorf("event time %v is %v from now", ev.Time, d)
 	}
-	full := process.FindProcess(pid, false)
+	full := process.ReadProcess(pid)
 	if full == nil {
-		t.Fatal("FindProcess failed")
+		t.Fatal("ReadProcess failed")
 	}
 	p := ev.Process
 	if p.Path != full.Path || !slices.Equal(p.Args, full.Args) || p.CWD != full.CWD || p.Comm != full.Comm {
@@ -206,9 +206,9 @@ func TestSetprivCreds(t *testing.T) {
 		got.EGID != 1000 || !slices.Equal(got.Groups, []uint32{1000, 1001}) || ev.Process.UID != 1000 {
 		t.Errorf("creds %+v", got)
 	}
-	full := process.FindProcess(pid, false)
+	full := process.ReadProcess(pid)
 	if full == nil {
-		t.Fatal("FindProcess failed")
+		t.Fatal("ReadProcess failed")
 	}
 	if want := full.Creds; !sameCreds(got, want) {
 		t.Errorf("creds\n got %+v\nwant %+v", got, want)

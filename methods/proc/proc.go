@@ -4,10 +4,19 @@
 //
 // Every Interval it lists /proc and compares each pid's identity (start
 // ticks, /proc/<pid>/stat) and binary (the /proc/<pid>/exe link) with the
-// previous scan (a zombie counts as gone): a new identity is reported as EventExec (the scan cannot
-// tell a fork from an exec, and the process has an image), a vanished one as
-// EventExit, and a changed binary under the same identity as EventExec. The
-// monitor reads the rest of each process from /proc.
+// previous scan (a zombie counts as gone): a new identity is reported as
+// EventExec, or as EventFork when it is a child that has not exec'd yet (it
+// runs its parent's binary with its parent's memory layout: where exec put
+// the stack, arguments and environment, procfs.Stat.Layout, which fork
+// copies and exec places anew); a vanished one as EventExit; a changed
+// binary or layout under the same identity as EventExec. The monitor reads
+// the rest of each process from /proc.
+//
+// A child that exec'd its parent's binary is taken for a fork only where
+// exec placed everything exactly where the parent's exec had: never with
+// the stack randomized (randomize_va_space >= 1, the default), where the
+// chance is nil. Where the layout cannot be read (no privilege) a new
+// identity is an exec, as before.
 package proc
 
 import (
@@ -49,8 +58,28 @@ type Source struct {
 }
 
 type seenProc struct {
-	start uint64
-	exe   string
+	start  uint64
+	exe    string
+	layout [3]uint64
+}
+
+// forkOf reports whether sp, a new identity whose parent is ppid, is a
+// child that has not exec'd: the parent (as seen in this scan, else read
+// now) runs the same binary with the same layout.
+func (s *Source) forkOf(sp seenProc, ppid int, cur map[int]seenProc) bool {
+	if sp.layout == ([3]uint64{}) || ppid <= 0 {
+		return false
+	}
+	parent, ok := cur[ppid]
+	if !ok {
+		st, _, err := procfs.ReadStat(s.cfg.Root, ppid)
+		if err != nil {
+			return false
+		}
+		exe, _ := os.Readlink(procfs.Path(s.cfg.Root, ppid, "exe"))
+		parent = seenProc{start: st.StartTicks, exe: exe, layout: st.Layout}
+	}
+	return parent.exe == sp.exe && parent.layout == sp.layout && sp.exe != ""
 }
 
 // New returns a proc Source.
@@ -108,21 +137,25 @@ func (s *Source) scan(prev map[int]seenProc, sink methods.Sink) map[int]seenProc
 			continue // exited, not reaped yet: gone for this method
 		}
 		exe, _ := os.Readlink(procfs.Path(s.cfg.Root, pid, "exe"))
-		sp := seenProc{start: st.StartTicks, exe: exe}
+		sp := seenProc{start: st.StartTicks, exe: exe, layout: st.Layout}
 		cur[pid] = sp
 		if sink == nil {
 			continue
 		}
 		old, ok := prev[pid]
 		switch {
-		case ok && old.start == sp.start && old.exe == sp.exe:
+		case ok && old.start == sp.start && old.exe == sp.exe && sameLayout(old.layout, sp.layout):
 			continue
 		case ok && old.start != sp.start:
 			// The pid was reused between scans: the old process exited.
 			s.emit(sink, &process.Event{Kind: process.EventExit, PID: pid, Time: now,
 				Process: gone(pid, old.start)})
 		}
-		s.emit(sink, &process.Event{Kind: process.EventExec, PID: pid, TID: pid, PPID: st.PPID, Time: now})
+		kind := process.EventExec
+		if (!ok || old.start != sp.start) && s.forkOf(sp, st.PPID, cur) {
+			kind = process.EventFork // not exec'd yet: it has no image of its own
+		}
+		s.emit(sink, &process.Event{Kind: kind, PID: pid, TID: pid, PPID: st.PPID, Time: now})
 	}
 	if sink != nil {
 		for pid, old := range prev {
@@ -133,6 +166,12 @@ func (s *Source) scan(prev map[int]seenProc, sink methods.Sink) map[int]seenProc
 		}
 	}
 	return cur
+}
+
+// sameLayout reports whether two layouts of one identity show no exec
+// between them; an unreadable (zero) one shows nothing.
+func sameLayout(a, b [3]uint64) bool {
+	return a == b || a == [3]uint64{} || b == [3]uint64{}
 }
 
 // gone names an exited process by its identity so the monitor marks the

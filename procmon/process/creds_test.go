@@ -45,7 +45,7 @@ func TestCredentialsOfChildren(t *testing.T) {
 			args := append(append([]string{}, tc.args...), "/bin/sleep", "60")
 			c := startChild(t, exec.Command(setpriv, args...), false)
 			proctest.WaitComm(t, c.PID, "/bin/sleep")
-			p := FindProcess(c.PID, false)
+			p := ReadProcess(c.PID)
 			if p == nil {
 				t.Fatal("nil")
 			}
@@ -107,6 +107,7 @@ func TestUserNamespace(t *testing.T) {
 	if p == nil {
 		t.Fatal("nil")
 	}
+	p.Complete() // the user namespace is read on first use
 	if p.Creds.UserNS == 0 || p.Creds.InHostUserNS() {
 		t.Errorf("UserNS %d: want a new user namespace", p.Creds.UserNS)
 	}
@@ -132,8 +133,11 @@ func TestChrootedChild(t *testing.T) {
 	if p.Path != want || p.RealPath != want {
 		t.Errorf("Path %q RealPath %q, want %q", p.Path, p.RealPath, want)
 	}
-	if p.Root != newRoot {
-		t.Errorf("Root %q, want %q", p.Root, newRoot)
+	if p.RootDir() != newRoot {
+		t.Errorf("RootDir %q, want %q", p.RootDir(), newRoot)
+	}
+	if full := ReadProcess(c.PID); full == nil || full.Root != newRoot {
+		t.Errorf("ReadProcess: %+v, want Root %q", full, newRoot)
 	}
 }
 
@@ -159,8 +163,8 @@ func TestMountNamespaceChild(t *testing.T) {
 		t.Errorf("RealPath %q, want %q", p.RealPath, want)
 	}
 	self := FindProcess(os.Getpid(), false)
-	if p.NS.Mnt == self.NS.Mnt || p.NS.Mnt == 0 {
-		t.Errorf("mount namespace %d, want one other than %d", p.NS.Mnt, self.NS.Mnt)
+	if p.Namespaces().Mnt == self.Namespaces().Mnt || p.Namespaces().Mnt == 0 {
+		t.Errorf("mount namespace %d, want one other than %d", p.Namespaces().Mnt, self.Namespaces().Mnt)
 	}
 }
 

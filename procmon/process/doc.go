@@ -12,11 +12,26 @@
 //
 // # Reading /proc
 //
-// FindProcess and (*Process).GetDetails read a process from /proc. A process
-// can exit while it is read: GetDetails re-checks the identity at the end and
-// returns an error matching ErrGone rather than a half-filled value presented
-// as truth. Fields a caller may not read (another user's environment without
+// FindProcess, ReadProcess and (*Process).GetDetails read a process from
+// /proc, every file through the process's /proc/<pid> directory opened once
+// (so all of it is of one process even if its pid is reused meanwhile) with
+// raw reads into a pooled buffer. A process can exit while it is read: the
+// exe link is read last, and a process that still has it has not begun to
+// tear down; otherwise stat is read again, and a process that exited gives
+// an error matching ErrGone rather than a half-filled value presented as
+// truth. Fields a caller may not read (another user's environment without
 // privilege) are left empty; they are not an error.
+//
+// FindProcess reads what OpenSnitch's does (identity, status with the
+// credentials, path, arguments, working directory, environment) and leaves
+// the namespaces, root and cgroup for later: the accessors Namespaces,
+// RootDir and CgroupInfo read them once, on first use, without changing the
+// Process (the read is shared by its copies, guarded by a sync.Once, and
+// gives empty values once the process is gone or its pid names another);
+// Complete copies them into the fields of a Process the caller owns. The
+// process cache completes every Process it is given, so the fields of a
+// cached Process (an Event's, a rule's input) are always filled.
+// ReadProcess reads everything at once.
 //
 // # Sharing
 //

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -143,6 +144,12 @@ type Process struct {
 	// each is bounded (DefaultMaxArgsBytes, DefaultMaxEnvBytes, or the
 	// process cache's bounds).
 	ArgsTruncated, EnvTruncated bool
+
+	// lazy is set by FindProcess, which leaves NS, Root, Cgroup,
+	// ContainerID, ContainerRuntime and Creds.UserNS unread: they are read
+	// once, on first use (see Complete). Copies share it; what it holds
+	// never changes once read.
+	lazy *lazyDetails
 }
 
 // NewProcessEmpty returns a Process with the given pid and comm and nothing
@@ -170,12 +177,17 @@ func NewProcessWithParent(pid, ppid int, comm string) *Process {
 	return p
 }
 
-// FindProcess reads the process pid from /proc: identity, path, arguments,
-// working directory, environment, credentials, namespaces and cgroup. It
-// returns nil when the pid does not exist or the process exited while it was
-// read. When pid is negative (an owner that could not be found) and
-// interceptUnknown is true, it returns a placeholder Process with ID -1 and
-// no details instead of nil, so a caller can still apply its rules to it.
+// FindProcess reads the process pid from /proc: identity, credentials (the
+// status file), path, arguments, working directory and environment, what
+// OpenSnitch's FindProcess reads. The namespaces, root and cgroup (NS,
+// Root, Cgroup, ContainerID, ContainerRuntime and Creds.UserNS) are left
+// for later: they are read once, when first asked for through Namespaces,
+// RootDir, CgroupInfo or Complete (the process cache completes a Process
+// it is given). It returns nil when the pid does not exist or the process
+// exited while it was read. When pid is negative (an owner that could not
+// be found) and interceptUnknown is true, it returns a placeholder Process
+// with ID -1 and no details instead of nil, so a caller can still apply
+// its rules to it.
 func FindProcess(pid int, interceptUnknown bool) *Process {
 	if pid < 0 {
 		if interceptUnknown {
@@ -184,7 +196,21 @@ func FindProcess(pid int, interceptUnknown bool) *Process {
 		return nil
 	}
 	p := NewProcessEmpty(pid, "")
-	if err := p.GetDetails(); err != nil {
+	if err := p.read(false); err != nil {
+		return nil
+	}
+	return p
+}
+
+// ReadProcess is FindProcess with every detail read at once (namespaces,
+// root and cgroup included): what a process cache keeps. It returns nil
+// when the pid does not exist or the process exited while it was read.
+func ReadProcess(pid int) *Process {
+	if pid < 0 {
+		return nil
+	}
+	p := NewProcessEmpty(pid, "")
+	if err := p.read(true); err != nil {
 		return nil
 	}
 	return p
@@ -199,37 +225,190 @@ func (p *Process) Key() Key { return Key{PID: p.ID, StartTicks: uint64(p.Startti
 // another process is an error matching ErrGone, and nothing is changed. If
 // the process exits while it is read, Incomplete is set and the error matches
 // ErrGone. Files the caller may not read are left empty without error.
-func (p *Process) GetDetails() error {
-	if err := p.readStat(); err != nil {
+func (p *Process) GetDetails() error { return p.read(true) }
+
+// readers are the procfs Readers of read: each holds a buffer the reads
+// reuse.
+var readers sync.Pool
+
+// getReader returns a Reader of procRoot from readers, or a new one; give
+// it back with readers.Put.
+func getReader() *procfs.Reader {
+	if r, ok := readers.Get().(*procfs.Reader); ok && r.Root() == procRoot {
+		return r
+	}
+	return procfs.NewReader(procRoot)
+}
+
+// read is GetDetails; without full it leaves the namespaces, root and
+// cgroup to be read on first use (lazy).
+//
+// Every file is read through the process's pinned /proc directory, so all
+// are of the process whose stat is read first, even if it exits and its
+// pid is reused meanwhile (the reads then fail). The binary's link is read
+// last: a process whose exe link is still there has not yet released its
+// memory on its way out (which precedes releasing its working directory and
+// becoming a zombie), so everything read before was read from the live
+// process. Where the link cannot be read, stat is read again to tell.
+func (p *Process) read(full bool) error {
+	r := getReader()
+	defer readers.Put(r)
+	if err := r.Pin(p.ID); err != nil {
 		return err
 	}
-	if err := p.readStatus(); err != nil {
+	defer r.Unpin()
+	s, err := r.Stat(p.ID)
+	if err != nil {
+		return err
+	}
+	if p.Starttime != 0 && uint64(p.Starttime) != s.StartTicks {
+		return fmt.Errorf("%w: pid %d was reused", ErrGone, p.ID)
+	}
+	p.applyStat(s)
+	st, err := r.Status(p.ID)
+	if err != nil {
 		if errors.Is(err, ErrGone) {
 			return p.gone(err)
 		}
 		return err
 	}
+	p.applyStatus(st)
 	// A zombie has no exe, cmdline, environ or cwd left to read; a kernel
 	// thread never had them. Errors of the reads below are not checked one by
-	// one: a link the caller may not read stays empty, and a process that
-	// vanished meanwhile is caught by confirm.
-	if !p.Zombie && !p.KernelThread {
-		_ = p.ReadPath()
-		p.ReadCmdline()
-		_ = p.ReadCwd()
-		p.ReadEnv()
-		p.readRoot()
+	// one: a file the caller may not read stays empty, and a process that
+	// vanished meanwhile is caught at the end.
+	live := !p.Zombie && !p.KernelThread
+	if live {
+		if args, cut, err := r.Cmdline(p.ID, DefaultMaxArgsBytes); err == nil {
+			p.Args, p.ArgsTruncated = args, cut
+			if cut {
+				// The last element is the beginning of an argument and has
+				// no NUL: count one for it, as BoundArgs does.
+				p.Args, _ = BoundArgs(args, DefaultMaxArgsBytes)
+			}
+		}
+		if cwd, err := r.Readlink(p.ID, "cwd"); err == nil {
+			p.CWD = strings.TrimSuffix(cwd, deletedSuffix)
+		}
+		if env, cut, err := r.Environ(p.ID, DefaultMaxEnvBytes); err == nil {
+			p.Env, p.EnvTruncated = env, cut
+		}
 	}
-	p.readNamespaces()
-	p.readCgroup()
-	return p.confirm()
+	p.lazy = nil
+	if full {
+		p.readRest(r)
+	} else {
+		p.lazy = new(lazyDetails)
+	}
+	if live {
+		if link, err := r.Exe(p.ID); err == nil {
+			p.Path = link
+			p.CleanPath()
+			p.CleanArgs()
+			return nil
+		}
+	}
+	return p.confirmWith(r)
 }
 
-// confirm re-reads the start time and state: if the process exited (even if
-// not reaped yet) or the pid was reused during the reads, the details are not
-// the process's.
-func (p *Process) confirm() error {
-	s, _, err := procfs.ReadStat(procRoot, p.ID)
+// readRest reads what FindProcess leaves for later: root, namespaces and
+// cgroup.
+func (p *Process) readRest(r *procfs.Reader) {
+	if !p.Zombie && !p.KernelThread {
+		if root, err := r.Readlink(p.ID, "root"); err == nil {
+			p.Root = root
+		}
+	}
+	ns := r.Namespaces(p.ID)
+	p.NS = Namespaces{PID: ns[0], Mnt: ns[1], Net: ns[2], User: ns[3],
+		UTS: ns[4], IPC: ns[5], Cgroup: ns[6], Time: ns[7]}
+	p.Creds.UserNS = p.NS.User
+	if c, err := r.Cgroup(p.ID); err == nil {
+		p.Cgroup, p.ContainerID, p.ContainerRuntime = c.Path, c.ContainerID, c.Runtime
+	}
+}
+
+// lazyDetails holds what FindProcess leaves unread, read once on first
+// use; after that it never changes, so copies of a Process share it.
+type lazyDetails struct {
+	once sync.Once
+	// rest holds NS, Root, Cgroup, ContainerID, ContainerRuntime and
+	// Creds.UserNS as read; all empty when the process was gone (or its pid
+	// reused) by then.
+	rest Process
+}
+
+// rest returns the lazily read details, reading them on the first call.
+func (p *Process) rest() *Process {
+	l := p.lazy
+	l.once.Do(func() {
+		// Through the pinned directory, so that nothing is read from
+		// another process that has the pid by now.
+		r := getReader()
+		defer readers.Put(r)
+		if r.Pin(p.ID) != nil {
+			return
+		}
+		defer r.Unpin()
+		q := Process{ID: p.ID, Starttime: p.Starttime, Zombie: p.Zombie, KernelThread: p.KernelThread}
+		if q.confirmWith(r) == nil {
+			q.readRest(r)
+			l.rest = q
+		}
+	})
+	return &l.rest
+}
+
+// Complete reads into p what FindProcess left for later (NS, Root, Cgroup,
+// ContainerID, ContainerRuntime, Creds.UserNS), once: a copy that shares
+// the read finds it done. It is a no-op for a Process read otherwise. If
+// the process has exited (or its pid was reused) since FindProcess, those
+// fields stay empty. Like every method that changes a Process, it is for
+// a Process the caller owns: the accessors (Namespaces, RootDir,
+// CgroupInfo) read a shared one without changing it.
+func (p *Process) Complete() {
+	if p.lazy == nil {
+		return
+	}
+	q := p.rest()
+	p.NS, p.Root, p.Creds.UserNS = q.NS, q.Root, q.Creds.UserNS
+	p.Cgroup, p.ContainerID, p.ContainerRuntime = q.Cgroup, q.ContainerID, q.ContainerRuntime
+	p.lazy = nil
+}
+
+// Namespaces returns NS, reading it first (once) for a Process from
+// FindProcess; Creds.UserNS is its User.
+func (p *Process) Namespaces() Namespaces {
+	if p.lazy == nil {
+		return p.NS
+	}
+	return p.rest().NS
+}
+
+// RootDir returns Root, reading it first (once) for a Process from
+// FindProcess.
+func (p *Process) RootDir() string {
+	if p.lazy == nil {
+		return p.Root
+	}
+	return p.rest().Root
+}
+
+// CgroupInfo returns Cgroup, ContainerID and ContainerRuntime, reading them
+// first (once) for a Process from FindProcess.
+func (p *Process) CgroupInfo() (cgroup, containerID, runtime string) {
+	q := p
+	if p.lazy != nil {
+		q = p.rest()
+	}
+	return q.Cgroup, q.ContainerID, q.ContainerRuntime
+}
+
+// confirmWith re-reads the start time and state: if the process exited
+// (even if not reaped yet) or the pid was reused during the reads, the
+// details are not the process's.
+func (p *Process) confirmWith(r *procfs.Reader) error {
+	s, err := r.Stat(p.ID)
 	if err != nil {
 		return p.gone(err)
 	}
@@ -240,6 +419,13 @@ func (p *Process) confirm() error {
 		return p.gone(fmt.Errorf("pid %d exited", p.ID))
 	}
 	return nil
+}
+
+// confirm is confirmWith a Reader of its own.
+func (p *Process) confirm() error {
+	r := getReader()
+	defer readers.Put(r)
+	return p.confirmWith(r)
 }
 
 func (p *Process) gone(err error) error {
@@ -279,16 +465,6 @@ func (p *Process) applyStat(s *procfs.Stat) {
 	}
 }
 
-// readStatus fills Creds and UID from /proc/<pid>/status.
-func (p *Process) readStatus() error {
-	s, err := procfs.ReadStatus(procRoot, p.ID)
-	if err != nil {
-		return err
-	}
-	p.applyStatus(s)
-	return nil
-}
-
 // applyStatus sets Creds and UID from a parsed status file.
 func (p *Process) applyStatus(s *procfs.Status) {
 	p.Creds = Credentials{
@@ -305,27 +481,6 @@ func (p *Process) applyStatus(s *procfs.Status) {
 		UserNS:         p.NS.User,
 	}
 	p.UID = int(s.UIDs[1])
-}
-
-func (p *Process) readNamespaces() {
-	ns := procfs.ReadNamespaces(procRoot, p.ID)
-	p.NS = Namespaces{PID: ns[0], Mnt: ns[1], Net: ns[2], User: ns[3],
-		UTS: ns[4], IPC: ns[5], Cgroup: ns[6], Time: ns[7]}
-	p.Creds.UserNS = p.NS.User
-}
-
-func (p *Process) readCgroup() {
-	c, err := procfs.ReadCgroup(procRoot, p.ID)
-	if err != nil {
-		return
-	}
-	p.Cgroup, p.ContainerID, p.ContainerRuntime = c.Path, c.ContainerID, c.Runtime
-}
-
-func (p *Process) readRoot() {
-	if r, err := procfs.Readlink(p.procPath("root")); err == nil {
-		p.Root = r
-	}
 }
 
 // procPath returns /proc/<pid>/<name> for this process.

@@ -69,6 +69,11 @@ type SerializedCreds struct {
 // Serialize returns the process as a Serialized value. The result shares
 // no mutable state with the Process.
 func (p *Process) Serialize() *Serialized {
+	if p.lazy != nil {
+		c := *p // what FindProcess left for later, read (once) into a copy
+		c.Complete()
+		p = &c
+	}
 	s := &Serialized{
 		ID: p.Key().String(), PID: p.ID, PPID: p.PPID, UID: p.UID,
 		Comm: p.Comm, Path: p.Path, RealPath: p.RealPath, CWD: p.CWD,
