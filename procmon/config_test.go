@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proctrack/proctrack/internal/proctest"
+
 	"github.com/proctrack/proctrack/internal/rulecases"
 	methodebpf "github.com/proctrack/proctrack/methods/ebpf"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -329,21 +331,10 @@ func TestConfigErrors(t *testing.T) {
 // before it is parsed, and a file over it before it is read: a 100 MB file
 // costs no 100 MB (it took 878 MB, and printed the value whole).
 func TestConfigTooLarge(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "big.yaml")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString("method: aaaa"); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(100 << 20); err != nil { // sparse: nothing written
-		t.Fatal(err)
-	}
-	f.Close()
+	path := proctest.SparseFile(t, "method: aaaa", 100<<20)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err = LoadFileConfig(path)
+	_, err := LoadFileConfig(path)
 	runtime.ReadMemStats(&after)
 	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrConfig) {
 		t.Fatalf("100 MB file: %.300v", err)

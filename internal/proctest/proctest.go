@@ -286,3 +286,23 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// SparseFile creates a file of size bytes under t's temporary directory
+// that holds head and then nothing but a hole, and returns its path: a
+// large file that costs no disk and no time to write.
+func SparseFile(t testing.TB, head string, size int64) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(head); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/proctrack/proctrack/internal/proctest"
+
 	"github.com/proctrack/proctrack/internal/sysnum"
 )
 
@@ -136,21 +138,10 @@ func TestParsePolicyErrors(t *testing.T) {
 // is parsed, a file over it before it is read; errors quote excerpts of
 // long values.
 func TestPolicyTooLarge(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "big.yaml")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString("default_action: aaaa"); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(100 << 20); err != nil { // sparse: nothing written
-		t.Fatal(err)
-	}
-	f.Close()
+	path := proctest.SparseFile(t, "default_action: aaaa", 100<<20)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err = LoadPolicy(path)
+	_, err := LoadPolicy(path)
 	runtime.ReadMemStats(&after)
 	var pe *PolicyError
 	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrInvalidPolicy) || !errors.As(err, &pe) {
