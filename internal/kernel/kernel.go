@@ -128,3 +128,26 @@ func DescribeLoadError(err error) string {
 	}
 	return fmt.Sprintf("%v; verifier: %s", ve.Cause, strings.Join(lines, " | "))
 }
+
+// Namespace types whose initial namespace has a fixed inode number
+// (PROC_USER_INIT_INO and PROC_PID_INIT_INO in include/linux/proc_ns.h,
+// fixed since Linux 3.8).
+const (
+	UserNS = "user"
+	PidNS  = "pid"
+)
+
+var initNSIno = map[string]uint64{UserNS: 0xEFFFFFFD, PidNS: 0xEFFFFFFC}
+
+// OutsideInitialNS reports whether this process is provably outside the
+// initial namespace of type ns (UserNS or PidNS), and the inode of the one
+// it is in. It reads only /proc/self; when that cannot be read (or ns is
+// another type) it reports false: unknown is not outside.
+func OutsideInitialNS(ns string) (ino uint64, outside bool) {
+	want, ok := initNSIno[ns]
+	var st unix.Stat_t
+	if !ok || unix.Stat("/proc/self/ns/"+ns, &st) != nil {
+		return 0, false
+	}
+	return st.Ino, st.Ino != want
+}

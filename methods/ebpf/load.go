@@ -8,7 +8,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/bpf"
 	"github.com/proctrack/proctrack/internal/kernel"
@@ -210,19 +209,15 @@ func exitHasGroupDead() bool {
 	return ok && len(fp.Params) >= 3
 }
 
-// initPidNSIno is the inode number of the initial pid namespace
-// (PROC_PID_INIT_INO in include/linux/proc_ns.h, fixed since Linux 3.8).
-const initPidNSIno = 0xEFFFFFFC
-
 // checkPidNamespace returns why the source cannot run in this process's pid
 // namespace, or nil. The programs report pids as the initial pid namespace
 // numbers them (task->tgid), and the source and the monitor read /proc
 // with them: in a child pid namespace (a container without --pid=host)
 // those pids name other processes or none. It reads only /proc/self.
 func checkPidNamespace() error {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/pid", &st); err != nil || st.Ino == initPidNSIno {
+	ino, outside := kernel.OutsideInitialNS(kernel.PidNS)
+	if !outside {
 		return nil // the initial one, or unknown (then /proc is missing and Start says so later)
 	}
-	return fmt.Errorf("the BPF programs report pids of the initial pid namespace, and this process is in pid namespace %d, whose pids and /proc differ: run it in the host's pid namespace (e.g. docker run --pid=host)", st.Ino)
+	return fmt.Errorf("the BPF programs report pids of the initial pid namespace, and this process is in pid namespace %d, whose pids and /proc differ: run it in the host's pid namespace (e.g. docker run --pid=host)", ino)
 }

@@ -18,6 +18,7 @@ import (
 	nl "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/proctrack/proctrack/internal/kernel"
 	"github.com/proctrack/proctrack/internal/pollstop"
 	"github.com/proctrack/proctrack/methods"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -43,14 +44,6 @@ const (
 	// ReasonSeqGap is the reason given when a CPU's message sequence
 	// skipped numbers; n is the number of messages skipped.
 	ReasonSeqGap = "sequence gap"
-)
-
-// Namespace inode numbers the kernel gives its initial namespaces
-// (PROC_USER_INIT_INO and PROC_PID_INIT_INO in include/linux/proc_ns.h,
-// fixed since Linux 3.8).
-const (
-	initUserNSIno = 0xEFFFFFFD
-	initPidNSIno  = 0xEFFFFFFC
 )
 
 // Config configures a Source.
@@ -412,17 +405,11 @@ var nsCheck = checkNamespaces
 // process is provably outside the initial user or pid namespace, where the
 // kernel silently ignores the subscription. It reads only /proc/self.
 func checkNamespaces() error {
-	for _, ns := range []struct {
-		name string
-		ino  uint64
-	}{{"user", initUserNSIno}, {"pid", initPidNSIno}} {
-		var st unix.Stat_t
-		if err := unix.Stat("/proc/self/ns/"+ns.name, &st); err != nil {
-			continue // unknown: the acknowledgement will tell
-		}
-		if st.Ino != ns.ino {
+	for _, ns := range []string{kernel.UserNS, kernel.PidNS} {
+		// Unknown is not outside: the acknowledgement will tell.
+		if ino, outside := kernel.OutsideInitialNS(ns); outside {
 			return fmt.Errorf("netlink: the proc connector reports only to listeners in the initial user and pid namespaces; this process is in %s namespace %d: %w",
-				ns.name, st.Ino, methods.ErrUnavailable)
+				ns, ino, methods.ErrUnavailable)
 		}
 	}
 	return nil
