@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"os"
 	"runtime"
 	"strconv"
@@ -139,17 +140,28 @@ func BenchmarkAdd(b *testing.B) {
 	}
 }
 
-// BenchmarkIsInStoreByPID looks a live cached process up by pid: confirmed
-// by one statx of /proc/<pid> (the usual case), and with the directory's
-// inode unknown so that /proc/<pid>/stat is read (the first lookup after
-// Add, or after the kernel remade the inode).
+// BenchmarkIsInStoreByPID looks a live cached process up by pid: with the
+// kernel's exit counter (a started store: no system call while the pid's
+// slot is unchanged), confirmed by one statx of /proc/<pid> (no counter:
+// a store not started, or NoExitCounter), and with the directory's inode
+// unknown so that /proc/<pid>/stat is read (the first lookup after Add, or
+// after the kernel remade the inode).
 func BenchmarkIsInStoreByPID(b *testing.B) {
 	for _, bc := range []struct {
-		name   string
-		forget bool
-	}{{"confirmed", false}, {"stat", true}} {
+		name            string
+		counter, forget bool
+	}{{"counter", true, false}, {"confirmed", false, false}, {"stat", false, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			s := New(Config{})
+			if bc.counter {
+				if err := s.Start(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				if s.counter.Load() == nil {
+					b.Skip("the exit counter does not run here")
+				}
+			}
 			self := process.FindProcess(os.Getpid(), false)
 			s.Add(self)
 			e := s.byKey[self.Key()]

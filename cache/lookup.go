@@ -6,10 +6,14 @@ import (
 )
 
 // IsInStoreByPID returns the newest cached process with pid. Every call
-// checks that the pid still names the cached process: one statx of
-// /proc/<pid> (its inode number, which procfs changes with the process)
-// against the one seen when the entry was last confirmed; only when that is
-// unknown or changed is /proc/<pid>/stat read. If the pid now belongs to
+// checks that the pid still names the cached process. While the store holds
+// the kernel's exit counter (see Start), an unchanged count of exits in the
+// pid's slot since the entry was last confirmed proves it with no system
+// call; a changed count (or no counter) costs one statx of /proc/<pid> (its
+// inode number, which procfs changes with the process) against the one seen
+// when the entry was last confirmed, and only when that is unknown or
+// changed is /proc/<pid>/stat read (with the counter, a changed count reads
+// /proc/<pid>/stat at once, and records the count again). If the pid now belongs to
 // another process the entry is marked exited and not returned: a reused pid
 // is never reported as its old owner, whatever the delay since the reuse
 // and with no event source. An exited process is returned during its grace
@@ -77,13 +81,28 @@ func (s *EventsStore) expired(e *entry, t int64) bool {
 	return ex != 0 && t-ex > int64(s.cfg.GracePeriod)
 }
 
-// valid reports whether e may answer a lookup by pid at t: the pid's /proc
-// directory is the one last confirmed to be e's (procfs.DirIno), or
-// /proc/<pid>/stat shows e's start time, or the pid is not in use (e has
-// exited, within its grace period).
+// valid reports whether e may answer a lookup by pid at t: no task of the
+// pid's slot exited since e was confirmed running (the exit counter), or the
+// pid's /proc directory is the one last confirmed to be e's
+// (procfs.DirIno), or /proc/<pid>/stat shows e's start time, or the pid is
+// not in use (e has exited, within its grace period).
 func (s *EventsStore) valid(e *entry, t int64) bool {
 	if s.expired(e, t) {
 		return false
+	}
+	if ec := s.counter.Load(); ec != nil {
+		if g := ec.Gen(e.key.PID); g != 0 && g == e.gen.Load() {
+			return true
+		} else if g != 0 {
+			// The count moved (or was never recorded): /proc/<pid>/stat
+			// shows e running and not exiting, after the count was read.
+			s.revalidations.Add(1)
+			if g := ec.Confirm(e.key.PID, e.key.StartTicks); g != 0 {
+				e.gen.Store(g)
+				e.confirmed.Store(t)
+				return true
+			}
+		}
 	}
 	ident, ierr := procfs.DirIno(procfs.DefaultRoot, e.key.PID)
 	if ierr == nil && ident == e.ident.Load() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/proctrack/proctrack/checksum"
+	"github.com/proctrack/proctrack/internal/exits"
 	"github.com/proctrack/proctrack/internal/intern"
 	"github.com/proctrack/proctrack/internal/loop"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -54,6 +55,13 @@ type Config struct {
 	// are also the most a /proc read keeps, so larger values are taken as
 	// the defaults.
 	MaxArgsBytes, MaxEnvBytes int
+	// NoExitCounter makes every lookup by pid confirm the process from
+	// /proc (one statx), as where the kernel's exit counter cannot run.
+	// Otherwise, while the collector runs (Start), the store holds the
+	// exit counter (internal/exits: a BPF program counting exits per pid
+	// slot) and a lookup whose pid's slot is unchanged since the entry was
+	// confirmed costs no system call.
+	NoExitCounter bool
 	// Hasher computes checksums; nil means a checksum.New with defaults.
 	Hasher *checksum.Hasher
 	// Logger receives debug logs; nil means slog.Default().
@@ -92,6 +100,7 @@ type entry struct {
 	lastSeen  atomic.Int64
 	confirmed atomic.Int64  // last /proc confirmation that the process runs
 	ident     atomic.Uint64 // procfs.DirIno of the pid when last confirmed (0 unknown)
+	gen       atomic.Uint64 // exits.Counter.Confirm's value when last confirmed (0 unknown)
 	exited    atomic.Int64
 	execs     int32    // guarded by the store lock
 	prevPaths []string // guarded by the store lock
@@ -139,6 +148,8 @@ type EventsStore struct {
 
 	runMu sync.Mutex
 	run   *loop.Runner // the collector's current run
+
+	counter atomic.Pointer[exits.Counter] // the exit counter, held while the collector runs
 }
 
 // NewEventsStore returns a store with the default Config, as the seed API
@@ -183,7 +194,10 @@ var ErrStarted = loop.ErrStarted
 
 // Start runs the garbage collector (DeleteOldItems every GCPeriod) until ctx
 // ends or Close is called; its goroutine has returned when Close returns.
-// Starting a running store returns an error matching ErrStarted.
+// Unless Config.NoExitCounter, the store holds the kernel's exit counter
+// for as long (where it cannot load, lookups by pid confirm with a statx as
+// without it). Starting a running store returns an error matching
+// ErrStarted.
 //
 // The store is the one long-lived value that may be started again once its
 // collector has stopped: it holds data that outlives the monitors keeping
@@ -196,9 +210,28 @@ func (s *EventsStore) Start(ctx context.Context) error {
 		return fmt.Errorf("cache: store: %w", ErrStarted)
 	}
 	s.run = new(loop.Runner)
-	return s.run.Start(ctx, nil, func(ctx context.Context) {
+	var ec *exits.Counter
+	if !s.cfg.NoExitCounter {
+		ec = exits.New()
+		if err := ec.Start(ctx); err != nil {
+			s.log.Debug("cache: lookups by pid confirm with a statx", "err", err)
+			ec = nil
+		}
+	}
+	s.counter.Store(ec)
+	stop := func() {
+		s.counter.CompareAndSwap(ec, nil)
+		if ec != nil {
+			_ = ec.Close()
+		}
+	}
+	err := s.run.Start(ctx, stop, func(ctx context.Context) {
 		loop.Every(ctx, s.cfg.GCPeriod, func() { s.DeleteOldItems() })
 	})
+	if err != nil {
+		stop()
+	}
+	return err
 }
 
 // Close stops the garbage collector and waits for it. The store stays

@@ -129,28 +129,48 @@ func TestExitGraceRemoval(t *testing.T) {
 // TestPIDReuseWithoutEvents (issue 18): a cached process is killed and its
 // pid taken by a new process at once, with no event telling the store;
 // IsInStoreByPID never returns the old process, at any delay after the
-// reuse.
+// reuse: confirmed by statx (a store not started, or NoExitCounter) and by
+// the kernel's exit counter (a started store; issue 15).
 func TestPIDReuseWithoutEvents(t *testing.T) {
 	requireRoot(t)
-	for _, delay := range []time.Duration{0, 20 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond} {
-		s := New(Config{})
-		c := start(t, exec.Command("/bin/sleep", "60"), "sleep")
-		old := find(t, c.PID)
-		s.Add(old)
-		if item, found := s.IsInStoreByPID(c.PID); !found || item.Proc != old {
-			t.Fatalf("live process not found by pid: %+v %v", item, found)
-		}
-		c.Stop()
-		time.Sleep(20 * time.Millisecond) // a clock tick: the new process's Key differs (see process.Key)
-		fresh := proctest.ForcePID(t, c.PID, func() *exec.Cmd { return exec.Command("/bin/cat") })
-		time.Sleep(delay)
-		if item, found := s.IsInStoreByPID(c.PID); found {
-			t.Errorf("%v after the reuse: pid %d answered with the old process %s (now %s)", delay, c.PID, item.Proc.Key(), find(t, fresh.PID).Key())
-		}
-		if st := s.Stats(); st.PIDReuses != 1 {
-			t.Errorf("%v after the reuse: PIDReuses %d, want 1", delay, st.PIDReuses)
-		}
-		fresh.Stop()
+	for _, mode := range []string{"statx", "no-counter", "counter"} {
+		t.Run(mode, func(t *testing.T) {
+			for _, delay := range []time.Duration{0, 20 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond} {
+				s := New(Config{NoExitCounter: mode == "no-counter"})
+				if mode != "statx" {
+					if err := s.Start(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				counted := s.counter.Load() != nil
+				if counted != (mode == "counter") {
+					t.Fatalf("exit counter held: %v", counted)
+				}
+				c := start(t, exec.Command("/bin/sleep", "60"), "sleep")
+				old := find(t, c.PID)
+				s.Add(old)
+				for range 2 {
+					if item, found := s.IsInStoreByPID(c.PID); !found || item.Proc != old {
+						t.Fatalf("live process not found by pid: %+v %v", item, found)
+					}
+				}
+				if counted && s.byKey[old.Key()].gen.Load() == 0 {
+					t.Fatal("the exit counter's value was not recorded")
+				}
+				c.Stop()
+				time.Sleep(20 * time.Millisecond) // a clock tick: the new process's Key differs (see process.Key)
+				fresh := proctest.ForcePID(t, c.PID, func() *exec.Cmd { return exec.Command("/bin/cat") })
+				time.Sleep(delay)
+				if item, found := s.IsInStoreByPID(c.PID); found {
+					t.Errorf("%v after the reuse: pid %d answered with the old process %s (now %s)", delay, c.PID, item.Proc.Key(), find(t, fresh.PID).Key())
+				}
+				if st := s.Stats(); st.PIDReuses != 1 {
+					t.Errorf("%v after the reuse: PIDReuses %d, want 1", delay, st.PIDReuses)
+				}
+				fresh.Stop()
+				_ = s.Close()
+			}
+		})
 	}
 }
 
