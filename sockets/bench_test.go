@@ -1,6 +1,7 @@
 package sockets
 
 import (
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -88,11 +89,56 @@ func BenchmarkPIDOfInodeCold(b *testing.B) {
 }
 
 // BenchmarkPIDOfInodeWarm: cached inodes, trusted within Revalidate: the
-// owner's pid checked (one statx), no readlink. Revalidate is longer than
-// the run so that the figure does not depend on how fast the loop goes
-// round the 5,000 sockets against the 100 ms window.
+// owner's pid checked by the exit counter (no system call; "statx" without
+// it: NoExitCounter), no readlink. Revalidate is longer than the run so
+// that the figure does not depend on how fast the loop goes round the
+// 5,000 sockets against the 100 ms window.
 func BenchmarkPIDOfInodeWarm(b *testing.B) {
-	benchWarm(b, Config{Revalidate: time.Hour})
+	b.Run("counter", func(b *testing.B) { benchWarm(b, Config{Revalidate: time.Hour}) })
+	b.Run("statx", func(b *testing.B) { benchWarm(b, Config{Revalidate: time.Hour, NoExitCounter: true}) })
+}
+
+// BenchmarkGetPIDFromINodeWarm: the seed's GetPIDFromINode of cached
+// inodes, each with its seed key, on a Default trusting descriptors for the
+// run (as BenchmarkPIDOfInodeWarm) with the exit counter ("counter") and
+// without it ("statx"), and on one with the default Config ("default":
+// the counter, and one readlink per socket every 100 ms, which going round
+// 5,000 sockets makes a large share of the figure).
+func BenchmarkGetPIDFromINodeWarm(b *testing.B) {
+	socks := startFleet(b)
+	keys := make([]string, len(socks))
+	for i, s := range socks {
+		keys[i] = strconv.FormatUint(s.s.Inode, 10) + s.s.Local.String() + s.s.Remote.String()
+	}
+	prev := Default()
+	defer SetDefault(prev)
+	for _, bc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"counter", Config{Revalidate: time.Hour}},
+		{"statx", Config{Revalidate: time.Hour, NoExitCounter: true}},
+		{"default", Config{}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := New(bc.cfg)
+			defer r.Close()
+			SetDefault(r)
+			r.PIDOfInode(socks[0].s.Inode)
+			r.waitScan()
+			for i, s := range socks {
+				GetPIDFromINode(int(s.s.Inode), keys[i])
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				j := i % len(socks)
+				if pid := GetPIDFromINode(int(socks[j].s.Inode), keys[j]); pid != socks[j].pid {
+					b.Fatalf("inode %d: %d, want %d", socks[j].s.Inode, pid, socks[j].pid)
+				}
+			}
+		})
+	}
 }
 
 // BenchmarkPIDOfInodeWarmValidated: cached inodes, every hit confirmed by

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/cache"
+	"github.com/proctrack/proctrack/internal/exits"
 	"github.com/proctrack/proctrack/internal/loop"
 	"github.com/proctrack/proctrack/internal/procfs"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -97,12 +98,20 @@ type Config struct {
 	SocketMap  SocketMap
 	// ProcRoot is the procfs mount point (/proc).
 	ProcRoot string
+	// NoExitCounter makes every hit confirm its owner's pid from /proc
+	// (one statx). Otherwise the Resolver holds the kernel's exit counter
+	// (internal/exits: a BPF program counting exits per pid slot) from its
+	// first lookup until Close, where it can load and ProcRoot is /proc: a
+	// hit whose owner's pid slot saw no exit since the owner was confirmed
+	// running costs no system call.
+	NoExitCounter bool
 }
 
 type inodeEntry struct {
 	owner
 	start   uint64        // the pid's start ticks at scan time (0 unknown)
 	ident   atomic.Uint64 // procfs.DirIno of the pid, read before its fd table
+	gen     atomic.Uint64 // the exit counter's value when the owner was confirmed running (0 unknown)
 	checked atomic.Int64
 }
 
@@ -153,6 +162,10 @@ type Resolver struct {
 
 	run    loop.Runner
 	closed atomic.Bool // set once the Runner has stopped or Close was called
+
+	counterMu    sync.Mutex
+	counterTried atomic.Bool                   // the first lookup tried to open the exit counter (or Close ran)
+	counter      atomic.Pointer[exits.Counter] // the exit counter, nil when not held
 }
 
 // ErrClosed is matched by the errors of a Resolver's lookups once it is
@@ -217,6 +230,7 @@ func (r *Resolver) start(ctx context.Context, more ...func(ctx context.Context))
 // shut marks the Resolver closed and closes the sock_diag socket.
 func (r *Resolver) shut() {
 	r.closed.Store(true)
+	r.releaseCounter()
 	if err := r.diag.shut(); err != nil {
 		slog.Warn("sockets: close sock_diag", "err", err)
 	}
@@ -230,22 +244,54 @@ func (r *Resolver) Close() error {
 	_ = r.run.Close()
 	r.closed.Store(true)
 	r.waitScan()
+	r.releaseCounter()
 	return r.diag.shut()
+}
+
+// exitCounter returns the exit counter, opening it on the first call (see
+// Config.NoExitCounter); nil when it is not used or cannot run.
+func (r *Resolver) exitCounter() *exits.Counter {
+	if r.counterTried.Load() {
+		return r.counter.Load()
+	}
+	r.counterMu.Lock()
+	defer r.counterMu.Unlock()
+	if r.counterTried.Swap(true) || r.cfg.NoExitCounter || r.cfg.ProcRoot != procfs.DefaultRoot || r.closed.Load() {
+		return r.counter.Load()
+	}
+	c := exits.New()
+	if err := c.Start(context.Background()); err != nil {
+		slog.Debug("sockets: hits confirm their owner with a statx", "err", err)
+		return nil
+	}
+	r.counter.Store(c)
+	return c
+}
+
+// releaseCounter closes the exit counter; none is opened afterwards.
+func (r *Resolver) releaseCounter() {
+	r.counterMu.Lock()
+	r.counterTried.Store(true)
+	c := r.counter.Swap(nil)
+	r.counterMu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
 }
 
 // Clean drops expired negative entries, inode entries not confirmed for
 // MaxAge and remembered connections older than RecentConns.
 func (r *Resolver) Clean() {
-	now := time.Now().UnixNano()
+	now, t := time.Now().UnixNano(), tick()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for ino, exp := range r.negative {
-		if now > exp {
+		if t > exp {
 			delete(r.negative, ino)
 		}
 	}
 	for ino, e := range r.inodes {
-		if now-e.checked.Load() > int64(r.cfg.MaxAge) {
+		if t-e.checked.Load() > int64(r.cfg.MaxAge) {
 			delete(r.inodes, ino)
 		}
 	}
@@ -312,17 +358,20 @@ func (r *Resolver) PIDOfInode(inode uint64) (pid int, ok bool) {
 }
 
 // resolve runs the lookup order; a closed Resolver finds nothing.
-func (r *Resolver) resolve(inode uint64) (found, bool) {
+func (r *Resolver) resolve(inode uint64) (found, bool) { return r.resolveAt(inode, tick()) }
+
+// resolveAt is resolve at now (tick).
+func (r *Resolver) resolveAt(inode uint64, now int64) (found, bool) {
 	if inode == 0 || r.closed.Load() {
 		return found{}, false
 	}
+	r.exitCounter()
 	if m := r.cfg.SocketMap; m != nil {
 		if pid, ok := m.PIDOfInode(inode); ok {
 			return found{owner: owner{pid: int32(pid), tid: int32(pid), fd: -1}}, true
 		}
 	}
 	gen := r.scanGen.Load()
-	now := time.Now().UnixNano()
 	r.mu.RLock()
 	exp, neg := r.negative[inode]
 	e := r.inodes[inode]
@@ -349,7 +398,7 @@ func (r *Resolver) resolve(inode uint64) (found, bool) {
 	}
 	r.misses.Add(1)
 	r.mu.Lock()
-	r.negative[inode] = time.Now().UnixNano() + int64(r.cfg.NegativeTTL)
+	r.negative[inode] = tick() + int64(r.cfg.NegativeTTL)
 	r.mu.Unlock()
 	return found{}, false
 }
@@ -366,18 +415,44 @@ func (r *Resolver) cached(inode uint64) (found, bool) {
 }
 
 // check validates a cached entry. Every hit first checks that the pid still
-// names the process the scan saw (its /proc directory's inode, one statx):
-// a pid reused since is never answered as the socket's owner. A hit then
+// names the process the scan saw: with the exit counter, no exit in the
+// pid's slot since the owner was confirmed running (no system call);
+// otherwise its /proc directory's inode (one statx), after which the
+// counter's value is recorded again (one read of /proc/<pid>/stat). A pid
+// reused since is never answered as the socket's owner. A hit then
 // confirmed within Revalidate is returned as is; an older one costs one
 // readlink of /proc/<tid>/fd/<n>. A gone owner is answered (exited) while
 // the process cache holds it, marked reused when its pid names another
 // process now.
-func (r *Resolver) check(inode uint64, e *inodeEntry, now int64) (found, bool) {
+func (r *Resolver) check(inode uint64, e *inodeEntry, now int64) (found, bool) { // now: tick()
 	f := found{owner: e.owner, start: e.start}
-	ident, ierr := procfs.DirIno(r.cfg.ProcRoot, int(e.pid))
-	same := ierr == nil && ident == e.ident.Load()
-	if same && r.cfg.Revalidate > 0 && now-e.checked.Load() < int64(r.cfg.Revalidate) {
-		return f, true
+	trusted := r.cfg.Revalidate > 0 && now-e.checked.Load() < int64(r.cfg.Revalidate)
+	var gen uint64
+	ec := r.counter.Load()
+	if ec != nil {
+		gen = ec.Gen(int(e.pid))
+	}
+	var ident uint64
+	var ierr error
+	same := gen != 0 && gen == e.gen.Load()
+	if same {
+		if trusted {
+			return f, true
+		}
+		ident = e.ident.Load()
+	} else {
+		ident, ierr = procfs.DirIno(r.cfg.ProcRoot, int(e.pid))
+		same = ierr == nil && ident == e.ident.Load()
+		if same && gen != 0 {
+			// The directory is the scan's: the process the scan saw, so its
+			// start time, read now, must show it running and not exiting.
+			if g := ec.Confirm(int(e.pid), e.start); g != 0 {
+				e.gen.Store(g)
+			}
+		}
+		if same && trusted {
+			return f, true
+		}
 	}
 	r.validations.Add(1)
 	k := process.Key{PID: int(e.pid), StartTicks: e.start}
@@ -408,11 +483,12 @@ func (r *Resolver) check(inode uint64, e *inodeEntry, now int64) (found, bool) {
 	if e.start != 0 {
 		if cur, err := process.CurrentKey(int(e.pid)); err != nil || cur != k {
 			if it, ok := r.store.Get(k); ok {
+				wall := time.Now().UnixNano() // the cache's clock
 				if it.Exited == 0 {
 					r.store.Exit(k)
-					it.Exited = now
+					it.Exited = wall
 				}
-				if now-it.Exited <= int64(it.TTL)*int64(time.Second) {
+				if wall-it.Exited <= int64(it.TTL)*int64(time.Second) {
 					f.exited = true
 					f.reused = cur.StartTicks != 0 && cur != k
 					return f, true
@@ -470,7 +546,7 @@ func (r *Resolver) fullScan(gen, inode uint64) (found, bool) {
 		// early) has put it there since: checked as any hit (a failed
 		// check drops it, and the next try scans).
 		r.scanMu.Unlock()
-		if f, ok := r.check(inode, e, time.Now().UnixNano()); ok {
+		if f, ok := r.check(inode, e, tick()); ok {
 			return f, true
 		}
 		return r.fullScan(r.scanGen.Load(), inode)
@@ -554,7 +630,8 @@ var scanWorkers = min(runtime.GOMAXPROCS(0), 4)
 // early, the first sight of socket want is answered there at once
 // (earlyAnswer) while the scan goes on.
 func (r *Resolver) scanLocked(pids []int, replace bool, want uint64, early chan<- found) map[uint64]*inodeEntry {
-	now := time.Now().UnixNano()
+	now := tick()
+	ec := r.counter.Load()
 	var earlyOnce sync.Once
 	workers := 1
 	if len(pids) >= 64 {
@@ -572,10 +649,15 @@ func (r *Resolver) scanLocked(pids []int, replace bool, want uint64, early chan<
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			starts := make(map[int32]uint64)
+			procs := make(map[int32]*scanned)
 			for i := w; i < len(pids); i += workers {
-				// The directory's inode before the fd table: while it is
-				// unchanged, the process is the one whose sockets were read.
+				// The exit counter's value, then the directory's inode
+				// before the fd table: while the inode is unchanged, the
+				// process is the one whose sockets were read.
+				var gen uint64
+				if ec != nil {
+					gen = ec.Gen(pids[i])
+				}
 				ident, _ := procfs.DirIno(r.cfg.ProcRoot, pids[i])
 				sc.pid(pids[i], func(ino uint64, o owner) {
 					if _, dup := seen[ino]; dup {
@@ -585,23 +667,25 @@ func (r *Resolver) scanLocked(pids []int, replace bool, want uint64, early chan<
 					e.ident.Store(ident)
 					e.checked.Store(now)
 					seen[ino] = e
-					if _, ok := starts[o.pid]; !ok {
-						starts[o.pid] = 0
+					p := procs[o.pid]
+					if p == nil {
+						p = &scanned{ident: ident, gen: gen}
+						procs[o.pid] = p
 					}
 					if ino == want && early != nil {
 						if st := r.earlyAnswer(&earlyOnce, early, o, ident); st != 0 {
-							starts[o.pid] = st
+							p.start = st
 						}
 					}
 				})
 			}
-			for pid := range starts {
-				if s, _, err := procfs.ReadStat(r.cfg.ProcRoot, int(pid)); err == nil {
-					starts[pid] = s.StartTicks
-				}
+			for pid, p := range procs {
+				p.learn(r.cfg.ProcRoot, int(pid))
 			}
 			for _, e := range seen {
-				e.start = starts[e.pid]
+				p := procs[e.pid]
+				e.start = p.start
+				e.gen.Store(p.gen)
 			}
 		}()
 	}
@@ -643,6 +727,42 @@ func (r *Resolver) scanLocked(pids []int, replace bool, want uint64, early chan<
 		delete(r.negative, ino)
 	}
 	return seen
+}
+
+// clockBase is the origin of tick.
+var clockBase = time.Now()
+
+// tick is the Resolver's clock for entries' confirmation times and the
+// negative cache's expiry: nanoseconds on the monotonic clock, which costs
+// half of time.Now (one clock read instead of two).
+func tick() int64 { return int64(time.Since(clockBase)) }
+
+// scanned is what a scan learns of a process whose fd table holds sockets.
+type scanned struct {
+	ident uint64 // procfs.DirIno, read before the fd table
+	gen   uint64 // the exit counter's value, read before ident (0 none)
+	start uint64
+}
+
+// learn reads the process's start time. The exit counter's value is kept
+// only if the process was then running and not exiting and is the one
+// whose fd table was read (its directory's inode unchanged after the read
+// of its stat): exits.Confirm's rule.
+func (p *scanned) learn(root string, pid int) {
+	s, _, err := procfs.ReadStat(root, pid)
+	if err != nil {
+		p.gen = 0 // keep an early answer's start: the owner may have exited since
+		return
+	}
+	p.start = s.StartTicks
+	if p.gen != 0 && !exits.Running(s, s.StartTicks) {
+		p.gen = 0
+	}
+	if p.gen != 0 {
+		if ident, err := procfs.DirIno(root, pid); err != nil || ident != p.ident || ident == 0 {
+			p.gen = 0
+		}
+	}
 }
 
 // noteOwner records pid as a recent socket owner (scanned first on a miss).

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/proctrack/proctrack/internal/loop"
 )
 
@@ -54,6 +52,7 @@ type InodeItem struct {
 	FdPath   string
 	Pid      int
 	LastSeen int64
+	fd       owner // where FdPath points, as GetPIDFromINode recorded it
 }
 
 // ProcItem is an entry of CacheProcs: a process that held sockets, its fd
@@ -161,40 +160,53 @@ var (
 	PidsCache = NewCacheOfProcs()
 )
 
-// GetPIDFromINode returns the pid holding socket inode, or -1. inodeKey
-// (the seed's inode+srcip+srcport+dstip+dstport) is tried first in
-// InodesCache, the hit confirmed by one readlink; then Default's lookup
-// order (see the package doc). Hits are recorded under inodeKey.
+// GetPIDFromINode returns the pid holding socket inode, or -1, by Default's
+// lookup order (see the package doc): a cached inode is trusted as the
+// Resolver trusts it (the owner's pid confirmed to name the same process,
+// with no system call where the exit counter runs; the descriptor trusted
+// within Revalidate of its last confirmation). A pid reused since is never
+// returned. Hits are recorded in InodesCache under inodeKey (the seed's
+// inode+srcip+srcport+dstip+dstport) and in PidsCache, for callers that
+// read them; they are no longer consulted first, because an entry there
+// could not tell a reused pid.
 func GetPIDFromINode(inode int, inodeKey string) int {
 	if inode <= 0 {
 		return -1
 	}
-	want := "socket:[" + strconv.Itoa(inode) + "]"
-	if it, ok := InodesCache.Get(inodeKey); ok && inodeKey != "" {
-		it.RLock()
-		path, pid := it.FdPath, it.Pid
-		it.RUnlock()
-		var buf [64]byte
-		if n, err := unix.Readlink(path, buf[:]); err == nil && string(buf[:n]) == want {
-			it.Lock()
-			it.LastSeen = time.Now().UnixNano()
-			it.Unlock()
-			return pid
-		}
-		InodesCache.Delete(inodeKey)
-	}
 	r := Default()
-	f, ok := r.resolve(uint64(inode))
+	t := tick()
+	f, ok := r.resolveAt(uint64(inode), t)
 	if !ok || f.reused {
+		if inodeKey != "" {
+			InodesCache.Delete(inodeKey)
+		}
 		return -1
 	}
-	now := time.Now().UnixNano()
 	if inodeKey != "" && f.fd >= 0 {
-		base := r.cfg.ProcRoot + "/" + strconv.Itoa(int(f.tid)) + "/fd/"
-		InodesCache.Add(inodeKey, &InodeItem{FdPath: base + strconv.Itoa(int(f.fd)), Pid: int(f.pid), LastSeen: now})
-		PidsCache.Add(&ProcItem{FdPath: base, Pid: int(f.pid), LastSeen: now})
+		// The seed caches' times are unix nanoseconds: taken from the same
+		// clock reading (the monotonic clock drifts from the wall clock far
+		// less than the caches' two-minute expiry).
+		r.recordSeed(inodeKey, f.owner, clockBase.UnixNano()+t)
 	}
 	return int(f.pid)
+}
+
+// recordSeed records a hit in InodesCache and PidsCache at now (unix
+// nanoseconds): a new entry when the key names another descriptor, else
+// only LastSeen.
+func (r *Resolver) recordSeed(inodeKey string, o owner, now int64) {
+	if it, ok := InodesCache.Get(inodeKey); ok {
+		it.Lock()
+		if it.Pid == int(o.pid) && it.fd == o {
+			it.LastSeen = now
+			it.Unlock()
+			return
+		}
+		it.Unlock()
+	}
+	base := r.cfg.ProcRoot + "/" + strconv.Itoa(int(o.tid)) + "/fd/"
+	InodesCache.Add(inodeKey, &InodeItem{FdPath: base + strconv.Itoa(int(o.fd)), Pid: int(o.pid), LastSeen: now, fd: o})
+	PidsCache.Add(&ProcItem{FdPath: base, Pid: int(o.pid), LastSeen: now})
 }
 
 // CacheCleanerTask runs Default's cleaner and the seed caches' expiry

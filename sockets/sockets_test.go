@@ -430,26 +430,52 @@ func TestUDPLite(t *testing.T) {
 // TestReusedPIDNeverAnswered (issue 18): a socket's owner is killed and its
 // pid taken by a new process at once; PIDOfInode of the old socket is then
 // a miss at every delay after the reuse, within the default trust window
-// and within one longer than the test, and Owner names the old process or
-// nothing, never the new one.
+// and within one longer than the test, with the owner confirmed by statx
+// (NoExitCounter) and by the kernel's exit counter (issue 15), and Owner
+// names the old process or nothing, never the new one. The seed's
+// GetPIDFromINode, on the last Resolver (counter, long trust window), never
+// returns the pid either.
 func TestReusedPIDNeverAnswered(t *testing.T) {
 	requireRoot(t)
+	prev := Default()
+	defer SetDefault(prev)
 	for _, delay := range []time.Duration{0, 20 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond} {
 		h := startHelper(t)
 		local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(atoi(t, h.do("udpfd")[1])))
-		rs := []*Resolver{New(Config{}), New(Config{Revalidate: time.Hour})}
+		rs := []*Resolver{
+			New(Config{NoExitCounter: true}), New(Config{Revalidate: time.Hour, NoExitCounter: true}),
+			New(Config{}), New(Config{Revalidate: time.Hour}),
+		}
+		seed := rs[len(rs)-1]
+		SetDefault(seed)
 		var inode uint64
 		var old process.Key
-		for _, r := range rs {
+		for i, r := range rs {
 			p, info, err := r.Lookup(UDP, local, netip.AddrPort{})
 			if err != nil || p.ID != h.pid {
 				t.Fatalf("%v %+v %v", p, info, err)
 			}
 			inode, old = info.Inode, p.Key()
+			if pid, ok := r.PIDOfInode(inode); !ok || pid != h.pid {
+				t.Fatalf("a hit: %d %v", pid, ok)
+			}
+			r.mu.RLock()
+			counted := r.inodes[inode].gen.Load() != 0
+			r.mu.RUnlock()
+			if want := i >= 2; counted != want || (r.counter.Load() != nil) != want {
+				t.Fatalf("resolver %d: exit counter held %v, recorded %v; want %v", i, r.counter.Load() != nil, counted, want)
+			}
+		}
+		key := fmt.Sprint(inode, local)
+		if pid := GetPIDFromINode(int(inode), key); pid != h.pid {
+			t.Fatalf("GetPIDFromINode of the live owner: %d", pid)
 		}
 		h.kill()
 		fresh := proctest.ForcePID(t, old.PID, func() *exec.Cmd { return exec.Command("/bin/sleep", "60") })
 		time.Sleep(delay)
+		if pid := GetPIDFromINode(int(inode), key); pid != -1 {
+			t.Errorf("%v after the reuse: GetPIDFromINode named pid %d, now /bin/sleep's", delay, pid)
+		}
 		for i, r := range rs {
 			if pid, ok := r.PIDOfInode(inode); ok {
 				t.Errorf("%v after the reuse, resolver %d: the old socket named pid %d, now /bin/sleep's", delay, i, pid)
@@ -457,6 +483,7 @@ func TestReusedPIDNeverAnswered(t *testing.T) {
 			if p, ok := r.Owner(inode); ok && p.Key() != old {
 				t.Errorf("%v after the reuse, resolver %d: Owner named %s, not the old owner %s", delay, i, p.Key(), old)
 			}
+			_ = r.Close()
 		}
 		fresh.Stop()
 	}
