@@ -184,7 +184,7 @@ func TestAuditLateExecAfterPIDReuse(t *testing.T) {
 }
 
 // reuseLookups are the lookups TestPIDReuse checks, as its subtests name them.
-var reuseLookups = []string{"CacheByPID", "CacheByKey", "FindProcess", "PIDOfInode", "Lookup"}
+var reuseLookups = []string{"CacheByPID", "CacheByKey", "FindProcess", "PIDOfInode", "Lookup", "GetPIDFromINode"}
 
 // reuseDelays are when TestPIDReuse looks, after the new process started.
 var reuseDelays = []time.Duration{0, 5 * time.Millisecond, 50 * time.Millisecond, 500 * time.Millisecond}
@@ -202,8 +202,10 @@ type reuseTally struct {
 // ns_last_pid). At 0, 5, 50 and 500 ms after, a lookup must not name the
 // old process for the new one nor the new for the old: the process cache by
 // pid (IsInStoreByPID) and by key (Get), FindProcess, the socket
-// resolver's PIDOfInode of the old, closed socket, and Lookup of both
-// sockets. Lookups repair the cache as they go (a resolver that finds an
+// resolver's PIDOfInode of the old, closed socket, Lookup of both sockets,
+// and the seed's GetPIDFromINode of the old socket (on the same resolver,
+// installed as sockets.Default). Where BPF runs (root here), the cache and
+// the resolver confirm pids with the kernel's exit counter (issue 15). Lookups repair the cache as they go (a resolver that finds an
 // owner gone marks it exited), so each reuse checks one lookup, in turn. A
 // miss is fine; a wrong answer fails the lookup's subtest
 // (TestPIDReuse/<method>/<lookup>).
@@ -229,6 +231,9 @@ func TestPIDReuse(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
+			prev := sockets.Default()
+			sockets.SetDefault(r)
+			defer sockets.SetDefault(prev)
 			tally := map[string]*reuseTally{}
 			for _, l := range reuseLookups {
 				tally[l] = &reuseTally{}
@@ -286,6 +291,10 @@ func reuseOnce(t *testing.T, m *Monitor, r *sockets.Resolver, oldBin, newBin, lo
 		t.Logf("PIDOfInode of the live old socket: %d %v, want %d", pid, ok, old.PID)
 	}
 	_, _, _ = r.Lookup(sockets.UDP, oldAddr, remote)
+	seedKey := fmt.Sprint(oldInode, oldAddr, remote)
+	if got := sockets.GetPIDFromINode(int(oldInode), seedKey); got != old.PID {
+		t.Logf("GetPIDFromINode of the live old socket: %d, want %d", got, old.PID)
+	}
 	killAged(old, born) // SIGKILL
 
 	newFile, newAddr, _ := udpFile(t)
@@ -353,6 +362,13 @@ func reuseOnce(t *testing.T, m *Monitor, r *sockets.Resolver, oldBin, newBin, lo
 			if got, ok := r.PIDOfInode(oldInode); ok && got == pid {
 				// The pid names the new process now: an answer for
 				// the old socket names it.
+				p = process.NewProcessEmpty(pid, "")
+				p.Starttime = int64(newKey.StartTicks)
+			}
+			judge(d, true, p)
+		case "GetPIDFromINode":
+			var p *process.Process
+			if sockets.GetPIDFromINode(int(oldInode), seedKey) == pid {
 				p = process.NewProcessEmpty(pid, "")
 				p.Starttime = int64(newKey.StartTicks)
 			}
