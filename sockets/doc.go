@@ -62,19 +62,25 @@
 //  4. The pid/fd cache: the fd tables of the last 16 processes that owned
 //     looked-up sockets, then those of the pids the event source saw
 //     recently (Config.RecentPIDs, an extension point for a monitor).
-//  5. A full scan of /proc/*/fd, and of /proc/<pid>/task/<tid>/fd for each
-//     thread whose fd table differs from its process's (unshare(CLONE_FILES),
-//     clone without CLONE_FILES; detected with kcmp(KCMP_FILES)). The scan
-//     replaces the inode cache with every socket it saw, so a burst of
-//     distinct new inodes costs one scan, not one each: 60-85 ms here for 200
-//     processes holding 5,000 sockets and 10,000 other descriptors (about
-//     2.3 µs of readlink per descriptor). It reads the newest processes (the
-//     highest pids) first and answers the miss as soon as it sees the inode
-//     (the owner's start time read, its pid confirmed unchanged), finishing
-//     in the background under the scan lock; a lookup that needs the scan's
-//     result meanwhile waits for it, and Close waits for it to end.
-//     Concurrent misses share one scan; Config.MinScanInterval can bound how
-//     often misses scan at all.
+//  5. A full scan of every process's fd table (and of each thread's whose
+//     table differs from its process's: unshare(CLONE_FILES), clone without
+//     CLONE_FILES). Where BPF runs (root, the initial pid namespace, unless
+//     Config.NoSocketIterator), one read of a BPF iterator
+//     (internal/sockfds, iter/task_file, opened at the first full scan)
+//     lists every socket descriptor on the machine: 13-16 ms here for 200
+//     processes holding 5,000 sockets and 10,000 other descriptors, each
+//     process's /proc inode and exit count read before the listing and its
+//     start time after. Otherwise /proc/*/fd and /proc/<pid>/task/<tid>/fd
+//     (threads detected with kcmp(KCMP_FILES)), one readlink per
+//     descriptor: 60-200 ms for the same fleet; that scan reads the newest
+//     processes (the highest pids) first. Either answers the miss as soon
+//     as it sees the inode (the owner's start time read, its pid confirmed
+//     unchanged), finishing in the background under the scan lock; a
+//     lookup that needs the scan's result meanwhile waits for it, and Close
+//     waits for it to end. The scan replaces the inode cache with every
+//     socket it saw, so a burst of distinct new inodes costs one scan, not
+//     one each. Concurrent misses share one scan; Config.MinScanInterval
+//     can bound how often misses scan at all.
 //  6. Still unknown: the inode enters the negative cache.
 //
 // A shared socket (inherited across fork, passed over a unix socket) has

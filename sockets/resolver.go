@@ -19,6 +19,7 @@ import (
 	"github.com/proctrack/proctrack/internal/exits"
 	"github.com/proctrack/proctrack/internal/loop"
 	"github.com/proctrack/proctrack/internal/procfs"
+	"github.com/proctrack/proctrack/internal/sockfds"
 	"github.com/proctrack/proctrack/procmon/process"
 )
 
@@ -105,6 +106,12 @@ type Config struct {
 	// hit whose owner's pid slot saw no exit since the owner was confirmed
 	// running costs no system call.
 	NoExitCounter bool
+	// NoSocketIterator makes full scans read /proc/<pid>/fd (one readlink
+	// per descriptor). Otherwise the Resolver lists every socket
+	// descriptor with a BPF iterator (internal/sockfds: iter/task_file,
+	// a few ms where /proc takes 60-100 ms) from its first full scan until
+	// Close, where it can load and ProcRoot is /proc.
+	NoSocketIterator bool
 }
 
 type inodeEntry struct {
@@ -166,6 +173,8 @@ type Resolver struct {
 	counterMu    sync.Mutex
 	counterTried atomic.Bool                   // the first lookup tried to open the exit counter (or Close ran)
 	counter      atomic.Pointer[exits.Counter] // the exit counter, nil when not held
+	listerTried  bool                          // guarded by counterMu: the first full scan tried to open the iterator (or Close ran)
+	iter         *sockfds.Lister               // guarded by counterMu
 }
 
 // ErrClosed is matched by the errors of a Resolver's lookups once it is
@@ -268,14 +277,44 @@ func (r *Resolver) exitCounter() *exits.Counter {
 	return c
 }
 
-// releaseCounter closes the exit counter; none is opened afterwards.
+// lister returns the socket iterator, opening it on the first call (see
+// Config.NoSocketIterator); nil when it is not used or cannot run. It is
+// called under the scan lock, and Close waits for scans before it closes
+// the iterator.
+func (r *Resolver) lister() *sockfds.Lister {
+	r.counterMu.Lock()
+	defer r.counterMu.Unlock()
+	if r.listerTried {
+		return r.iter
+	}
+	r.listerTried = true
+	if r.cfg.NoSocketIterator || r.cfg.ProcRoot != procfs.DefaultRoot || r.closed.Load() {
+		return nil
+	}
+	l, err := sockfds.Open()
+	if err != nil {
+		slog.Debug("sockets: full scans read /proc", "err", err)
+		return nil
+	}
+	r.iter = l
+	return l
+}
+
+// releaseCounter closes the exit counter and the socket iterator; neither
+// is opened afterwards.
 func (r *Resolver) releaseCounter() {
 	r.counterMu.Lock()
 	r.counterTried.Store(true)
+	r.listerTried = true
 	c := r.counter.Swap(nil)
+	l := r.iter
+	r.iter = nil
 	r.counterMu.Unlock()
 	if c != nil {
 		_ = c.Close()
+	}
+	if l != nil {
+		_ = l.Close()
 	}
 }
 
@@ -630,6 +669,19 @@ var scanWorkers = min(runtime.GOMAXPROCS(0), 4)
 // early, the first sight of socket want is answered there at once
 // (earlyAnswer) while the scan goes on.
 func (r *Resolver) scanLocked(pids []int, replace bool, want uint64, early chan<- found) map[uint64]*inodeEntry {
+	var seen map[uint64]*inodeEntry
+	if l := r.lister(); replace && l != nil {
+		seen = r.iterate(l, pids, want, early)
+	}
+	if seen == nil {
+		seen = r.readFDs(pids, want, early)
+	}
+	return r.record(seen, pids, replace)
+}
+
+// readFDs reads pids' fd tables from /proc, one readlink per descriptor.
+// Large scans are split among up to scanWorkers goroutines.
+func (r *Resolver) readFDs(pids []int, want uint64, early chan<- found) map[uint64]*inodeEntry {
 	now := tick()
 	ec := r.counter.Load()
 	var earlyOnce sync.Once
@@ -698,6 +750,70 @@ func (r *Resolver) scanLocked(pids []int, replace bool, want uint64, early chan<
 			}
 		}
 	}
+	return seen
+}
+
+// iterate lists every socket descriptor with the BPF iterator
+// (internal/sockfds), as readFDs would find them in pids' fd tables: the
+// exit counter's value and each pid's /proc inode are read first, for all
+// of pids, then the listing, then the start times (scanned.learn). It
+// returns nil when the iterator fails (readFDs then scans).
+func (r *Resolver) iterate(l *sockfds.Lister, pids []int, want uint64, early chan<- found) map[uint64]*inodeEntry {
+	now := tick()
+	ec := r.counter.Load()
+	before := make(map[int32]*scanned, len(pids))
+	for _, pid := range pids {
+		p := &scanned{}
+		if ec != nil {
+			p.gen = ec.Gen(pid)
+		}
+		p.ident, _ = procfs.DirIno(r.cfg.ProcRoot, pid)
+		before[int32(pid)] = p
+	}
+	seen := make(map[uint64]*inodeEntry, 1024)
+	procs := make(map[int32]*scanned)
+	var earlyOnce sync.Once
+	err := l.Each(func(s sockfds.SockFD) {
+		if _, dup := seen[s.Inode]; dup {
+			return
+		}
+		p := before[s.PID]
+		if p == nil { // born after the listing of /proc: not identified
+			p = &scanned{}
+			before[s.PID] = p
+		}
+		o := owner{pid: s.PID, tid: s.TID, fd: s.FD}
+		e := &inodeEntry{owner: o}
+		e.ident.Store(p.ident)
+		e.checked.Store(now)
+		seen[s.Inode] = e
+		procs[s.PID] = p
+		if s.Inode == want && early != nil {
+			if st := r.earlyAnswer(&earlyOnce, early, o, p.ident); st != 0 {
+				p.start = st
+			}
+		}
+	})
+	if err != nil {
+		slog.Debug("sockets: the socket iterator failed; scanning /proc", "err", err)
+		return nil
+	}
+	for pid, p := range procs {
+		p.learn(r.cfg.ProcRoot, int(pid))
+	}
+	for _, e := range seen {
+		p := procs[e.pid]
+		e.start = p.start
+		e.gen.Store(p.gen)
+	}
+	return seen
+}
+
+// record puts what a scan saw into the inode cache: with replace (a full
+// scan of pids) the cache becomes what the scan saw, plus the entries of
+// owners that exited and are still in the process cache (their grace
+// period).
+func (r *Resolver) record(seen map[uint64]*inodeEntry, pids []int, replace bool) map[uint64]*inodeEntry {
 	var alive map[int]bool
 	if replace {
 		alive = make(map[int]bool, len(pids))

@@ -19,9 +19,15 @@ import (
 
 // TestEverySocketAgainstProc creates hundreds of sockets in helpers and
 // checks, for every socket on the machine that /proc shows with an owner,
-// that Lookup and PIDOfInode name one of its owners.
+// that Lookup and PIDOfInode name one of its owners: with full scans by the
+// BPF socket iterator and by /proc (NoSocketIterator).
 func TestEverySocketAgainstProc(t *testing.T) {
 	requireRoot(t)
+	t.Run("iterator", func(t *testing.T) { everySocketAgainstProc(t, false) })
+	t.Run("proc", func(t *testing.T) { everySocketAgainstProc(t, true) })
+}
+
+func everySocketAgainstProc(t *testing.T, noIter bool) {
 	for i := 0; i < 4; i++ {
 		// 15+15+10+10 listeners and unconnected UDP, 1 listener + 10
 		// connected pairs: 71 sockets each, and 20 other fds.
@@ -43,7 +49,8 @@ func TestEverySocketAgainstProc(t *testing.T) {
 	th := startHelper(t)
 	thr := th.do("unshare")
 
-	r := New(Config{Revalidate: -1})
+	r := New(Config{Revalidate: -1, NoSocketIterator: noIter})
+	defer r.Close()
 	truth := procTruth(t)
 	socks, err := r.Sockets()
 	if err != nil {
@@ -77,6 +84,12 @@ func TestEverySocketAgainstProc(t *testing.T) {
 	}
 	st := r.Stats()
 	t.Logf("checked %d sockets; %+v", checked, st)
+	r.counterMu.Lock()
+	iterated := r.iter != nil
+	r.counterMu.Unlock()
+	if iterated == noIter {
+		t.Errorf("the socket iterator used: %v, NoSocketIterator %v", iterated, noIter)
+	}
 	if st.FullScans > 3 {
 		t.Errorf("%d full scans for %d lookups: a scan should fill the cache", st.FullScans, checked)
 	}
