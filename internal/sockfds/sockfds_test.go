@@ -126,6 +126,11 @@ func TestUnavailableWithoutCaps(t *testing.T) {
 // Each after Close is an error.
 func TestCycles(t *testing.T) {
 	proctest.RequireRoot(t, "loading the socket iterator")
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0") // at least one socket to list
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	proctest.CheckCycles(t, 50, func(int) {
 		l, err := Open()
 		if err != nil {
