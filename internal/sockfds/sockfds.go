@@ -14,6 +14,7 @@ package sockfds
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
 	"github.com/proctrack/proctrack/bpf"
 	"github.com/proctrack/proctrack/internal/kernel"
@@ -102,6 +104,9 @@ func (l *Lister) Each(fn func(SockFD)) error {
 		l.buf = l.buf[:len(l.buf)+n]
 		if err == io.EOF || (err == nil && n == 0) {
 			break
+		}
+		if errors.Is(err, unix.EAGAIN) {
+			continue // the kernel pauses a read after a million objects with no output
 		}
 		if err != nil {
 			_ = r.Close()
