@@ -44,20 +44,48 @@ type SockFD struct {
 }
 
 // Lister runs the iterator. Its methods are safe for concurrent use; after
-// Close, Each returns an error.
+// Close, Each returns an error. Listers share one loaded program: the first
+// Open loads it, the last Close unloads it.
 type Lister struct {
-	mu   sync.Mutex
+	mu  sync.Mutex
+	sh  *program // nil once closed
+	buf []byte
+}
+
+// program is the loaded iterator program.
+type program struct {
 	objs bpf.SockfdsObjects
 	iter *link.Iter
-	buf  []byte
 }
+
+var (
+	shareMu sync.Mutex
+	shared  *program
+	users   int
+)
 
 func unavailable(format string, args ...any) error {
 	return fmt.Errorf("%w: socket iterator: "+format, append([]any{ErrUnavailable}, args...)...)
 }
 
-// Open loads the iterator program.
+// Open returns a Lister, loading the iterator program unless another
+// Lister holds it.
 func Open() (*Lister, error) {
+	shareMu.Lock()
+	defer shareMu.Unlock()
+	if shared == nil {
+		p, err := load()
+		if err != nil {
+			return nil, err
+		}
+		shared = p
+	}
+	users++
+	return &Lister{sh: shared}, nil
+}
+
+// load loads and attaches the program.
+func load() (*program, error) {
 	if err := kernel.CheckBPFPrivileges("the socket iterator"); err != nil {
 		return nil, unavailable("%w", err)
 	}
@@ -70,17 +98,17 @@ func Open() (*Lister, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, unavailable("remove the memlock limit: %w", err)
 	}
-	l := &Lister{}
-	if err := bpf.LoadSockfdsObjects(&l.objs, nil); err != nil {
+	p := &program{}
+	if err := bpf.LoadSockfdsObjects(&p.objs, nil); err != nil {
 		return nil, unavailable("load: %s", kernel.DescribeLoadError(err))
 	}
-	it, err := link.AttachIter(link.IterOptions{Program: l.objs.SockFds})
+	it, err := link.AttachIter(link.IterOptions{Program: p.objs.SockFds})
 	if err != nil {
-		_ = l.objs.Close()
+		_ = p.objs.Close()
 		return nil, unavailable("attach iter/task_file: %w", err)
 	}
-	l.iter = it
-	return l, nil
+	p.iter = it
+	return p, nil
 }
 
 // Each runs the iterator once and calls fn for every socket descriptor,
@@ -88,10 +116,10 @@ func Open() (*Lister, error) {
 func (l *Lister) Each(fn func(SockFD)) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.iter == nil {
+	if l.sh == nil {
 		return fmt.Errorf("socket iterator: closed")
 	}
-	r, err := l.iter.Open()
+	r, err := l.sh.iter.Open()
 	if err != nil {
 		return fmt.Errorf("socket iterator: open: %w", err)
 	}
@@ -128,15 +156,23 @@ func (l *Lister) Each(fn func(SockFD)) error {
 	return nil
 }
 
-// Close unloads the program. It may be called more than once.
+// Close releases the program (the last Lister's Close unloads it). It may
+// be called more than once.
 func (l *Lister) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.iter == nil {
+	if l.sh == nil {
 		return nil
 	}
-	err := l.iter.Close()
-	_ = l.objs.Close()
-	l.iter, l.buf = nil, nil
+	l.sh, l.buf = nil, nil
+	shareMu.Lock()
+	defer shareMu.Unlock()
+	if users--; users > 0 {
+		return nil
+	}
+	p := shared
+	shared = nil
+	err := p.iter.Close()
+	_ = p.objs.Close()
 	return err
 }

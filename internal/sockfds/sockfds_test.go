@@ -148,6 +148,22 @@ func TestCycles(t *testing.T) {
 	})
 }
 
+// TestShared: Listers share one program; closing one leaves the other
+// working.
+func TestShared(t *testing.T) {
+	a, b := open(t), open(t)
+	if a.sh != b.sh {
+		t.Error("two programs loaded")
+	}
+	_ = a.Close()
+	if err := a.Each(func(SockFD) {}); err == nil {
+		t.Error("Each after Close: nil error")
+	}
+	if err := b.Each(func(SockFD) {}); err != nil {
+		t.Errorf("the other Lister: %v", err)
+	}
+}
+
 // BenchmarkEach: one listing of every socket descriptor on the machine.
 func BenchmarkEach(b *testing.B) {
 	l := open(b)
