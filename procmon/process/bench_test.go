@@ -2,13 +2,27 @@ package process
 
 import (
 	"os"
+	"os/exec"
 	"testing"
+
+	"github.com/proctrack/proctrack/internal/proctest"
 )
 
-// BenchmarkFindProcess reads one whole process (the test binary itself:
-// a Go process with a few threads, its environment and cgroup).
+// BenchmarkFindProcess reads one whole process, as a firewall does for the
+// owner of a connection it has not seen: self is the test binary itself (a
+// Go process with several threads, where the kernel sums the threads for
+// stat), sleep a single-threaded child with the test's environment.
 func BenchmarkFindProcess(b *testing.B) {
-	pid := os.Getpid()
+	b.Run("self", func(b *testing.B) { benchFind(b, os.Getpid()) })
+	b.Run("sleep", func(b *testing.B) {
+		sleep := proctest.RequireTool(b, "sleep")
+		c := proctest.Start(b, exec.Command(sleep, "1000"))
+		proctest.WaitComm(b, c.PID, sleep)
+		benchFind(b, c.PID)
+	})
+}
+
+func benchFind(b *testing.B, pid int) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if FindProcess(pid, false) == nil {
