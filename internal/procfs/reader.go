@@ -95,6 +95,19 @@ func (r *Reader) open(pid int, name string) (int, error) {
 	}
 }
 
+// StatAt is stat(2) of <root>/<pid>/<name>, following a link (exe: the
+// binary's file).
+func (r *Reader) StatAt(pid int, name string, st *unix.Stat_t) error {
+	dir, path := unix.AT_FDCWD, r.path(pid, name)
+	if r.dir >= 0 && pid == r.pid {
+		dir, path = r.dir, name
+	}
+	if err := unix.Fstatat(dir, path, st, 0); err != nil {
+		return classify(fmt.Errorf("stat %s: %w", r.path(pid, name), err))
+	}
+	return nil
+}
+
 // Readlink reads the link <root>/<pid>/<name> (exe, cwd, root).
 func (r *Reader) Readlink(pid int, name string) (string, error) {
 	for {
