@@ -108,7 +108,7 @@ func collect(pid int) ([]*procmon.Process, error) {
 }
 
 func line(p *procmon.Process, depth int) string {
-	ids := "?" // exited before its credentials were read
+	ids := "?"               // exited before its credentials were read
 	c, ok := p.Credentials() // read on first use
 	if ok {
 		ids = fmt.Sprintf("%d/%d/%d/%d", c.UID, c.EUID, c.SUID, c.FSUID)
