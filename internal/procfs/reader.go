@@ -36,6 +36,13 @@ func NewReader(root string) *Reader {
 func (r *Reader) Pin(pid int) error {
 	r.Unpin()
 	dir, name := r.cpath(pid, "")
+	if r.root == DefaultRoot {
+		if d := procDir(); d != unix.AT_FDCWD {
+			// One path component from the kept /proc descriptor, not three.
+			r.name = append(strconv.AppendInt(r.name[:0], int64(pid), 10), 0)
+			dir, name = uintptr(d), &r.name[0]
+		}
+	}
 	fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, dir, uintptr(unsafe.Pointer(name)),
 		unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0, 0, 0)
 	if errno != 0 {
