@@ -189,10 +189,10 @@ func NewProcessWithParent(pid, ppid int, comm string) *Process {
 // asked for through Credentials, Namespaces, RootDir, CgroupInfo, ExeFile
 // or Complete (the process cache completes a Process it is given), from
 // the process FindProcess read or not at all. It returns nil when the pid
-// does not exist or the process exited while it was read. When pid is negative (an owner that could not
-// be found) and interceptUnknown is true, it returns a placeholder Process
-// with ID -1 and no details instead of nil, so a caller can still apply
-// its rules to it.
+// does not exist or the process exited while it was read. When pid is
+// negative (an owner that could not be found) and interceptUnknown is true,
+// it returns a placeholder Process with ID -1 and no details instead of
+// nil, so a caller can still apply its rules to it.
 func FindProcess(pid int, interceptUnknown bool) *Process {
 	if pid < 0 {
 		if interceptUnknown {
@@ -311,7 +311,7 @@ func (p *Process) read(full bool) error {
 		if link, err := r.Exe(p.ID); err == nil {
 			p.Path = link
 			if full || strings.HasSuffix(link, deletedSuffix) {
-				p.CleanPath() // a few stat calls; FindProcess's wait (exeFile)
+				p.CleanPath() // stat calls that FindProcess leaves to exeFile
 			} else {
 				p.RealPath = link
 				if p.Fileless = strings.HasPrefix(link, "/memfd:"); p.Fileless {
