@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -125,6 +126,16 @@ func TestFixtureTrees(t *testing.T) {
 			}
 			if tc.check != nil {
 				tc.check(t, p)
+			}
+			// FindProcess reads the same, the credentials on first use.
+			q := FindProcess(42, false)
+			if q == nil {
+				t.Fatal("FindProcess: nil")
+			}
+			c, ok := q.Credentials()
+			if q.Path != p.Path || q.ExeDeleted != p.ExeDeleted || !reflect.DeepEqual(q.Args, p.Args) ||
+				!reflect.DeepEqual(q.Env, p.Env) || !ok || !reflect.DeepEqual(c, p.Creds) {
+				t.Errorf("FindProcess %+v (creds %+v %v), GetDetails %+v", q, c, ok, p)
 			}
 		})
 	}
