@@ -52,6 +52,8 @@ func TestFindProcessLazy(t *testing.T) {
 			got[i] = q.Namespaces()
 			q.RootDir()
 			q.CgroupInfo()
+			q.Credentials()
+			q.ExeFile()
 		})
 	}
 	wg.Wait()
