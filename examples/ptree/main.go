@@ -108,8 +108,11 @@ func collect(pid int) ([]*procmon.Process, error) {
 }
 
 func line(p *procmon.Process, depth int) string {
-	c := &p.Creds
-	ids := fmt.Sprintf("%d/%d/%d/%d", c.UID, c.EUID, c.SUID, c.FSUID)
+	ids := "?"               // exited before its credentials were read
+	c, ok := p.Credentials() // read on first use
+	if ok {
+		ids = fmt.Sprintf("%d/%d/%d/%d", c.UID, c.EUID, c.SUID, c.FSUID)
+	}
 	container := "-"
 	if _, id, _ := p.CgroupInfo(); id != "" { // read on first use
 		container = id[:12]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -100,31 +101,43 @@ func ReadStat(root string, pid int) (*Stat, []byte, error) {
 
 // ParseStat parses the content of /proc/<pid>/stat. The comm field may hold
 // spaces and parentheses (a task can name itself "a) b"), so it is taken
-// between the first '(' and the last ')'.
+// between the first '(' and the last ')'. It allocates the Stat and its
+// Comm, nothing else.
 func ParseStat(b []byte) (*Stat, error) {
 	l := bytes.IndexByte(b, '(')
 	r := bytes.LastIndexByte(b, ')')
 	if l < 1 || r < l {
 		return nil, fmt.Errorf("%w: no comm in stat", ErrMalformed)
 	}
-	pid, err := strconv.Atoi(string(bytes.TrimSpace(b[:l])))
-	if err != nil {
-		return nil, fmt.Errorf("%w: pid: %v", ErrMalformed, err)
+	pid, ok := parseDec(bytes.TrimSpace(b[:l]))
+	if !ok || pid > math.MaxInt32 {
+		return nil, fmt.Errorf("%w: pid %q", ErrMalformed, bytes.TrimSpace(b[:l]))
 	}
-	s := &Stat{PID: pid, Comm: string(b[l+1 : r])}
-	// Fields after the comm, numbered from 3 (state) as in proc(5).
-	f := bytes.Fields(b[r+1:])
-	const need = 22 - 2 // up to field 22 (starttime)
-	if len(f) < need || len(f[0]) != 1 {
-		return nil, fmt.Errorf("%w: %d fields after comm", ErrMalformed, len(f))
+	// Fields after the comm, numbered from 3 (state) as in proc(5): the
+	// ones kept, by number, in f.
+	var f [51][]byte
+	n := 2
+	for i := r + 1; i < len(b) && n < len(f)-1; {
+		if b[i] == ' ' || b[i] == '\n' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(b) && b[j] != ' ' && b[j] != '\n' {
+			j++
+		}
+		n++
+		f[n], i = b[i:j], j
 	}
-	field := func(n int) []byte { return f[n-3] }
-	s.State = field(3)[0]
-	var errs []error
-	num := func(n int) uint64 {
-		v, err := strconv.ParseUint(string(field(n)), 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("field %d: %v", n, err))
+	if n < 22 || len(f[3]) != 1 {
+		return nil, fmt.Errorf("%w: %d fields after comm", ErrMalformed, n-2)
+	}
+	s := &Stat{PID: int(pid), Comm: string(b[l+1 : r]), State: f[3][0]}
+	bad := 0
+	num := func(i int) uint64 {
+		v, ok := parseDec(f[i])
+		if !ok && bad == 0 {
+			bad = i
 		}
 		return v
 	}
@@ -133,13 +146,29 @@ func ParseStat(b []byte) (*Stat, error) {
 	s.Flags = num(9)
 	s.NumThreads = int(num(20))
 	s.StartTicks = num(22)
-	if len(f) >= 50-2 {
+	if n >= 50 {
 		s.Layout = [3]uint64{num(28), num(48), num(50)}
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, errors.Join(errs...))
+	if bad != 0 {
+		return nil, fmt.Errorf("%w: field %d: %q is not a number", ErrMalformed, bad, f[bad])
 	}
 	return s, nil
+}
+
+// parseDec parses a non-empty decimal number that fits in 64 bits.
+func parseDec(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		d := uint64(c - '0')
+		if c < '0' || c > '9' || v > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	return v, true
 }
 
 // SplitNul splits a NUL-separated /proc list (cmdline, environ). One trailing

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -26,6 +28,7 @@ func TestParseStat(t *testing.T) {
 		{"42 (bash) S 1 2", "", true},
 		{"42 (bash) SS 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 12345 1000 100", "", true},
 		{"42 (bash) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 -5 1000 100", "", true},
+		{"42 (bash) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 18446744073709551616 1000 100", "", true},
 		{"", "", true},
 	}
 	for _, tc := range cases {
@@ -43,6 +46,31 @@ func TestParseStat(t *testing.T) {
 		if s.PID != 42 || s.Comm != tc.comm || s.PPID != 1 || s.StartTicks != 12345 || s.NumThreads != 3 || s.State != 'S' {
 			t.Errorf("ParseStat(%q) = %+v", tc.in, s)
 		}
+	}
+}
+
+// TestParseStatLayout: the layout fields (28, 48, 50) of a whole line, and
+// a field past 64 bits is malformed.
+func TestParseStatLayout(t *testing.T) {
+	var f []string
+	for i := 3; i <= 52; i++ {
+		f = append(f, strconv.Itoa(i))
+	}
+	f[0] = "R"
+	line := "7 (x y) " + strings.Join(f, " ") + "\n"
+	s, err := ParseStat([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PID != 7 || s.Comm != "x y" || s.State != 'R' || s.PPID != 4 || s.Flags != 9 || s.NumThreads != 20 ||
+		s.StartTicks != 22 || s.Layout != [3]uint64{28, 48, 50} {
+		t.Errorf("%+v", s)
+	}
+	if s, err := ParseStat([]byte(strings.Replace(line, " 28 ", " 18446744073709551615 ", 1))); err != nil || s.Layout[0] != 1<<64-1 {
+		t.Errorf("largest value: %+v %v", s, err)
+	}
+	if _, err := ParseStat([]byte(strings.Replace(line, " 48 ", " 18446744073709551616 ", 1))); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a field past 64 bits: %v", err)
 	}
 }
 

@@ -36,6 +36,13 @@ func NewReader(root string) *Reader {
 func (r *Reader) Pin(pid int) error {
 	r.Unpin()
 	dir, name := r.cpath(pid, "")
+	if r.root == DefaultRoot {
+		if d := procDir(); d != unix.AT_FDCWD {
+			// One path component from the kept /proc descriptor, not three.
+			r.name = append(strconv.AppendInt(r.name[:0], int64(pid), 10), 0)
+			dir, name = uintptr(d), &r.name[0]
+		}
+	}
 	fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, dir, uintptr(unsafe.Pointer(name)),
 		unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0, 0, 0)
 	if errno != 0 {
@@ -93,6 +100,19 @@ func (r *Reader) open(pid int, name string) (int, error) {
 		}
 		return int(fd), nil
 	}
+}
+
+// StatAt is stat(2) of <root>/<pid>/<name>, following a link (exe: the
+// binary's file).
+func (r *Reader) StatAt(pid int, name string, st *unix.Stat_t) error {
+	dir, path := unix.AT_FDCWD, r.path(pid, name)
+	if r.dir >= 0 && pid == r.pid {
+		dir, path = r.dir, name
+	}
+	if err := unix.Fstatat(dir, path, st, 0); err != nil {
+		return classify(fmt.Errorf("stat %s: %w", r.path(pid, name), err))
+	}
+	return nil
 }
 
 // Readlink reads the link <root>/<pid>/<name> (exe, cwd, root).

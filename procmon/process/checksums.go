@@ -35,10 +35,11 @@ func (p *Process) ComputeChecksums(hashes map[string]uint) {
 	for a := range hashes {
 		algos = append(algos, a)
 	}
-	t := checksum.Target{PID: p.ID, RealPath: p.RealPath, Path: p.Path}
 	if p.KernelThread || len(algos) == 0 {
 		return
 	}
+	realPath, _, _ := p.ExeFile()
+	t := checksum.Target{PID: p.ID, RealPath: realPath, Path: p.Path}
 	if !p.IsAlive() {
 		t.PID = 0 // the pid may be another process's now
 	}

@@ -159,8 +159,8 @@ func TestMountNamespaceChild(t *testing.T) {
 	if p.Path != "/mnt/sleep-in-ns" {
 		t.Errorf("Path %q, want /mnt/sleep-in-ns", p.Path)
 	}
-	if want := fmt.Sprintf("/proc/%d/root/mnt/sleep-in-ns", c.PID); p.RealPath != want {
-		t.Errorf("RealPath %q, want %q", p.RealPath, want)
+	if got, _, _ := p.ExeFile(); got != fmt.Sprintf("/proc/%d/root/mnt/sleep-in-ns", c.PID) {
+		t.Errorf("RealPath %q, want it under /proc/%d/root", got, c.PID)
 	}
 	self := FindProcess(os.Getpid(), false)
 	if p.Namespaces().Mnt == self.Namespaces().Mnt || p.Namespaces().Mnt == 0 {

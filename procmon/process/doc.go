@@ -22,15 +22,20 @@
 // truth. Fields a caller may not read (another user's environment without
 // privilege) are left empty; they are not an error.
 //
-// FindProcess reads what OpenSnitch's does (identity, status with the
-// credentials, path, arguments, working directory, environment) and leaves
-// the namespaces, root and cgroup for later: the accessors Namespaces,
-// RootDir and CgroupInfo read them once, on first use, without changing the
-// Process (the read is shared by its copies, guarded by a sync.Once, and
-// gives empty values once the process is gone or its pid names another);
-// Complete copies them into the fields of a Process the caller owns. The
-// process cache completes every Process it is given, so the fields of a
-// cached Process (an Event's, a rule's input) are always filled.
+// FindProcess reads what OpenSnitch's does (identity from the stat file,
+// path, arguments, working directory, environment) and leaves what
+// proctrack reads beyond that for later: the credentials (Creds, UID: the
+// status file), the namespaces, root and cgroup, and the stat of the binary
+// (ExeDev, ExeInode, and the check of RealPath, which is Path meanwhile).
+// The accessors Credentials, Namespaces, RootDir, CgroupInfo and ExeFile
+// read them once, on first use, without changing the Process (the read is
+// shared by its copies, guarded by a sync.Once, and gives empty values once
+// the process is gone or its pid names another: Credentials then reports
+// ok=false, since zero credentials are root's); Complete copies them into
+// the fields of a Process the caller owns, setting Incomplete when they
+// could not be read. The process cache completes every Process it is
+// given, so the fields of a cached Process (an Event's, a rule's input) are
+// always filled.
 // ReadProcess reads everything at once.
 //
 // # Sharing

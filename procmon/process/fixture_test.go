@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -36,6 +38,10 @@ const goodStatus = "Name:\tx\nTgid:\t42\nPPid:\t1\nUid:\t1\t2\t3\t4\nGid:\t5\t6\
 func stat(comm string) string {
 	return "42 (" + comm + ") S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 12345 1000 100 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
 }
+
+// lazyStatus ends the names of the TestFixtureTrees cases whose bad input
+// is the status file, which FindProcess leaves for later.
+const lazyStatus = " (read later by FindProcess)"
 
 func TestFixtureTrees(t *testing.T) {
 	cases := []struct {
@@ -70,9 +76,9 @@ func TestFixtureTrees(t *testing.T) {
 		{"stat cut short", map[string]string{"stat": "42 (x) S 1 42 42", "status": goodStatus}, ErrMalformed, nil},
 		{"stat with a bad number", map[string]string{"stat": "42 (x) S 1 42 42 0 -1 zz 100 0 0 0 1 2 0 0 20 0 1 0 12345 1 1", "status": goodStatus}, ErrMalformed, nil},
 		{"empty stat", map[string]string{"stat": "", "status": goodStatus}, ErrMalformed, nil},
-		{"status without Uid", map[string]string{"stat": stat("x"), "status": "Name:\tx\nGid:\t1 1 1 1\nCapEff:\t0\n"}, ErrMalformed, nil},
-		{"status with bad caps", map[string]string{"stat": stat("x"), "status": "Uid:\t1\t1\t1\t1\nGid:\t1\t1\t1\t1\nCapEff:\tnothex\n"}, ErrMalformed, nil},
-		{"vanished before status", map[string]string{"stat": stat("x")}, ErrGone, nil},
+		{"status without Uid" + lazyStatus, map[string]string{"stat": stat("x"), "status": "Name:\tx\nGid:\t1 1 1 1\nCapEff:\t0\n"}, ErrMalformed, nil},
+		{"status with bad caps" + lazyStatus, map[string]string{"stat": stat("x"), "status": "Uid:\t1\t1\t1\t1\nGid:\t1\t1\t1\t1\nCapEff:\tnothex\n"}, ErrMalformed, nil},
+		{"vanished before status" + lazyStatus, map[string]string{"stat": stat("x")}, ErrGone, nil},
 		{"zombie", map[string]string{"stat": "42 (z) Z 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 12345 1 1", "status": goodStatus}, nil,
 			func(t *testing.T, p *Process) {
 				if !p.Zombie || p.Path != "" || p.Args != nil {
@@ -101,6 +107,17 @@ func TestFixtureTrees(t *testing.T) {
 				t.Fatalf("GetDetails: %v", err)
 			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
 				t.Fatalf("GetDetails: %v, want %v", err, tc.wantErr)
+			case tc.wantErr != nil && strings.HasSuffix(tc.name, lazyStatus):
+				// FindProcess leaves the status file for later: what it
+				// reads is good, the credentials are unknown.
+				q := FindProcess(42, false)
+				if q == nil {
+					t.Fatal("FindProcess: nil")
+				}
+				if c, ok := q.Credentials(); ok {
+					t.Errorf("Credentials of a bad status file: %+v, ok", c)
+				}
+				return
 			case tc.wantErr != nil:
 				if FindProcess(42, false) != nil {
 					t.Error("FindProcess returned a process for bad input")
@@ -109,6 +126,16 @@ func TestFixtureTrees(t *testing.T) {
 			}
 			if tc.check != nil {
 				tc.check(t, p)
+			}
+			// FindProcess reads the same, the credentials on first use.
+			q := FindProcess(42, false)
+			if q == nil {
+				t.Fatal("FindProcess: nil")
+			}
+			c, ok := q.Credentials()
+			if q.Path != p.Path || q.ExeDeleted != p.ExeDeleted || !reflect.DeepEqual(q.Args, p.Args) ||
+				!reflect.DeepEqual(q.Env, p.Env) || !ok || !reflect.DeepEqual(c, p.Creds) {
+				t.Errorf("FindProcess %+v (creds %+v %v), GetDetails %+v", q, c, ok, p)
 			}
 		})
 	}

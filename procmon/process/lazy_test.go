@@ -2,6 +2,7 @@ package process
 
 import (
 	"os/exec"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -9,10 +10,10 @@ import (
 	"github.com/proctrack/proctrack/internal/proctest"
 )
 
-// TestFindProcessLazy: FindProcess leaves the namespaces, root and cgroup
-// unread; the accessors read them once, on first use, and copies of the
-// Process (which share the read) and concurrent readers see the same
-// values, those ReadProcess reads at once.
+// TestFindProcessLazy: FindProcess leaves the credentials, namespaces,
+// root, cgroup and the binary's file unread; the accessors read them once,
+// on first use, and copies of the Process (which share the read) and
+// concurrent readers see the same values, those ReadProcess reads at once.
 func TestFindProcessLazy(t *testing.T) {
 	c := startChild(t, helperCmd("plain", "lazy"), true)
 	p := FindProcess(c.PID, false)
@@ -20,14 +21,24 @@ func TestFindProcessLazy(t *testing.T) {
 	if p == nil || full == nil {
 		t.Fatalf("FindProcess %v, ReadProcess %v", p, full)
 	}
-	if p.NS != (Namespaces{}) || p.Root != "" || p.Cgroup != "" || p.Creds.UserNS != 0 {
-		t.Errorf("FindProcess read the lazy fields: NS %+v Root %q Cgroup %q", p.NS, p.Root, p.Cgroup)
+	if p.NS != (Namespaces{}) || p.Root != "" || p.Cgroup != "" || !reflect.DeepEqual(p.Creds, Credentials{}) || p.UID != 0 ||
+		p.ExeInode != 0 || p.ExeDev != 0 || p.RealPath != p.Path {
+		t.Errorf("FindProcess read the lazy fields: NS %+v Root %q Cgroup %q Creds %+v UID %d exe %d:%d RealPath %q",
+			p.NS, p.Root, p.Cgroup, p.Creds, p.UID, p.ExeDev, p.ExeInode, p.RealPath)
 	}
-	if full.NS.Mnt == 0 || full.Root == "" || full.Cgroup == "" || full.Creds.UserNS != full.NS.User {
-		t.Fatalf("ReadProcess: NS %+v Root %q Cgroup %q UserNS %d", full.NS, full.Root, full.Cgroup, full.Creds.UserNS)
+	if full.NS.Mnt == 0 || full.Root == "" || full.Cgroup == "" || full.Creds.UserNS != full.NS.User ||
+		full.Creds.CapBounding == 0 || full.ExeInode == 0 {
+		t.Fatalf("ReadProcess: NS %+v Root %q Cgroup %q Creds %+v exe inode %d", full.NS, full.Root, full.Cgroup, full.Creds, full.ExeInode)
 	}
-	if p.Path != full.Path || p.CWD != full.CWD || len(p.Env) != len(full.Env) || p.Creds.EUID != full.Creds.EUID || p.Creds.CapEffective != full.Creds.CapEffective {
+	if p.Path != full.Path || p.CWD != full.CWD || !reflect.DeepEqual(p.Env, full.Env) || !reflect.DeepEqual(p.Args, full.Args) ||
+		p.Key() != full.Key() || p.PPID != full.PPID || p.Comm != full.Comm {
 		t.Errorf("FindProcess and ReadProcess differ: %q %q %d vs %q %q %d", p.Path, p.CWD, len(p.Env), full.Path, full.CWD, len(full.Env))
+	}
+	if c, ok := p.Credentials(); !ok || !reflect.DeepEqual(c, full.Creds) {
+		t.Errorf("Credentials %+v %v, want %+v", c, ok, full.Creds)
+	}
+	if rp, dev, ino := p.ExeFile(); rp != full.RealPath || dev != full.ExeDev || ino != full.ExeInode {
+		t.Errorf("ExeFile %q %d %d, want %q %d %d", rp, dev, ino, full.RealPath, full.ExeDev, full.ExeInode)
 	}
 	copyOf := *p
 	var wg sync.WaitGroup
@@ -41,6 +52,8 @@ func TestFindProcessLazy(t *testing.T) {
 			got[i] = q.Namespaces()
 			q.RootDir()
 			q.CgroupInfo()
+			q.Credentials()
+			q.ExeFile()
 		})
 	}
 	wg.Wait()
@@ -55,12 +68,16 @@ func TestFindProcessLazy(t *testing.T) {
 	if p.RootDir() != full.Root || cg != full.Cgroup || id != full.ContainerID || rt != full.ContainerRuntime {
 		t.Errorf("after exit: root %q cgroup %q %q %q, want %q %q", p.RootDir(), cg, id, rt, full.Root, full.Cgroup)
 	}
+	if c, ok := copyOf.Credentials(); !ok || c.EUID != full.Creds.EUID || c.UserNS != full.NS.User {
+		t.Errorf("after exit: Credentials %+v %v", c, ok)
+	}
 	own := copyOf
 	own.Complete()
-	if own.NS != full.NS || own.Root != full.Root || own.Cgroup != full.Cgroup || own.Creds.UserNS != full.NS.User {
-		t.Errorf("Complete: NS %+v Root %q Cgroup %q", own.NS, own.Root, own.Cgroup)
+	if own.NS != full.NS || own.Root != full.Root || own.Cgroup != full.Cgroup || !reflect.DeepEqual(own.Creds, full.Creds) ||
+		own.UID != full.UID || own.RealPath != full.RealPath || own.ExeInode != full.ExeInode || own.Incomplete {
+		t.Errorf("Complete: NS %+v Root %q Cgroup %q Creds %+v UID %d Incomplete %v", own.NS, own.Root, own.Cgroup, own.Creds, own.UID, own.Incomplete)
 	}
-	if p.NS != (Namespaces{}) || copyOf.NS != (Namespaces{}) {
+	if p.NS != (Namespaces{}) || copyOf.NS != (Namespaces{}) || p.UID != 0 || copyOf.ExeInode != 0 {
 		t.Error("the accessors or Complete of a copy changed the Process")
 	}
 }
@@ -89,5 +106,15 @@ func TestLazyAfterPIDReuse(t *testing.T) {
 	}
 	if cg, _, _ := old.CgroupInfo(); cg != "" || old.RootDir() != "" {
 		t.Errorf("cgroup %q root %q of the pid's new process", cg, old.RootDir())
+	}
+	if c, ok := old.Credentials(); ok {
+		t.Errorf("credentials of the pid's new process: %+v", c)
+	}
+	if rp, dev, ino := old.ExeFile(); rp != old.Path || dev != 0 || ino != 0 {
+		t.Errorf("binary of the pid's new process: %q %d:%d", rp, dev, ino)
+	}
+	own := *old
+	if own.Complete(); !own.Incomplete || own.UID != 0 {
+		t.Errorf("Complete after the pid was reused: Incomplete %v UID %d", own.Incomplete, own.UID)
 	}
 }

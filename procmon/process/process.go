@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/proctrack/proctrack/internal/procfs"
 )
 
@@ -89,7 +91,7 @@ type Process struct {
 	// RealPath is a path that opens the binary from this process's mount
 	// namespace: Path itself when it names the same file there, else Path
 	// under /proc/<pid>/root (a process in another mount namespace, such as
-	// a container).
+	// a container). FindProcess leaves it Path until checked (see ExeFile).
 	RealPath string
 	// CWD is the working directory (/proc/<pid>/cwd).
 	CWD string
@@ -108,7 +110,7 @@ type Process struct {
 	// ID is the pid, PPID the parent's pid.
 	ID, PPID int
 	// UID is the effective user id, what ps shows as UID; the whole set is
-	// in Creds.
+	// in Creds. FindProcess leaves both unread (see Credentials).
 	UID int
 
 	// StartedAt is the wall-clock time the process started.
@@ -125,7 +127,7 @@ type Process struct {
 	// names a container (docker, containerd, cri-o, podman, kubepods).
 	Cgroup, ContainerID, ContainerRuntime string
 	// ExeDev and ExeInode identify the binary's file (stat of
-	// /proc/<pid>/exe); 0 when unknown.
+	// /proc/<pid>/exe); 0 when unknown (FindProcess: see ExeFile).
 	ExeDev, ExeInode uint64
 	// KernelThread is set for kernel threads (PF_KTHREAD).
 	KernelThread bool
@@ -145,10 +147,10 @@ type Process struct {
 	// process cache's bounds).
 	ArgsTruncated, EnvTruncated bool
 
-	// lazy is set by FindProcess, which leaves NS, Root, Cgroup,
-	// ContainerID, ContainerRuntime and Creds.UserNS unread: they are read
-	// once, on first use (see Complete). Copies share it; what it holds
-	// never changes once read.
+	// lazy is set by FindProcess, which leaves Creds, UID, NS, Root,
+	// Cgroup, ContainerID, ContainerRuntime, ExeDev, ExeInode and the check
+	// of RealPath unread: they are read once, on first use (see Complete).
+	// Copies share it; what it holds never changes once read.
 	lazy *lazyDetails
 }
 
@@ -177,17 +179,20 @@ func NewProcessWithParent(pid, ppid int, comm string) *Process {
 	return p
 }
 
-// FindProcess reads the process pid from /proc: identity, credentials (the
-// status file), path, arguments, working directory and environment, what
-// OpenSnitch's FindProcess reads. The namespaces, root and cgroup (NS,
-// Root, Cgroup, ContainerID, ContainerRuntime and Creds.UserNS) are left
-// for later: they are read once, when first asked for through Namespaces,
-// RootDir, CgroupInfo or Complete (the process cache completes a Process
-// it is given). It returns nil when the pid does not exist or the process
-// exited while it was read. When pid is negative (an owner that could not
-// be found) and interceptUnknown is true, it returns a placeholder Process
-// with ID -1 and no details instead of nil, so a caller can still apply
-// its rules to it.
+// FindProcess reads the process pid from /proc: identity (the stat file:
+// start time, parent, name), path, arguments, working directory and
+// environment, what OpenSnitch's FindProcess reads. What proctrack reads
+// beyond that is left for later: the credentials (Creds and UID, the
+// status file), the namespaces, root and cgroup (NS, Root, Cgroup,
+// ContainerID, ContainerRuntime), and the binary's file (ExeDev, ExeInode,
+// and RealPath, which is Path until then). They are read once, when first
+// asked for through Credentials, Namespaces, RootDir, CgroupInfo, ExeFile
+// or Complete (the process cache completes a Process it is given), from
+// the process FindProcess read or not at all. It returns nil when the pid
+// does not exist or the process exited while it was read. When pid is
+// negative (an owner that could not be found) and interceptUnknown is true,
+// it returns a placeholder Process with ID -1 and no details instead of
+// nil, so a caller can still apply its rules to it.
 func FindProcess(pid int, interceptUnknown bool) *Process {
 	if pid < 0 {
 		if interceptUnknown {
@@ -240,8 +245,8 @@ func getReader() *procfs.Reader {
 	return procfs.NewReader(procRoot)
 }
 
-// read is GetDetails; without full it leaves the namespaces, root and
-// cgroup to be read on first use (lazy).
+// read is GetDetails; without full it leaves the credentials, namespaces,
+// root, cgroup and the binary's file to be read on first use (lazy).
 //
 // Every file is read through the process's pinned /proc directory, so all
 // are of the process whose stat is read first, even if it exits and its
@@ -265,14 +270,16 @@ func (p *Process) read(full bool) error {
 		return fmt.Errorf("%w: pid %d was reused", ErrGone, p.ID)
 	}
 	p.applyStat(s)
-	st, err := r.Status(p.ID)
-	if err != nil {
-		if errors.Is(err, ErrGone) {
-			return p.gone(err)
+	if full {
+		st, err := r.Status(p.ID)
+		if err != nil {
+			if errors.Is(err, ErrGone) {
+				return p.gone(err)
+			}
+			return err
 		}
-		return err
+		p.applyStatus(st)
 	}
-	p.applyStatus(st)
 	// A zombie has no exe, cmdline, environ or cwd left to read; a kernel
 	// thread never had them. Errors of the reads below are not checked one by
 	// one: a file the caller may not read stays empty, and a process that
@@ -303,7 +310,14 @@ func (p *Process) read(full bool) error {
 	if live {
 		if link, err := r.Exe(p.ID); err == nil {
 			p.Path = link
-			p.CleanPath()
+			if full || strings.HasSuffix(link, deletedSuffix) {
+				p.CleanPath() // stat calls that FindProcess leaves to exeFile
+			} else {
+				p.RealPath = link
+				if p.Fileless = strings.HasPrefix(link, "/memfd:"); p.Fileless {
+					p.RealPath = p.procPath("exe")
+				}
+			}
 			p.CleanArgs()
 			return nil
 		}
@@ -332,48 +346,93 @@ func (p *Process) readRest(r *procfs.Reader) {
 // use; after that it never changes, so copies of a Process share it.
 type lazyDetails struct {
 	once sync.Once
-	// rest holds NS, Root, Cgroup, ContainerID, ContainerRuntime and
-	// Creds.UserNS as read; all empty when the process was gone (or its pid
-	// reused) by then.
-	rest Process
+	// rest holds Creds, UID, NS, Root, Cgroup, ContainerID,
+	// ContainerRuntime, RealPath, ExeDev and ExeInode as read; gone is set
+	// when the process had exited (or its pid was reused) by then, and the
+	// fields are then empty but for RealPath, which stays Path.
+	rest *Process
+	gone bool
 }
 
 // rest returns the lazily read details, reading them on the first call.
 func (p *Process) rest() *Process {
 	l := p.lazy
 	l.once.Do(func() {
+		q := &Process{ID: p.ID, Starttime: p.Starttime, Zombie: p.Zombie, KernelThread: p.KernelThread,
+			Path: p.Path, RealPath: p.RealPath, Fileless: p.Fileless}
 		// Through the pinned directory, so that nothing is read from
 		// another process that has the pid by now.
 		r := getReader()
 		defer readers.Put(r)
-		if r.Pin(p.ID) != nil {
-			return
+		if r.Pin(p.ID) == nil {
+			defer r.Unpin()
+			if q.confirmWith(r) == nil {
+				if st, err := r.Status(p.ID); err == nil {
+					q.applyStatus(st)
+					q.readRest(r)
+					q.exeFile(r)
+					l.rest = q
+					return
+				}
+			}
 		}
-		defer r.Unpin()
-		q := Process{ID: p.ID, Starttime: p.Starttime, Zombie: p.Zombie, KernelThread: p.KernelThread}
-		if q.confirmWith(r) == nil {
-			q.readRest(r)
-			l.rest = q
-		}
+		l.rest, l.gone = &Process{RealPath: p.RealPath}, true
 	})
-	return &l.rest
+	return l.rest
 }
 
-// Complete reads into p what FindProcess left for later (NS, Root, Cgroup,
-// ContainerID, ContainerRuntime, Creds.UserNS), once: a copy that shares
-// the read finds it done. It is a no-op for a Process read otherwise. If
-// the process has exited (or its pid was reused) since FindProcess, those
-// fields stay empty. Like every method that changes a Process, it is for
-// a Process the caller owns: the accessors (Namespaces, RootDir,
-// CgroupInfo) read a shared one without changing it.
+// exeFile sets ExeDev, ExeInode and RealPath from a stat of the binary
+// (/proc/<pid>/exe), as CleanPath does for a Path whose " (deleted)"
+// suffix is settled.
+func (p *Process) exeFile(r *procfs.Reader) {
+	if p.KernelThread || p.Path == "" || p.Path == KernelConnection {
+		return
+	}
+	var exe unix.Stat_t
+	haveExe := r.StatAt(p.ID, "exe", &exe) == nil
+	if haveExe {
+		p.ExeDev, p.ExeInode = exe.Dev, exe.Ino
+	}
+	if !p.Fileless {
+		p.setRealPath(haveExe, &exe)
+	}
+}
+
+// Complete reads into p what FindProcess left for later (Creds, UID, NS,
+// Root, Cgroup, ContainerID, ContainerRuntime, ExeDev, ExeInode, and the
+// check of RealPath), once: a copy that shares the read finds it done. It
+// is a no-op for a Process read otherwise. If the process has exited (or
+// its pid was reused) since FindProcess, those fields stay empty (RealPath
+// stays Path) and Incomplete is set. Like every method that changes a
+// Process, it is for a Process the caller owns: the accessors
+// (Credentials, Namespaces, RootDir, CgroupInfo, ExeFile) read a shared one
+// without changing it.
 func (p *Process) Complete() {
 	if p.lazy == nil {
 		return
 	}
 	q := p.rest()
-	p.NS, p.Root, p.Creds.UserNS = q.NS, q.Root, q.Creds.UserNS
+	p.Creds, p.UID, p.NS, p.Root = q.Creds, q.UID, q.NS, q.Root
 	p.Cgroup, p.ContainerID, p.ContainerRuntime = q.Cgroup, q.ContainerID, q.ContainerRuntime
+	p.RealPath, p.ExeDev, p.ExeInode = q.RealPath, q.ExeDev, q.ExeInode
+	if p.lazy.gone {
+		p.Incomplete = true
+	}
 	p.lazy = nil
+}
+
+// Credentials returns Creds, reading them first (once) for a Process from
+// FindProcess: the credentials the process has when first asked for. ok
+// is false when they are unknown: the process had exited (or its pid was
+// reused) by then. A zero Credentials is root's, so check ok before
+// trusting it. For a Process read otherwise it returns Creds as they are,
+// and ok.
+func (p *Process) Credentials() (c Credentials, ok bool) {
+	if p.lazy == nil {
+		return p.Creds, true
+	}
+	q := p.rest()
+	return q.Creds, !p.lazy.gone
 }
 
 // Namespaces returns NS, reading it first (once) for a Process from
@@ -402,6 +461,17 @@ func (p *Process) CgroupInfo() (cgroup, containerID, runtime string) {
 		q = p.rest()
 	}
 	return q.Cgroup, q.ContainerID, q.ContainerRuntime
+}
+
+// ExeFile returns RealPath, ExeDev and ExeInode, reading them first (once)
+// for a Process from FindProcess (a stat of the binary, and of Path to
+// tell whether it names the same file from this process's root).
+func (p *Process) ExeFile() (realPath string, dev, inode uint64) {
+	q := p
+	if p.lazy != nil {
+		q = p.rest()
+	}
+	return q.RealPath, q.ExeDev, q.ExeInode
 }
 
 // confirmWith re-reads the start time and state: if the process exited
