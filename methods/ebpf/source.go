@@ -249,9 +249,11 @@ func (s *Source) open(hooks map[string]bool, tables, tpTables *ruleTables, lsmSa
 // quietUntil is the programs' quiet_until_ns (nil: not writable here).
 //
 // Once it has read the ring buffer empty after records, it looks again
-// after a sleep on a Go timer (a blocking epoll_wait of a millisecond, out
-// of the Go runtime's poller, cost more CPU per wakeup), reading without
-// waiting, until a look finds nothing; then it waits in the reader
+// after a sleep on a Go timer (sleeping in the reader's own epoll_wait, a
+// blocking system call out of the Go runtime's poller, cost more CPU per
+// look: with sleeps of 1-8 ms, 99-103 µs of monitor CPU per exec of a
+// storm against 59 µs on the timer, in alternating runs on the shared
+// machine), reading without waiting, until a look finds nothing; then it waits in the reader
 // (epoll_wait) for the kernel to wake it, up to the poll interval. The
 // first sleep after a wakeup is the wakeup gap; each look that finds
 // records doubles it, up to burstGaps gaps, so that a storm costs a few
