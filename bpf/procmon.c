@@ -61,10 +61,13 @@ const volatile __u64 wakeup_bytes = 0;
  * with. */
 const volatile __u64 wakeup_gap_ns = 0;
 
-/* When the last record that was allowed to wake the reader was submitted
- * (bpf_ktime_get_ns). Racy across CPUs by design: two CPUs may both wake
- * the reader, which is harmless. */
-__u64 last_wakeup_ns = 0;
+/* Records submitted before this time (bpf_ktime_get_ns) do not wake the
+ * reader. A record that wakes it sets it to wakeup_gap_ns later; the reader
+ * sets it too, when it starts sleeping until its next look at the ring
+ * buffer, to the end of that sleep (which grows through a burst). Racy
+ * across CPUs by design: two CPUs may both wake the reader, which is
+ * harmless. */
+__u64 quiet_until_ns = 0;
 
 /* Scratch space of the variable-length records. */
 #define SCRATCH_BYTES 16384
@@ -237,9 +240,9 @@ static __always_inline __u64 rb_flags(void)
 	if (!wakeup_gap_ns)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
-	if (last_wakeup_ns && now - last_wakeup_ns < wakeup_gap_ns)
+	if (now < quiet_until_ns)
 		return BPF_RB_NO_WAKEUP;
-	last_wakeup_ns = now;
+	quiet_until_ns = now + wakeup_gap_ns;
 	return 0;
 }
 

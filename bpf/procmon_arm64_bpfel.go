@@ -237,7 +237,7 @@ const (
 	ProcmonVarExecRules             = "exec_rules"
 	ProcmonVarExitHasGroupDead      = "exit_has_group_dead"
 	ProcmonVarImaHash               = "ima_hash"
-	ProcmonVarLastWakeupNs          = "last_wakeup_ns"
+	ProcmonVarQuietUntilNs          = "quiet_until_ns"
 	ProcmonVarUnusedBprmFlag        = "unused_bprm_flag"
 	ProcmonVarUnusedBprmVal         = "unused_bprm_val"
 	ProcmonVarUnusedExeVal          = "unused_exe_val"
@@ -346,7 +346,7 @@ type ProcmonVariableSpecs struct {
 	ExecRules         *ebpf.VariableSpec `ebpf:"exec_rules"`
 	ExitHasGroupDead  *ebpf.VariableSpec `ebpf:"exit_has_group_dead"`
 	ImaHash           *ebpf.VariableSpec `ebpf:"ima_hash"`
-	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
+	QuietUntilNs      *ebpf.VariableSpec `ebpf:"quiet_until_ns"`
 	UnusedBprmFlag    *ebpf.VariableSpec `ebpf:"unused_bprm_flag"`
 	UnusedBprmVal     *ebpf.VariableSpec `ebpf:"unused_bprm_val"`
 	UnusedExeVal      *ebpf.VariableSpec `ebpf:"unused_exe_val"`
@@ -435,7 +435,7 @@ type ProcmonVariables struct {
 	ExecRules         *ebpf.Variable `ebpf:"exec_rules"`
 	ExitHasGroupDead  *ebpf.Variable `ebpf:"exit_has_group_dead"`
 	ImaHash           *ebpf.Variable `ebpf:"ima_hash"`
-	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
+	QuietUntilNs      *ebpf.Variable `ebpf:"quiet_until_ns"`
 	UnusedBprmFlag    *ebpf.Variable `ebpf:"unused_bprm_flag"`
 	UnusedBprmVal     *ebpf.Variable `ebpf:"unused_bprm_val"`
 	UnusedExeVal      *ebpf.Variable `ebpf:"unused_exe_val"`

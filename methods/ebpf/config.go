@@ -93,18 +93,22 @@ type Config struct {
 	// quarter of a smaller ring buffer) wait, and the reader otherwise
 	// polls every BatchDelay: events reach the sink up to BatchDelay late.
 	BatchDelay time.Duration
-	// WakeupGap bounds how late an event of a burst reaches the sink
-	// (with BatchDelay 0). The first record after a quiet spell wakes the
-	// reader at once; records that follow within WakeupGap of that wakeup,
-	// or of the reader's last look at the ring buffer, do not wake it, and
-	// the reader, once it has read the ring buffer empty after records,
-	// looks again after WakeupGap (sleeping on a timer), until a look finds
-	// nothing. Such a record is at most about WakeupGap late (plus the
-	// timer's slack), and a storm costs the producers no wakeup while the
-	// reader keeps finding records, instead of three per exec. 0 means
-	// DefaultWakeupGap (1 ms); a negative value wakes the reader for every
-	// record it has caught up with. The reader looks again at least every
-	// 200 ms whatever the gap.
+	// WakeupGap bounds how often the reader is woken in a burst (with
+	// BatchDelay 0). The first record after a quiet spell wakes the reader
+	// at once; records that follow within WakeupGap of that wakeup do not
+	// wake it. Once it has read the ring buffer empty after records, the
+	// reader sleeps (on a timer) and looks again: one WakeupGap after a
+	// wakeup, then twice as long after each look that found records, up to
+	// 8 WakeupGaps (8 ms by default), and not again once a look finds
+	// nothing; records submitted while it sleeps do not wake it either. So
+	// a lone event reaches the sink within about one WakeupGap of the
+	// record before it (a lone exec follows its fork), an event of a long
+	// burst up to about 8 WakeupGaps late (plus the timer's slack), and a
+	// storm costs the producers no wakeup and the reader about 125 looks a
+	// second instead of one wakeup per record. 0 means DefaultWakeupGap
+	// (1 ms); a negative value wakes the reader for every record it has
+	// caught up with. The reader looks again at least every 200 ms
+	// whatever the gap.
 	WakeupGap time.Duration
 	// NoCWD leaves the working directory out of exec and fork events (one
 	// path walk less in the kernel per event); the monitor reads it later.

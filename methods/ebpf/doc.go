@@ -181,16 +181,19 @@
 // record (the exec program itself takes about 3 µs, the exit program 1 µs,
 // the sys_exit filter about 50 ns per system call on the development VM).
 // So the kernel wakes the reader only for the first record after a quiet
-// spell: records submitted within Config.WakeupGap (default 1 ms) of the
-// last wakeup do not wake it. The reader, once it has read the ring buffer
-// empty after records, sets the programs' last_wakeup_ns to the current
-// time (so that records within the gap of its look do not wake it either),
-// sleeps WakeupGap on a Go timer and reads what has come, until a look
-// finds nothing; then it waits for a wakeup (epoll_wait, at most 200 ms).
-// Through a storm the reader thus polls every gap and the producers pay no
-// wakeup. A lone exec reaches the sink within about 1-2 ms (its fork's
-// record wakes the reader, its exec's comes within the gap); an event of a
-// burst up to about WakeupGap late. WakeupGap < 0 wakes the
+// spell: records submitted before the programs' quiet_until_ns do not wake
+// it, and a wakeup sets that Config.WakeupGap (default 1 ms) ahead. The
+// reader, once it has read the ring buffer empty after records, sleeps on a
+// Go timer, sets quiet_until_ns to the end of that sleep (a store into the
+// programs' memory-mapped global data: records submitted meanwhile do not
+// wake it either) and then reads what has come, until a look finds
+// nothing; then it waits for a wakeup (epoll_wait, at most 200 ms). Its
+// first sleep after a wakeup is WakeupGap; each look that finds records
+// doubles it, up to 8 WakeupGaps. Through a storm the reader thus looks
+// every 8 ms and the producers pay no wakeup. A lone exec reaches the sink
+// within about 1-2 ms (its fork's record wakes the reader, its exec's comes
+// within the gap); an event of a long burst up to about 8 WakeupGaps late.
+// WakeupGap < 0 wakes the
 // reader for every record it has caught up with (the kernel's default).
 // Config.BatchDelay > 0 instead wakes the reader only once 64 KiB wait and
 // lets it poll every BatchDelay.

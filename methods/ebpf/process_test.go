@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -507,13 +508,13 @@ func TestBatchDelay(t *testing.T) {
 }
 
 // TestWakeupGap: within WakeupGap of the last wakeup the kernel does not
-// wake the reader (the BPF global last_wakeup_ns keeps the time of the
-// first record; the reader's own writes, see TestReaderSnoozes, are turned
-// off here), and the records that did not wake it are delivered all the
-// same by the reader's own looks at the ring buffer. WakeupGap < 0 never
-// takes the gap's path.
+// wake the reader (the BPF global quiet_until_ns, set by the first record
+// to WakeupGap later, is not written again; the reader's own writes, see
+// TestReaderSnoozes, are turned off here), and the records that did not
+// wake it are delivered all the same by the reader's own looks at the ring
+// buffer. WakeupGap < 0 never takes the gap's path.
 func TestWakeupGap(t *testing.T) {
-	readerSnooze = func(*ebpf.Variable) {}
+	readerSnooze = func(*ebpf.Variable, time.Duration) {}
 	t.Cleanup(func() { readerSnooze = snooze })
 	for _, tc := range []struct {
 		name    string
@@ -525,9 +526,9 @@ func TestWakeupGap(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src, rec := startSource(t, Config{WakeupGap: tc.gap})
-			last := src.obj.coll.Variables[bpf.ProcmonVarLastWakeupNs]
+			last := src.obj.coll.Variables[bpf.ProcmonVarQuietUntilNs]
 			if last == nil {
-				t.Fatal("no last_wakeup_ns variable")
+				t.Fatal("no quiet_until_ns variable")
 			}
 			read := func() uint64 {
 				var v uint64
@@ -555,9 +556,9 @@ func TestWakeupGap(t *testing.T) {
 			}
 			switch now := read(); {
 			case tc.skipped && (first == 0 || now != first):
-				t.Errorf("last wakeup %d after the first record, %d after the burst: want the same, non-zero", first, now)
+				t.Errorf("quiet until %d after the first record, %d after the burst: want the same, non-zero", first, now)
 			case !tc.skipped && (first != 0 || now != 0):
-				t.Errorf("last wakeup %d, %d: the gap's path was taken with WakeupGap %v", first, now, tc.gap)
+				t.Errorf("quiet until %d, %d: the gap's path was taken with WakeupGap %v", first, now, tc.gap)
 			}
 		})
 	}
@@ -582,14 +583,14 @@ func monoNow() int64 {
 }
 
 // TestReaderSnoozes: once the reader has read the ring buffer empty after
-// records, it sets last_wakeup_ns to the time it starts waiting the gap, so
-// that records within the gap of its look do not wake it either (it looks
-// again after the gap). With a gap of an hour the kernel writes the
-// variable only for the first record; every later value is the reader's,
-// and it is at least the time the last event reached the sink. Without
-// it, a record after the gap since the kernel's last wakeup woke the
-// reader even while it polled: two wakeups (inter-processor interrupts in
-// the process) per short-lived process.
+// records, it sets quiet_until_ns to the end of the sleep it starts, so
+// that records submitted meanwhile do not wake it (it looks again then).
+// With a gap of an hour the kernel writes the variable only for the first
+// record, an hour ahead; every later value is the reader's: at least the
+// time the last event reached the sink, and at most a poll interval ahead
+// of now. Without it, a record after the gap since the kernel's last
+// wakeup woke the reader even while it polled: two wakeups
+// (inter-processor interrupts in the process) per short-lived process.
 func TestReaderSnoozes(t *testing.T) {
 	proctest.RequireRoot(t, "loading BPF programs")
 	sink := &stampSink{recorder: newRecorder()}
@@ -598,9 +599,9 @@ func TestReaderSnoozes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	last := src.obj.coll.Variables[bpf.ProcmonVarLastWakeupNs]
-	if last == nil || last.ReadOnly() {
-		t.Skip("last_wakeup_ns is not writable from userspace here (needs BPF_F_MMAPABLE, Linux 5.5)")
+	quiet := src.obj.coll.Variables[bpf.ProcmonVarQuietUntilNs]
+	if quiet == nil || quiet.ReadOnly() {
+		t.Skip("quiet_until_ns is not writable from userspace here (needs BPF_F_MMAPABLE, Linux 5.5)")
 	}
 	cmd := exec.Command("/bin/true", "snooze")
 	if err := cmd.Run(); err != nil {
@@ -613,15 +614,141 @@ func TestReaderSnoozes(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		l := sink.last.Load()
-		if err := last.Get(&w); err != nil {
+		if err := quiet.Get(&w); err != nil {
 			t.Fatal(err)
 		}
-		if int64(w) >= l {
+		if int64(w) >= l && int64(w) <= monoNow()+pollInterval.Nanoseconds() {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("last_wakeup_ns %d, before the last delivery at %d: the reader does not snooze", w, l)
+			t.Fatalf("quiet_until_ns %d: before the last delivery at %d, or more than %v after now (%d): the reader does not snooze", w, l, pollInterval, monoNow())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestQuietUntilHoldsWakeups: the kernel does not wake the reader for a
+// record submitted before quiet_until_ns, however far ahead the reader set
+// it (so the reader may sleep longer than WakeupGap through a burst), and
+// it does once that time has passed, setting it WakeupGap ahead. The
+// programs once compared the time since the last wakeup with the gap,
+// which a time set ahead made a huge unsigned difference: they woke the
+// reader.
+func TestQuietUntilHoldsWakeups(t *testing.T) {
+	readerSnooze = func(*ebpf.Variable, time.Duration) {}
+	t.Cleanup(func() { readerSnooze = snooze })
+	const gap = 50 * time.Millisecond
+	src, rec := startSource(t, Config{WakeupGap: gap})
+	quiet := src.obj.coll.Variables[bpf.ProcmonVarQuietUntilNs]
+	if quiet == nil || quiet.ReadOnly() {
+		t.Skip("quiet_until_ns is not writable from userspace here (needs BPF_F_MMAPABLE, Linux 5.5)")
+	}
+	get := func() uint64 {
+		var v uint64
+		if err := quiet.Get(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	run := func(arg string) {
+		cmd := exec.Command("/bin/true", arg)
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		if rec.WaitFor(process.EventExit, cmd.Process.Pid, nil, 5*time.Second) == nil {
+			t.Fatalf("no exit event for %s", arg)
+		}
+	}
+	snooze(quiet, time.Hour)
+	held := get()
+	run("held")
+	if now := get(); now != held {
+		t.Errorf("quiet_until_ns %d, set to %d an hour ahead before the exec: the kernel woke the reader", now, held)
+	}
+	before := monoNow()
+	if err := quiet.Set(uint64(0)); err != nil {
+		t.Fatal(err)
+	}
+	run("woken")
+	if now := get(); int64(now) < before+gap.Nanoseconds() || int64(now) > monoNow()+gap.Nanoseconds() {
+		t.Errorf("quiet_until_ns %d after an exec with the quiet time over: want a wakeup's %v ahead of a time between %d and now %d", now, gap, before, monoNow())
+	}
+}
+
+// TestReaderSleepGrows: through a burst of execs the reader's sleeps
+// between looks at the ring buffer grow from WakeupGap, doubling while
+// looks find records, to burstGaps gaps (the sleeps it snoozes the kernel
+// for); each sleep is one gap (the first after a wakeup) or twice the one
+// before, at most burstGaps gaps. With a sleep of one gap throughout, a
+// storm cost the reader 1,000 looks a second.
+func TestReaderSleepGrows(t *testing.T) {
+	const gap = time.Millisecond
+	var (
+		mu     sync.Mutex
+		sleeps []time.Duration
+	)
+	readerSnooze = func(v *ebpf.Variable, d time.Duration) {
+		mu.Lock()
+		sleeps = append(sleeps, d)
+		mu.Unlock()
+		snooze(v, d)
+	}
+	t.Cleanup(func() { readerSnooze = snooze })
+	src, rec := startSource(t, Config{WakeupGap: gap})
+	cmd := exec.Command("/bin/sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.WaitFor(process.EventExit, cmd.Process.Pid, nil, 5*time.Second) == nil {
+		t.Fatal("no exit event for the burst's shell")
+	}
+	src.Close() // no more sleeps
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sleeps) == 0 {
+		t.Fatal("the reader never slept between looks")
+	}
+	longest := slices.Max(sleeps)
+	t.Logf("%d sleeps, longest %v", len(sleeps), longest)
+	if longest != burstGaps*gap {
+		t.Errorf("longest sleep %v through a burst of 300 execs, want %d gaps (%v)", longest, burstGaps, burstGaps*gap)
+	}
+	for i, d := range sleeps {
+		if d != gap && (i == 0 || d != min(2*sleeps[i-1], burstGaps*gap)) {
+			t.Fatalf("sleep %d: %v after %v: want %v or twice the last, at most %v", i, d, sleeps[max(i-1, 0)], gap, burstGaps*gap)
+		}
+	}
+}
+
+// TestLookAgain: the reader's sleep before its next look at the ring
+// buffer: one gap after a wakeup, doubled by each look that finds records up
+// to burstGaps gaps (and the poll interval), none (wait for a wakeup) once a
+// look finds nothing, and none when the kernel wakes the reader for every
+// record (gap <= 0).
+func TestLookAgain(t *testing.T) {
+	const gap = time.Millisecond
+	var got []time.Duration
+	for sleep := time.Duration(0); len(got) < 6; {
+		sleep = lookAgain(sleep, true, gap)
+		got = append(got, sleep)
+	}
+	want := []time.Duration{gap, 2 * gap, 4 * gap, 8 * gap, 8 * gap, 8 * gap}
+	if !slices.Equal(got, want) {
+		t.Errorf("sleeps while looks find records: %v, want %v", got, want)
+	}
+	for _, tc := range []struct {
+		last, gap time.Duration
+		read      bool
+		want      time.Duration
+	}{
+		{8 * gap, gap, false, 0}, // a look found nothing
+		{0, gap, false, 0},       // woken (or timed out) for nothing
+		{0, -1, true, 0},         // every record wakes the reader
+		{0, 0, true, 0},          // likewise
+		{150 * time.Millisecond, 100 * time.Millisecond, true, pollInterval}, // never over the poll interval
+	} {
+		if got := lookAgain(tc.last, tc.read, tc.gap); got != tc.want {
+			t.Errorf("lookAgain(%v, %v, %v) = %v, want %v", tc.last, tc.read, tc.gap, got, tc.want)
+		}
 	}
 }

@@ -194,7 +194,7 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) error {
 	s.stopCtx = context.AfterFunc(ctx, func() { _ = rd.Close() })
 	s.state = stateRunning
 	s.wg.Add(1)
-	go s.readLoop(ctx.Done(), rd, dec, sink, obj.coll.Maps[bpf.ProcmonMapLost], obj.coll.Variables[bpf.ProcmonVarLastWakeupNs])
+	go s.readLoop(ctx.Done(), rd, dec, sink, obj.coll.Maps[bpf.ProcmonMapLost], obj.coll.Variables[bpf.ProcmonVarQuietUntilNs])
 	if tables != nil && tables.scope {
 		s.wg.Add(1)
 		go s.gcLoop(ctx, obj.coll.Maps[bpf.ProcmonMapExePaths])
@@ -246,15 +246,19 @@ func (s *Source) open(hooks map[string]bool, tables, tpTables *ruleTables, lsmSa
 }
 
 // readLoop delivers the ring buffer's records until the reader is closed.
-// lastWakeup is the programs' last_wakeup_ns (nil: not writable here).
+// quietUntil is the programs' quiet_until_ns (nil: not writable here).
 //
 // Once it has read the ring buffer empty after records, it looks again
-// after gap, sleeping on a Go timer (a blocking epoll_wait of a
-// millisecond, out of the Go runtime's poller, cost more CPU per wakeup)
-// and then reading without waiting, until a look finds nothing;
-// then it waits in the reader (epoll_wait) for the kernel to wake it, up
-// to the poll interval.
-func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder, sink methods.Sink, lostMap *ebpf.Map, lastWakeup *ebpf.Variable) {
+// after a sleep on a Go timer (sleeping in the reader's own epoll_wait, a
+// blocking system call out of the Go runtime's poller, cost more CPU per
+// look: with sleeps of 1-8 ms, 99-103 µs of monitor CPU per exec of a
+// storm against 59 µs on the timer, in alternating runs on the shared
+// machine), reading without waiting, until a look finds nothing; then it waits in the reader
+// (epoll_wait) for the kernel to wake it, up to the poll interval. The
+// first sleep after a wakeup is the wakeup gap; each look that finds
+// records doubles it, up to burstGaps gaps, so that a storm costs a few
+// hundred looks a second, not a thousand (see lookAgain).
+func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder, sink methods.Sink, lostMap *ebpf.Map, quietUntil *ebpf.Variable) {
 	defer s.wg.Done()
 	var (
 		rec       ringbuf.Record
@@ -262,27 +266,29 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		loss      pendingLoss // seen in the kernel's counters, not yet reported
 		poll      = s.cfg.poll()
 		gap       = min(s.cfg.wakeupGap(), pollInterval)
-		short     bool // look again after gap, without waiting for a wakeup
-		read      bool // a record since the last timeout
-		empty     bool // the last read found the ring buffer empty
+		sleep     time.Duration // > 0: look again after sleep, without waiting for a wakeup
+		read      bool          // a record since the last time the ring buffer was found empty
+		empty     bool          // the last read found the ring buffer empty
 		nextCheck = time.Now().Add(pollInterval)
 		timer     = time.NewTimer(0)
 	)
 	defer timer.Stop()
 	for {
-		if short && empty {
-			// Records submitted within gap from now need not wake the
-			// reader (see snooze): it looks again after gap.
-			readerSnooze(lastWakeup)
-			timer.Reset(gap)
+		if sleep > 0 && empty {
+			// Records submitted within sleep from now need not wake the
+			// reader (see snooze): it looks again after sleep.
+			readerSnooze(quietUntil, sleep)
+			timer.Reset(sleep)
 			select {
 			case <-timer.C:
 			case <-stop:
-				short = false // the reader is being closed: wait for it
+				sleep = 0 // the reader is being closed: wait for it
 			}
 		}
-		if short {
-			rd.SetDeadline(time.Now()) // read what is there, without waiting
+		if sleep > 0 || read {
+			// Records that did not wake the reader may follow: read what is
+			// there, without waiting.
+			rd.SetDeadline(time.Now())
 		} else {
 			// The reader waits in whole milliseconds, rounded down
 			// (epoll_wait): one more makes the wait end after poll.
@@ -292,13 +298,7 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		empty = false
 		switch {
 		case err == nil:
-			// The kernel does not wake this reader for records that come
-			// within gap of the last wakeup (or of the reader's last
-			// look): after a read, look again after gap, until a look
-			// finds nothing twice.
-			if gap > 0 {
-				short, read = true, true
-			}
+			read = gap > 0
 			loss.read(&rec)
 			if k := kindOf(rec.RawSample); int(k) < recKinds {
 				s.c.records[k].Add(1)
@@ -313,10 +313,8 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// The reader returns the timeout once it has read the ring
-			// buffer empty: after records, look again after gap.
-			if !read {
-				short = false
-			}
+			// buffer empty.
+			sleep = lookAgain(sleep, read, gap)
 			read, empty = false, true
 			loss.drained()
 		case errors.Is(err, ringbuf.ErrClosed):
@@ -339,25 +337,52 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 	}
 }
 
+// burstGaps bounds the reader's sleep between two looks at the ring buffer
+// through a burst: at most this many wakeup gaps (8 ms with the default
+// gap), a lateness well under the 20 ms a lone exec is allowed
+// (TestLoneExecLatency in procmon), so that a storm costs about 125 looks
+// a second where a sleep of one gap cost 1,000, each a timer, a runtime
+// thread woken and a batch of events handed on (BenchmarkMonitorCost/ebpf
+// in procmon; README, "Measured here").
+const burstGaps = 8
+
+// lookAgain returns how long the reader sleeps before it looks at the ring
+// buffer again (0: it waits for the kernel to wake it), given the last
+// sleep (0: none, the reader was woken or is starting) and whether records
+// were read since the ring buffer was last found empty. After a wakeup the
+// reader sleeps one gap; each look that finds records doubles the sleep, up
+// to burstGaps gaps; a look that finds nothing ends the looking. gap <= 0
+// (the kernel wakes the reader for every record) never sleeps.
+func lookAgain(last time.Duration, read bool, gap time.Duration) time.Duration {
+	switch {
+	case gap <= 0 || !read:
+		return 0
+	case last == 0:
+		return gap
+	}
+	return min(2*last, burstGaps*gap, pollInterval)
+}
+
 // readerSnooze is snooze; TestWakeupGap turns it off to see the kernel's
 // own writes.
 var readerSnooze = snooze
 
-// snooze sets the programs' last_wakeup_ns to now (CLOCK_MONOTONIC, as
-// bpf_ktime_get_ns), so that records submitted within the wakeup gap from
-// now do not wake the reader, which looks at the ring buffer again once the
-// gap has passed. Without it, a record that comes after the gap since the
-// kernel last woke the reader wakes it (an inter-processor interrupt in the
-// submitting process) even while the reader is polling: two wakeups per
-// short-lived process (its fork and its exit), where the reader polling
-// through a storm needs none. A nil or unwritable variable is left alone.
-func snooze(lastWakeup *ebpf.Variable) {
-	if lastWakeup == nil || lastWakeup.ReadOnly() {
+// snooze sets the programs' quiet_until_ns to now + sleep (CLOCK_MONOTONIC,
+// as bpf_ktime_get_ns), so that records submitted while the reader sleeps
+// do not wake it: it looks at the ring buffer once sleep has passed. It is
+// a store into the programs' memory-mapped global data, no system call.
+// Without it, a record that comes after the gap since the kernel last woke
+// the reader wakes it (an inter-processor interrupt in the submitting
+// process) even while the reader is polling: two wakeups per short-lived
+// process (its fork and its exit), where the reader polling through a
+// storm needs none. A nil or unwritable variable is left alone.
+func snooze(quietUntil *ebpf.Variable, sleep time.Duration) {
+	if quietUntil == nil || quietUntil.ReadOnly() {
 		return
 	}
 	var ts unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) == nil {
-		_ = lastWakeup.Set(uint64(ts.Nano()))
+		_ = quietUntil.Set(uint64(ts.Nano() + sleep.Nanoseconds()))
 	}
 }
 
