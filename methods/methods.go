@@ -56,6 +56,23 @@ type Sink interface {
 	Lost(n uint64, reason string)
 }
 
+// Flusher is implemented by a Sink that may hold events back, to hand them
+// on together (the monitor's sink for a Batcher: its consumer is then woken
+// once per batch rather than once per event). The source calls Flush after
+// each batch it reads, from the goroutine that calls Event.
+type Flusher interface {
+	// Flush hands on the events held back.
+	Flush()
+}
+
+// Batcher is implemented by a Source that reads events in batches and calls
+// Flush after each batch when its sink implements Flusher: only to such a
+// source does the monitor give a sink that holds events back.
+type Batcher interface {
+	// FlushesSink is a marker: it does nothing.
+	FlushesSink()
+}
+
 // Stats are a source's counters.
 type Stats struct {
 	Events    uint64 // events delivered

@@ -68,12 +68,59 @@ func (s sink) Event(ev *process.Event) { s.m.handle(ev) }
 // Lost hands a source's loss report to the monitor.
 func (s sink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
 
+// maxHeld bounds the events a batchSink holds back.
+const maxHeld = 256
+
+// batchSink is the sink of a source that reads events in batches
+// (methods.Batcher): it completes each event and updates the cache at once,
+// as sink does, but offers the events to the consumer when the source calls
+// Flush, after its batch. A consumer that keeps up is then woken once per
+// batch instead of once per event: each wakeup of a parked goroutine costs
+// a futex wake and an idle thread's spinning, more than completing the
+// event. Used by the source's one goroutine.
+type batchSink struct {
+	m    *Monitor
+	held []*process.Event
+}
+
+// Event completes the event and holds it until Flush.
+func (s *batchSink) Event(ev *process.Event) {
+	if !s.m.complete(ev) {
+		return
+	}
+	s.held = append(s.held, ev)
+	if len(s.held) >= maxHeld {
+		s.Flush()
+	}
+}
+
+// Lost hands a source's loss report to the monitor.
+func (s *batchSink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
+
+// Flush offers the events held, in order.
+func (s *batchSink) Flush() {
+	if len(s.held) == 0 {
+		return
+	}
+	s.m.offer(s.held...)
+	clear(s.held)
+	s.held = s.held[:0]
+}
+
 // handle receives one event from the running method. It runs on the
 // method's goroutine: it completes the event from the cache and /proc,
 // updates the cache, and offers the event to the consumer without waiting.
 // Event.Process is then the cache's version of the process of that moment,
 // which later events do not change.
 func (m *Monitor) handle(ev *process.Event) {
+	if m.complete(ev) {
+		m.offer(ev)
+	}
+}
+
+// complete is handle up to the offer: it reports whether the event is for
+// the consumer.
+func (m *Monitor) complete(ev *process.Event) bool {
 	m.received.Add(1)
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
@@ -98,7 +145,7 @@ func (m *Monitor) handle(ev *process.Event) {
 		m.attach(ev)
 	}
 	if ev.CacheOnly {
-		return // the kernel's rules did not report it: the cache has it
+		return false // the kernel's rules did not report it: the cache has it
 	}
 	// The kernel's answer (eBPF LSM tier) stands; elsewhere the rules are
 	// evaluated here, on receipt.
@@ -109,23 +156,25 @@ func (m *Monitor) handle(ev *process.Event) {
 			}
 		}
 	}
-	m.offer(ev)
+	return true
 }
 
-// offer puts the event on the Events channel unless it is full (the event
-// is dropped and counted) or closed (the monitor has ended: nothing is
-// sent).
-func (m *Monitor) offer(ev *process.Event) {
+// offer puts the events on the Events channel, each unless it is full (the
+// event is dropped and counted) or closed (the monitor has ended: nothing
+// is sent).
+func (m *Monitor) offer(evs ...*process.Event) {
 	m.sendMu.RLock()
 	defer m.sendMu.RUnlock()
 	if m.ended {
 		return
 	}
-	select {
-	case m.events <- *ev:
-		m.delivered.Add(1)
-	default:
-		m.dropped.Add(1)
+	for _, ev := range evs {
+		select {
+		case m.events <- *ev:
+			m.delivered.Add(1)
+		default:
+			m.dropped.Add(1)
+		}
 	}
 }
 

@@ -122,7 +122,10 @@ const (
 	stateClosed
 )
 
-var _ methods.Source = (*Source)(nil)
+var (
+	_ methods.Source  = (*Source)(nil)
+	_ methods.Batcher = (*Source)(nil)
+)
 
 // New returns a Source configured by cfg; nothing is opened until Start.
 func New(cfg Config) *Source {
@@ -138,6 +141,11 @@ func New(cfg Config) *Source {
 	}
 	return &Source{cfg: cfg, log: log.With("method", process.MethodNetlink)}
 }
+
+// FlushesSink marks the Source as a methods.Batcher: after each batch of
+// messages it reads (one recvmmsg call, up to 64) it calls Flush on a sink
+// that implements methods.Flusher.
+func (s *Source) FlushesSink() {}
 
 // Name returns process.MethodNetlink.
 func (s *Source) Name() string { return process.MethodNetlink }

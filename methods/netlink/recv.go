@@ -64,6 +64,7 @@ type reader struct {
 
 	readFn  func(fd uintptr) bool // r.read, bound once
 	visitFn func(*message)        // r.visit, bound once
+	flusher methods.Flusher       // the sink, when it holds events until Flush
 }
 
 // cpuSeq is the sequence state of one CPU.
@@ -93,6 +94,7 @@ func newReader(s *Source, sink methods.Sink, listenAck uint32) *reader {
 	}
 	r.readFn = r.read
 	r.visitFn = r.visit
+	r.flusher, _ = sink.(methods.Flusher)
 	return r
 }
 
@@ -153,6 +155,9 @@ func (r *reader) read(fd uintptr) bool {
 			h := &r.hdrs[i]
 			l := min(int(h.Len), batchSlot)
 			r.datagram(r.buf[i*batchSlot:i*batchSlot+l], r.sas[i].Pid, h.Hdr.Flags&unix.MSG_TRUNC != 0)
+		}
+		if r.flusher != nil {
+			r.flusher.Flush() // the batch's events, together
 		}
 		if r.overflowed && time.Since(r.since) >= probeAfter {
 			// Still not drained: do not wait for it.
