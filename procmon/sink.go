@@ -2,6 +2,7 @@ package procmon
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/proctrack/proctrack/internal/procfs"
@@ -71,24 +72,92 @@ func (s sink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
 // maxHeld bounds the events a batchSink holds back.
 const maxHeld = 256
 
-// batchSink is the sink of a source that reads events in batches
-// (methods.Batcher): it completes each event and updates the cache at once,
-// as sink does, but offers the events to the consumer when the source calls
-// Flush, after its batch. A consumer that keeps up is then woken once per
-// batch instead of once per event: each wakeup of a parked goroutine costs
-// a futex wake and an idle thread's spinning, more than completing the
-// event. Used by the source's one goroutine.
+// batchSink is the sink of a source that reads events in batches and
+// reports only pids (netlink: methods.Batcher). It completes each event and
+// updates the cache as it comes, as sink does, with three differences that
+// save the work a storm of short-lived processes makes:
+//   - the events are offered to the consumer at Flush, after the source's
+//     batch: a consumer that keeps up is woken once per batch instead of
+//     once per event (a wakeup of a parked goroutine costs a futex wake and
+//     an idle thread's spinning, more than completing the event);
+//   - a fork is held until an event needs its child (its exec, exit, any
+//     event of it or a fork of its own) or Flush: when the child's exec
+//     comes in the same batch, the reads that name the exec (Reader.Image)
+//     also tell the child's identity, and the fork costs no read of its own;
+//   - an exec whose fork was seen takes its credentials from the fork and
+//     reads them from /proc at Flush, after the batch's naming reads (exec
+//     changes them for set-user-ID and set-group-ID binaries, file
+//     capabilities and some capability sets); a process gone by then keeps
+//     those of its fork.
+//
+// Used by the source's one goroutine.
 type batchSink struct {
-	m    *Monitor
-	held []*process.Event
+	m     *Monitor
+	held  []*process.Event
+	creds []*process.Event       // held execs whose credentials are read at Flush
+	forks map[int]*process.Event // held forks not completed yet, by child pid
 }
 
-// Event completes the event and holds it until Flush.
+// Event completes the event (or holds a fork) and holds it until Flush.
 func (s *batchSink) Event(ev *process.Event) {
-	if !s.m.complete(ev) {
+	m := s.m
+	if len(s.forks) > 0 {
+		if f := s.forks[ev.PID]; f != nil {
+			delete(s.forks, ev.PID)
+			if ev.Kind == process.EventExec && ev.Process == nil && ev.Verdict != process.VerdictDenied {
+				s.forkExec(f, ev)
+				return
+			}
+			m.complete(f)
+		}
+		if f := s.forks[ev.PPID]; f != nil && ev.Kind == process.EventFork {
+			delete(s.forks, ev.PPID) // its parent's fork: the parent first
+			m.complete(f)
+		}
+	}
+	if ev.Kind == process.EventFork && ev.Process == nil && ev.Verdict != process.VerdictDenied {
+		if s.forks == nil {
+			s.forks = make(map[int]*process.Event)
+		}
+		s.forks[ev.PID] = ev
+		s.hold(ev, false)
 		return
 	}
+	offer, later := m.complete(ev)
+	if offer {
+		s.hold(ev, later)
+	}
+}
+
+// forkExec completes a held fork and its child's exec: one Reader.Image
+// names the exec and tells the child's identity, if the process it read is
+// the forked child (its parent the fork's; the pid cannot have named
+// another process since the fork, as no exit of it came between). Else
+// the fork reads its own identity, as without holding.
+func (s *batchSink) forkExec(fork, exec *process.Event) {
+	m := s.m
+	img, err := m.reader.Image(exec.PID)
+	m.begin(fork)
+	if img != nil && img.PPID == fork.PPID {
+		m.forkWith(fork, img.Starttime, img.StartedAt)
+	} else {
+		m.onFork(fork)
+	}
+	m.finish(fork)
+	m.begin(exec)
+	later := m.execWith(exec, img, err)
+	if m.finish(exec) {
+		s.hold(exec, later)
+	}
+}
+
+// hold keeps ev until Flush, and notes that its credentials are to be read
+// then; it flushes when maxHeld are held.
+func (s *batchSink) hold(ev *process.Event, creds bool) {
 	s.held = append(s.held, ev)
+	if creds {
+		s.creds = append(s.creds, ev)
+	}
 	if len(s.held) >= maxHeld {
 		s.Flush()
 	}
@@ -97,14 +166,25 @@ func (s *batchSink) Event(ev *process.Event) {
 // Lost hands a source's loss report to the monitor.
 func (s *batchSink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
 
-// Flush offers the events held, in order.
+// Flush completes the held forks, reads the held execs' credentials and
+// offers the events held, in order.
 func (s *batchSink) Flush() {
-	if len(s.held) == 0 {
-		return
+	m := s.m
+	for _, ev := range s.held {
+		if f := s.forks[ev.PID]; f == ev {
+			delete(s.forks, ev.PID)
+			m.complete(ev)
+		}
 	}
-	s.m.offer(s.held...)
+	for _, ev := range s.creds {
+		m.execCreds(ev)
+	}
+	if len(s.held) > 0 {
+		m.offer(s.held...)
+	}
 	clear(s.held)
-	s.held = s.held[:0]
+	clear(s.creds)
+	s.held, s.creds = s.held[:0], s.creds[:0]
 }
 
 // handle receives one event from the running method. It runs on the
@@ -113,18 +193,20 @@ func (s *batchSink) Flush() {
 // Event.Process is then the cache's version of the process of that moment,
 // which later events do not change.
 func (m *Monitor) handle(ev *process.Event) {
-	if m.complete(ev) {
+	offer, later := m.complete(ev)
+	if later {
+		m.execCreds(ev)
+	}
+	if offer {
 		m.offer(ev)
 	}
 }
 
 // complete is handle up to the offer: it reports whether the event is for
-// the consumer.
-func (m *Monitor) complete(ev *process.Event) bool {
-	m.received.Add(1)
-	if ev.Time.IsZero() {
-		ev.Time = time.Now()
-	}
+// the consumer, and whether it is an exec whose credentials are its fork's
+// and are to be read (execCreds).
+func (m *Monitor) complete(ev *process.Event) (offer, credsLater bool) {
+	m.begin(ev)
 	switch {
 	case ev.Verdict == process.VerdictDenied:
 		// The sandbox refused it: nothing changed.
@@ -132,7 +214,7 @@ func (m *Monitor) complete(ev *process.Event) bool {
 	case ev.Kind == process.EventFork:
 		m.onFork(ev)
 	case ev.Kind == process.EventExec:
-		m.onExec(ev)
+		credsLater = m.onExec(ev)
 	case ev.Kind == process.EventExit:
 		m.onExit(ev)
 	case ev.Kind == process.EventUID, ev.Kind == process.EventGID, ev.Kind == process.EventCapset:
@@ -144,6 +226,20 @@ func (m *Monitor) complete(ev *process.Event) bool {
 	default:
 		m.attach(ev)
 	}
+	return m.finish(ev), credsLater
+}
+
+// begin counts a received event and gives it a time if it has none.
+func (m *Monitor) begin(ev *process.Event) {
+	m.received.Add(1)
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+}
+
+// finish evaluates the rules on a completed event and reports whether it
+// is for the consumer.
+func (m *Monitor) finish(ev *process.Event) bool {
 	if ev.CacheOnly {
 		return false // the kernel's rules did not report it: the cache has it
 	}
@@ -226,6 +322,18 @@ func (m *Monitor) onFork(ev *process.Event) {
 	ev.Process = m.cache.Put(child)
 }
 
+// forkWith caches the child of a fork whose identity its exec's reads gave
+// (batchSink.forkExec): its parent's image under that identity (without
+// the parent cached, no image: the child's exec gives it one).
+func (m *Monitor) forkWith(ev *process.Event, start int64, startedAt time.Time) {
+	child := process.NewProcessWithParent(ev.PID, ev.PPID, "")
+	child.Starttime, child.StartedAt = start, startedAt
+	if parent, ok := m.cache.Peek(ev.PPID); ok {
+		inherit(child, parent.Proc)
+	}
+	ev.Process = m.cache.Put(child)
+}
+
 // inherit copies a parent's image into a forked child: fork copies the
 // image, credentials and namespaces.
 func inherit(child, parent *process.Process) {
@@ -241,40 +349,31 @@ func inherit(child, parent *process.Process) {
 
 // onExec reads the new image from /proc at once (unless the method carried
 // it) and applies it to the cached process; the rest of the details follow
-// after DetailDelay if the process still runs.
-func (m *Monitor) onExec(ev *process.Event) {
+// after DetailDelay if the process still runs. It reports whether the
+// process has its fork's credentials, to be read (execCreds).
+func (m *Monitor) onExec(ev *process.Event) bool {
+	if ev.Process == nil {
+		img, err := m.reader.Image(ev.PID)
+		return m.execWith(ev, img, err)
+	}
+	return m.execWith(ev, nil, nil)
+}
+
+// execWith is onExec with what Reader.Image read of the process, for an
+// event that carries none (img nil: the stat read failed with err).
+func (m *Monitor) execWith(ev *process.Event, img *process.Process, err error) (credsLater bool) {
 	p := ev.Process
 	if p == nil {
-		var err error
-		if item, ok := m.cache.Peek(ev.PID); ok && item.Exited == 0 && item.Proc.Starttime != 0 {
-			// The fork was seen: the identity is known, no stat read.
-			p, err = m.reader.ExecOf(item.Proc.Key(), item.Proc.StartedAt)
-		} else {
-			p, err = m.reader.Exec(ev.PID)
-		}
+		p, credsLater = m.execImage(ev, img, err)
 		if p == nil {
-			// Gone before even its identity could be read: report what
-			// the cache knew of the pid, marked incomplete, never a
-			// made-up path.
-			m.incomplete.Add(1)
-			p = process.NewProcessEmpty(ev.PID, "")
-			p.Incomplete = true
-			if item, ok := m.cache.Peek(ev.PID); ok && errors.Is(err, process.ErrGone) {
-				p.Starttime, p.StartedAt, p.PPID = item.Proc.Starttime, item.Proc.StartedAt, item.Proc.PPID
-				m.cache.Exit(p.Key())
-			}
-			ev.Process = p
-			return
-		}
-		if p.Incomplete {
-			m.incomplete.Add(1)
+			return false
 		}
 	} else if p.Starttime == 0 && !m.execIdentity(ev, p) {
 		// A method that carries the image but not the start time
 		// (audit), and the pid taken by a process younger than the
 		// exec: reported as the method gave it, not cached.
 		ev.Process = p
-		return
+		return false
 	}
 	if ev.Bprm == nil && m.bprm && p.Path != "" {
 		// What the eBPF LSM tier's bprm_check carries, from the file.
@@ -284,6 +383,63 @@ func (m *Monitor) onExec(ev *process.Event) {
 	if !p.Incomplete && p.Starttime != 0 {
 		m.scheduleDetails(ev.Process.Key())
 	}
+	return credsLater
+}
+
+// execImage gives the process Reader.Image read (img, or nil and the
+// error) of an exec whose method carried only the pid its credentials: the
+// cached process's, when it is the one read (its fork was seen; exec
+// changes them only for some binaries and capability sets: read later, see
+// execCreds), else from /proc now. A process gone before its identity
+// could be read is reported with what the cache knew of the pid, marked
+// incomplete, never a made-up path; it returns nil then.
+func (m *Monitor) execImage(ev *process.Event, img *process.Process, err error) (p *process.Process, credsLater bool) {
+	item, cached := m.cache.Peek(ev.PID)
+	cached = cached && item.Exited == 0 && item.Proc.Starttime != 0
+	if img == nil {
+		m.incomplete.Add(1)
+		p = process.NewProcessEmpty(ev.PID, "")
+		p.Incomplete = true
+		if cached && errors.Is(err, process.ErrGone) {
+			p.Starttime, p.StartedAt, p.PPID = item.Proc.Starttime, item.Proc.StartedAt, item.Proc.PPID
+			m.cache.Exit(p.Key())
+		}
+		ev.Process = p
+		return nil, false
+	}
+	if img.Incomplete {
+		m.incomplete.Add(1)
+	}
+	if cached && item.Proc.Key() == img.Key() {
+		img.Creds, img.UID = item.Proc.Creds, item.Proc.UID
+		return img, !img.Incomplete
+	}
+	if cached {
+		m.cache.Exit(item.Proc.Key()) // the pid names a younger process now
+	}
+	if c, err := m.reader.Creds(img.ID); err == nil {
+		img.Creds, img.UID = c, int(c.EUID)
+	}
+	return img, false
+}
+
+// execCreds reads the credentials of an exec'd process that execImage gave
+// its fork's, and makes them its event's (a new version of the cached
+// process). A process gone by then, or whose pid names another process
+// (another parent), keeps its fork's.
+func (m *Monitor) execCreds(ev *process.Event) {
+	p := ev.Process
+	c, err := m.reader.CredsOfChild(p.ID, p.PPID)
+	if err != nil {
+		return
+	}
+	c.UserNS = p.Creds.UserNS // status does not tell it
+	if sameCreds(c, p.Creds) {
+		return
+	}
+	m.change(ev, p.Key(), func(q *process.Process) {
+		q.Creds, q.UID = c, int(c.EUID)
+	})
 }
 
 // startSlack is how many clock ticks (10 ms each) after an exec's time a
@@ -336,6 +492,25 @@ func (m *Monitor) execIdentity(ev *process.Event, p *process.Process) bool {
 		return true
 	}
 	return err != nil
+}
+
+// sameCreds reports whether a and b are equal.
+func sameCreds(a, b process.Credentials) bool {
+	type scalars struct {
+		ids     [8]uint32
+		caps    [5]process.CapSet
+		nnp     bool
+		seccomp int
+		userNS  uint64
+	}
+	f := func(c *process.Credentials) scalars {
+		return scalars{
+			[8]uint32{c.UID, c.EUID, c.SUID, c.FSUID, c.GID, c.EGID, c.SGID, c.FSGID},
+			[5]process.CapSet{c.CapInheritable, c.CapPermitted, c.CapEffective, c.CapBounding, c.CapAmbient},
+			c.NoNewPrivs, c.Seccomp, c.UserNS,
+		}
+	}
+	return f(&a) == f(&b) && slices.Equal(a.Groups, b.Groups)
 }
 
 // onUserNS completes a user namespace event whose method did not see the
