@@ -109,7 +109,8 @@ func TestDetailerCoalesces(t *testing.T) {
 
 // TestBatchSinkHoldsUntilFlush: the sink of a batching source (netlink)
 // completes each event and updates the cache at once, and offers the
-// events to the consumer, in order, when the source flushes.
+// events to the consumer, in order, when the source flushes: a lone batch
+// at once, a burst's every maxHold or when the source is idle.
 func TestBatchSinkHoldsUntilFlush(t *testing.T) {
 	m, err := New(Config{})
 	if err != nil {
@@ -125,7 +126,7 @@ func TestBatchSinkHoldsUntilFlush(t *testing.T) {
 	if _, ok := m.Cache().Peek(me); !ok {
 		t.Fatal("the exec was not cached before Flush")
 	}
-	s.Flush()
+	s.Flush(false)
 	if n := len(m.events); n != 2 {
 		t.Fatalf("%d events offered after Flush, want 2", n)
 	}
@@ -135,8 +136,19 @@ func TestBatchSinkHoldsUntilFlush(t *testing.T) {
 	if ev := <-m.events; ev.Kind != process.EventComm {
 		t.Fatalf("second event %v", ev.Kind)
 	}
-	s.Flush()
+	s.Flush(true)
 	if n := len(m.events); n != 0 {
 		t.Fatalf("a second Flush offered %d events again", n)
+	}
+	// During a burst (a Flush within maxHold of the last offer) the
+	// events wait, until the idle Flush.
+	s.Event(&process.Event{Kind: process.EventComm, PID: me, Comm: "y"})
+	s.Flush(false)
+	if n := len(m.events); n != 0 {
+		t.Fatalf("%d events offered within maxHold of the last offer", n)
+	}
+	s.Flush(true)
+	if n := len(m.events); n != 1 {
+		t.Fatalf("%d events offered by the idle Flush, want 1", n)
 	}
 }

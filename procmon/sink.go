@@ -69,17 +69,23 @@ func (s sink) Event(ev *process.Event) { s.m.handle(ev) }
 // Lost hands a source's loss report to the monitor.
 func (s sink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
 
-// maxHeld bounds the events a batchSink holds back.
-const maxHeld = 256
+// maxHeld bounds the events a batchSink holds back; maxHold how long it
+// holds finished events during a burst.
+const (
+	maxHeld = 256
+	maxHold = 5 * time.Millisecond
+)
 
 // batchSink is the sink of a source that reads events in batches and
 // reports only pids (netlink: methods.Batcher). It completes each event and
 // updates the cache as it comes, as sink does, with three differences that
 // save the work a storm of short-lived processes makes:
 //   - the events are offered to the consumer at Flush, after the source's
-//     batch: a consumer that keeps up is woken once per batch instead of
-//     once per event (a wakeup of a parked goroutine costs a futex wake and
-//     an idle thread's spinning, more than completing the event);
+//     batch, and during a burst at most every maxHold (5 ms): a consumer
+//     that keeps up is woken once per batch or less instead of once per
+//     event (a wakeup of a parked goroutine costs a futex wake and an idle
+//     thread's spinning, more than completing the event); a lone event is
+//     offered at once;
 //   - a fork is held until an event needs its child (its exec, exit, any
 //     event of it or a fork of its own) or Flush: when the child's exec
 //     comes in the same batch, the reads that name the exec (Reader.Image)
@@ -92,10 +98,12 @@ const maxHeld = 256
 //
 // Used by the source's one goroutine.
 type batchSink struct {
-	m     *Monitor
-	held  []*process.Event
-	creds []*process.Event       // held execs whose credentials are read at Flush
-	forks map[int]*process.Event // held forks not completed yet, by child pid
+	m       *Monitor
+	held    []*process.Event
+	done    int                    // held[:done] are finished (a Flush ran after them)
+	creds   []*process.Event       // held execs whose credentials are read at Flush
+	forks   map[int]*process.Event // held forks not completed yet, by child pid
+	offered time.Time              // the last offer to the consumer
 }
 
 // Event completes the event (or holds a fork) and holds it until Flush.
@@ -159,18 +167,21 @@ func (s *batchSink) hold(ev *process.Event, creds bool) {
 		s.creds = append(s.creds, ev)
 	}
 	if len(s.held) >= maxHeld {
-		s.Flush()
+		s.Flush(true)
 	}
 }
 
 // Lost hands a source's loss report to the monitor.
 func (s *batchSink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
 
-// Flush completes the held forks, reads the held execs' credentials and
-// offers the events held, in order.
-func (s *batchSink) Flush() {
+// Flush finishes the batch: it completes the held forks and reads the
+// held execs' credentials. It then offers the events held, in order: when
+// idle, when maxHeld are held, or when the last offer is maxHold old; else
+// they wait for a later Flush (during a burst the consumer is woken at most
+// every maxHold, and a lone event is offered at once).
+func (s *batchSink) Flush(idle bool) {
 	m := s.m
-	for _, ev := range s.held {
+	for _, ev := range s.held[s.done:] {
 		if f := s.forks[ev.PID]; f == ev {
 			delete(s.forks, ev.PID)
 			m.complete(ev)
@@ -179,12 +190,20 @@ func (s *batchSink) Flush() {
 	for _, ev := range s.creds {
 		m.execCreds(ev)
 	}
-	if len(s.held) > 0 {
-		m.offer(s.held...)
-	}
-	clear(s.held)
 	clear(s.creds)
-	s.held, s.creds = s.held[:0], s.creds[:0]
+	s.creds = s.creds[:0]
+	s.done = len(s.held)
+	if len(s.held) == 0 {
+		return
+	}
+	now := time.Now()
+	if !idle && len(s.held) < maxHeld && now.Sub(s.offered) < maxHold {
+		return
+	}
+	s.offered = now
+	m.offer(s.held...)
+	clear(s.held)
+	s.held, s.done = s.held[:0], 0
 }
 
 // handle receives one event from the running method. It runs on the

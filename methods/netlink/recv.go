@@ -156,9 +156,7 @@ func (r *reader) read(fd uintptr) bool {
 			l := min(int(h.Len), batchSlot)
 			r.datagram(r.buf[i*batchSlot:i*batchSlot+l], r.sas[i].Pid, h.Hdr.Flags&unix.MSG_TRUNC != 0)
 		}
-		if r.flusher != nil {
-			r.flusher.Flush() // the batch's events, together
-		}
+		r.flush(false)
 		if r.overflowed && time.Since(r.since) >= probeAfter {
 			// Still not drained: do not wait for it.
 			if !r.probed {
@@ -170,6 +168,15 @@ func (r *reader) read(fd uintptr) bool {
 		if r.handshake && r.acked {
 			return true
 		}
+	}
+}
+
+// flush calls the sink's Flush, if it has one: after each batch, and idle
+// when the socket is drained and the reader is about to wait for it (or
+// stops).
+func (r *reader) flush(idle bool) {
+	if r.flusher != nil {
+		r.flusher.Flush(idle)
 	}
 }
 
