@@ -448,6 +448,9 @@ func (m *Monitor) execImage(ev *process.Event, img *process.Process, err error) 
 // (another parent), keeps its fork's.
 func (m *Monitor) execCreds(ev *process.Event) {
 	p := ev.Process
+	if item, ok := m.cache.Get(p.Key()); !ok || item.Exited != 0 {
+		return // its exit came in the batch: nothing to read
+	}
 	c, err := m.reader.CredsOfChild(p.ID, p.PPID)
 	if err != nil {
 		return
