@@ -315,8 +315,10 @@ func (m *Monitor) lostEvents(n uint64, reason string) {
 }
 
 // onFork caches the child: a copy of its parent's image under its own
-// identity. A child gone before its identity could be read is reported with
-// its parent's image and Incomplete set, and not cached.
+// identity. A child gone before its identity could be read, or whose pid
+// /proc shows with another parent than the fork's, is reported with its
+// parent's image and Incomplete set, and not cached: its start time is
+// never another process's.
 func (m *Monitor) onFork(ev *process.Event) {
 	if ev.Process != nil && ev.Process.Starttime != 0 {
 		ev.Process = m.cache.Put(ev.Process)
@@ -324,6 +326,12 @@ func (m *Monitor) onFork(ev *process.Event) {
 	}
 	parent, havePar := m.cache.Peek(ev.PPID)
 	child, err := m.reader.Identity(ev.PID)
+	if err == nil && ev.PPID != 0 && child.PPID != ev.PPID {
+		// Another process's identity: the child has exited and its pid
+		// names a process another parent started (or the parent exited
+		// and the child was reparented: not known for sure either).
+		err = process.ErrGone
+	}
 	if err != nil {
 		child = process.NewProcessWithParent(ev.PID, ev.PPID, "")
 		child.Incomplete = true
