@@ -134,4 +134,3 @@ func TestBatchForkAfterPIDReuse(t *testing.T) {
 		}
 	}
 }
-
