@@ -56,6 +56,27 @@ type Sink interface {
 	Lost(n uint64, reason string)
 }
 
+// Flusher is implemented by a Sink that may hold events back, to finish
+// them and hand them on together (the monitor's sink for a Batcher: its
+// consumer is then woken once per batch, or less often during a burst,
+// rather than once per event). The source calls Flush from the goroutine
+// that calls Event.
+type Flusher interface {
+	// Flush is called after each batch the source read. With idle set
+	// (the source read everything the kernel had and is about to wait for
+	// more, or stops) the sink hands on every event it holds; without, it
+	// may keep some for a bounded time.
+	Flush(idle bool)
+}
+
+// Batcher is implemented by a Source that reads events in batches and calls
+// Flush after each batch when its sink implements Flusher: only to such a
+// source does the monitor give a sink that holds events back.
+type Batcher interface {
+	// FlushesSink is a marker: it does nothing.
+	FlushesSink()
+}
+
 // Stats are a source's counters.
 type Stats struct {
 	Events    uint64 // events delivered

@@ -63,9 +63,15 @@ func (m *Monitor) scheduleDetails(k process.Key) {
 // maxDetails bounds the detail queue.
 const maxDetails = 1 << 16
 
+// detailSlices: while requests are queued the detailer wakes at most every
+// DetailDelay/detailSlices, serving all that are due; a request is served
+// up to that much after its due time.
+const detailSlices = 4
+
 // detailer reads the full details of the processes that still run
-// DetailDelay after their exec. It sleeps until the first request is due,
-// or, with nothing queued, until a request comes.
+// DetailDelay after their exec. It sleeps until the first request is due
+// (at least DetailDelay/detailSlices), or, with nothing queued, until a
+// request comes.
 func (m *Monitor) detailer(ctx context.Context) {
 	defer m.wg.Done()
 	q := &m.details
@@ -84,7 +90,10 @@ func (m *Monitor) detailer(ctx context.Context) {
 		q.reqs = append(q.reqs[:0], q.reqs[n:]...)
 		var timerC <-chan time.Time
 		if len(q.reqs) > 0 {
-			timer.Reset(q.reqs[0].due.Sub(now))
+			// Requests come as often as execs: serving each due time
+			// apart would wake this goroutine (and a thread) for nearly
+			// every one of them during a storm.
+			timer.Reset(max(q.reqs[0].due.Sub(now), m.cfg.DetailDelay/detailSlices))
 			timerC = timer.C
 		} else {
 			q.idle = true

@@ -359,7 +359,11 @@ func (m *Monitor) climb(preferred string) error {
 		}
 		src, err := m.newSource(name)
 		if err == nil {
-			err = src.Start(m.ctx, sink{m})
+			var sk methods.Sink = sink{m}
+			if _, ok := src.(methods.Batcher); ok {
+				sk = &batchSink{m: m}
+			}
+			err = src.Start(m.ctx, sk)
 		}
 		if err != nil {
 			m.status = append(m.status, MethodStatus{Method: name, State: "skipped", Reason: err.Error()})

@@ -2,6 +2,7 @@ package procmon
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/proctrack/proctrack/internal/procfs"
@@ -68,16 +69,163 @@ func (s sink) Event(ev *process.Event) { s.m.handle(ev) }
 // Lost hands a source's loss report to the monitor.
 func (s sink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
 
+// maxHeld bounds the events a batchSink holds back; maxHold how long it
+// holds finished events during a burst.
+const (
+	maxHeld = 256
+	maxHold = 5 * time.Millisecond
+)
+
+// batchSink is the sink of a source that reads events in batches and
+// reports only pids (netlink: methods.Batcher). It completes each event and
+// updates the cache as it comes, as sink does, with three differences that
+// save the work a storm of short-lived processes makes:
+//   - the events are offered to the consumer at Flush, after the source's
+//     batch, and during a burst at most every maxHold (5 ms): a consumer
+//     that keeps up is woken once per batch or less instead of once per
+//     event (a wakeup of a parked goroutine costs a futex wake and an idle
+//     thread's spinning, more than completing the event); a lone event is
+//     offered at once;
+//   - a fork is held until an event needs its child (its exec, exit, any
+//     event of it or a fork of its own) or Flush: when the child's exec
+//     comes in the same batch, the reads that name the exec (Reader.Image)
+//     also tell the child's identity, and the fork costs no read of its own;
+//   - an exec whose fork was seen takes its credentials from the fork and
+//     reads them from /proc at Flush, after the batch's naming reads (exec
+//     changes them for set-user-ID and set-group-ID binaries, file
+//     capabilities and some capability sets); a process gone by then keeps
+//     those of its fork.
+//
+// Used by the source's one goroutine.
+type batchSink struct {
+	m       *Monitor
+	held    []*process.Event
+	done    int                    // held[:done] are finished (a Flush ran after them)
+	creds   []*process.Event       // held execs whose credentials are read at Flush
+	forks   map[int]*process.Event // held forks not completed yet, by child pid
+	offered time.Time              // the last offer to the consumer
+}
+
+// Event completes the event (or holds a fork) and holds it until Flush.
+func (s *batchSink) Event(ev *process.Event) {
+	m := s.m
+	if len(s.forks) > 0 {
+		if f := s.forks[ev.PID]; f != nil {
+			delete(s.forks, ev.PID)
+			if ev.Kind == process.EventExec && ev.Process == nil && ev.Verdict != process.VerdictDenied {
+				s.forkExec(f, ev)
+				return
+			}
+			m.complete(f)
+		}
+		if f := s.forks[ev.PPID]; f != nil && ev.Kind == process.EventFork {
+			delete(s.forks, ev.PPID) // its parent's fork: the parent first
+			m.complete(f)
+		}
+	}
+	if ev.Kind == process.EventFork && ev.Process == nil && ev.Verdict != process.VerdictDenied {
+		if s.forks == nil {
+			s.forks = make(map[int]*process.Event)
+		}
+		s.forks[ev.PID] = ev
+		s.hold(ev, false)
+		return
+	}
+	offer, later := m.complete(ev)
+	if offer {
+		s.hold(ev, later)
+	}
+}
+
+// forkExec completes a held fork and its child's exec: one Reader.Image
+// names the exec and tells the child's identity, if the process it read is
+// the forked child (its parent the fork's; the pid cannot have named
+// another process since the fork, as no exit of it came between). Else
+// the fork reads its own identity, as without holding.
+func (s *batchSink) forkExec(fork, exec *process.Event) {
+	m := s.m
+	img, err := m.reader.Image(exec.PID)
+	m.begin(fork)
+	if img != nil && img.PPID == fork.PPID {
+		m.forkWith(fork, img.Starttime, img.StartedAt)
+	} else {
+		m.onFork(fork)
+	}
+	m.finish(fork)
+	m.begin(exec)
+	later := m.execWith(exec, img, err)
+	if m.finish(exec) {
+		s.hold(exec, later)
+	}
+}
+
+// hold keeps ev until Flush, and notes that its credentials are to be read
+// then; it flushes when maxHeld are held.
+func (s *batchSink) hold(ev *process.Event, creds bool) {
+	s.held = append(s.held, ev)
+	if creds {
+		s.creds = append(s.creds, ev)
+	}
+	if len(s.held) >= maxHeld {
+		s.Flush(true)
+	}
+}
+
+// Lost hands a source's loss report to the monitor.
+func (s *batchSink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
+
+// Flush finishes the batch: it completes the held forks and reads the
+// held execs' credentials. It then offers the events held, in order: when
+// idle, when maxHeld are held, or when the last offer is maxHold old; else
+// they wait for a later Flush (during a burst the consumer is woken at most
+// every maxHold, and a lone event is offered at once).
+func (s *batchSink) Flush(idle bool) {
+	m := s.m
+	for _, ev := range s.held[s.done:] {
+		if f := s.forks[ev.PID]; f == ev {
+			delete(s.forks, ev.PID)
+			m.complete(ev)
+		}
+	}
+	for _, ev := range s.creds {
+		m.execCreds(ev)
+	}
+	clear(s.creds)
+	s.creds = s.creds[:0]
+	s.done = len(s.held)
+	if len(s.held) == 0 {
+		return
+	}
+	now := time.Now()
+	if !idle && len(s.held) < maxHeld && now.Sub(s.offered) < maxHold {
+		return
+	}
+	s.offered = now
+	m.offer(s.held...)
+	clear(s.held)
+	s.held, s.done = s.held[:0], 0
+}
+
 // handle receives one event from the running method. It runs on the
 // method's goroutine: it completes the event from the cache and /proc,
 // updates the cache, and offers the event to the consumer without waiting.
 // Event.Process is then the cache's version of the process of that moment,
 // which later events do not change.
 func (m *Monitor) handle(ev *process.Event) {
-	m.received.Add(1)
-	if ev.Time.IsZero() {
-		ev.Time = time.Now()
+	offer, later := m.complete(ev)
+	if later {
+		m.execCreds(ev)
 	}
+	if offer {
+		m.offer(ev)
+	}
+}
+
+// complete is handle up to the offer: it reports whether the event is for
+// the consumer, and whether it is an exec whose credentials are its fork's
+// and are to be read (execCreds).
+func (m *Monitor) complete(ev *process.Event) (offer, credsLater bool) {
+	m.begin(ev)
 	switch {
 	case ev.Verdict == process.VerdictDenied:
 		// The sandbox refused it: nothing changed.
@@ -85,7 +233,7 @@ func (m *Monitor) handle(ev *process.Event) {
 	case ev.Kind == process.EventFork:
 		m.onFork(ev)
 	case ev.Kind == process.EventExec:
-		m.onExec(ev)
+		credsLater = m.onExec(ev)
 	case ev.Kind == process.EventExit:
 		m.onExit(ev)
 	case ev.Kind == process.EventUID, ev.Kind == process.EventGID, ev.Kind == process.EventCapset:
@@ -97,8 +245,22 @@ func (m *Monitor) handle(ev *process.Event) {
 	default:
 		m.attach(ev)
 	}
+	return m.finish(ev), credsLater
+}
+
+// begin counts a received event and gives it a time if it has none.
+func (m *Monitor) begin(ev *process.Event) {
+	m.received.Add(1)
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+}
+
+// finish evaluates the rules on a completed event and reports whether it
+// is for the consumer.
+func (m *Monitor) finish(ev *process.Event) bool {
 	if ev.CacheOnly {
-		return // the kernel's rules did not report it: the cache has it
+		return false // the kernel's rules did not report it: the cache has it
 	}
 	// The kernel's answer (eBPF LSM tier) stands; elsewhere the rules are
 	// evaluated here, on receipt.
@@ -109,23 +271,25 @@ func (m *Monitor) handle(ev *process.Event) {
 			}
 		}
 	}
-	m.offer(ev)
+	return true
 }
 
-// offer puts the event on the Events channel unless it is full (the event
-// is dropped and counted) or closed (the monitor has ended: nothing is
-// sent).
-func (m *Monitor) offer(ev *process.Event) {
+// offer puts the events on the Events channel, each unless it is full (the
+// event is dropped and counted) or closed (the monitor has ended: nothing
+// is sent).
+func (m *Monitor) offer(evs ...*process.Event) {
 	m.sendMu.RLock()
 	defer m.sendMu.RUnlock()
 	if m.ended {
 		return
 	}
-	select {
-	case m.events <- *ev:
-		m.delivered.Add(1)
-	default:
-		m.dropped.Add(1)
+	for _, ev := range evs {
+		select {
+		case m.events <- *ev:
+			m.delivered.Add(1)
+		default:
+			m.dropped.Add(1)
+		}
 	}
 }
 
@@ -151,8 +315,10 @@ func (m *Monitor) lostEvents(n uint64, reason string) {
 }
 
 // onFork caches the child: a copy of its parent's image under its own
-// identity. A child gone before its identity could be read is reported with
-// its parent's image and Incomplete set, and not cached.
+// identity. A child gone before its identity could be read, or whose pid
+// /proc shows with another parent than the fork's, is reported with its
+// parent's image and Incomplete set, and not cached: its start time is
+// never another process's.
 func (m *Monitor) onFork(ev *process.Event) {
 	if ev.Process != nil && ev.Process.Starttime != 0 {
 		ev.Process = m.cache.Put(ev.Process)
@@ -160,6 +326,12 @@ func (m *Monitor) onFork(ev *process.Event) {
 	}
 	parent, havePar := m.cache.Peek(ev.PPID)
 	child, err := m.reader.Identity(ev.PID)
+	if err == nil && ev.PPID != 0 && child.PPID != ev.PPID {
+		// Another process's identity: the child has exited and its pid
+		// names a process another parent started (or the parent exited
+		// and the child was reparented: not known for sure either).
+		err = process.ErrGone
+	}
 	if err != nil {
 		child = process.NewProcessWithParent(ev.PID, ev.PPID, "")
 		child.Incomplete = true
@@ -173,6 +345,18 @@ func (m *Monitor) onFork(ev *process.Event) {
 		inherit(child, parent.Proc)
 	} else if full, err := m.reader.Exec(ev.PID); err == nil {
 		child = full
+	}
+	ev.Process = m.cache.Put(child)
+}
+
+// forkWith caches the child of a fork whose identity its exec's reads gave
+// (batchSink.forkExec): its parent's image under that identity (without
+// the parent cached, no image: the child's exec gives it one).
+func (m *Monitor) forkWith(ev *process.Event, start int64, startedAt time.Time) {
+	child := process.NewProcessWithParent(ev.PID, ev.PPID, "")
+	child.Starttime, child.StartedAt = start, startedAt
+	if parent, ok := m.cache.Peek(ev.PPID); ok {
+		inherit(child, parent.Proc)
 	}
 	ev.Process = m.cache.Put(child)
 }
@@ -192,40 +376,31 @@ func inherit(child, parent *process.Process) {
 
 // onExec reads the new image from /proc at once (unless the method carried
 // it) and applies it to the cached process; the rest of the details follow
-// after DetailDelay if the process still runs.
-func (m *Monitor) onExec(ev *process.Event) {
+// after DetailDelay if the process still runs. It reports whether the
+// process has its fork's credentials, to be read (execCreds).
+func (m *Monitor) onExec(ev *process.Event) bool {
+	if ev.Process == nil {
+		img, err := m.reader.Image(ev.PID)
+		return m.execWith(ev, img, err)
+	}
+	return m.execWith(ev, nil, nil)
+}
+
+// execWith is onExec with what Reader.Image read of the process, for an
+// event that carries none (img nil: the stat read failed with err).
+func (m *Monitor) execWith(ev *process.Event, img *process.Process, err error) (credsLater bool) {
 	p := ev.Process
 	if p == nil {
-		var err error
-		if item, ok := m.cache.Peek(ev.PID); ok && item.Exited == 0 && item.Proc.Starttime != 0 {
-			// The fork was seen: the identity is known, no stat read.
-			p, err = m.reader.ExecOf(item.Proc.Key(), item.Proc.StartedAt)
-		} else {
-			p, err = m.reader.Exec(ev.PID)
-		}
+		p, credsLater = m.execImage(ev, img, err)
 		if p == nil {
-			// Gone before even its identity could be read: report what
-			// the cache knew of the pid, marked incomplete, never a
-			// made-up path.
-			m.incomplete.Add(1)
-			p = process.NewProcessEmpty(ev.PID, "")
-			p.Incomplete = true
-			if item, ok := m.cache.Peek(ev.PID); ok && errors.Is(err, process.ErrGone) {
-				p.Starttime, p.StartedAt, p.PPID = item.Proc.Starttime, item.Proc.StartedAt, item.Proc.PPID
-				m.cache.Exit(p.Key())
-			}
-			ev.Process = p
-			return
-		}
-		if p.Incomplete {
-			m.incomplete.Add(1)
+			return false
 		}
 	} else if p.Starttime == 0 && !m.execIdentity(ev, p) {
 		// A method that carries the image but not the start time
 		// (audit), and the pid taken by a process younger than the
 		// exec: reported as the method gave it, not cached.
 		ev.Process = p
-		return
+		return false
 	}
 	if ev.Bprm == nil && m.bprm && p.Path != "" {
 		// What the eBPF LSM tier's bprm_check carries, from the file.
@@ -235,6 +410,66 @@ func (m *Monitor) onExec(ev *process.Event) {
 	if !p.Incomplete && p.Starttime != 0 {
 		m.scheduleDetails(ev.Process.Key())
 	}
+	return credsLater
+}
+
+// execImage gives the process Reader.Image read (img, or nil and the
+// error) of an exec whose method carried only the pid its credentials: the
+// cached process's, when it is the one read (its fork was seen; exec
+// changes them only for some binaries and capability sets: read later, see
+// execCreds), else from /proc now. A process gone before its identity
+// could be read is reported with what the cache knew of the pid, marked
+// incomplete, never a made-up path; it returns nil then.
+func (m *Monitor) execImage(ev *process.Event, img *process.Process, err error) (p *process.Process, credsLater bool) {
+	item, cached := m.cache.Peek(ev.PID)
+	cached = cached && item.Exited == 0 && item.Proc.Starttime != 0
+	if img == nil {
+		m.incomplete.Add(1)
+		p = process.NewProcessEmpty(ev.PID, "")
+		p.Incomplete = true
+		if cached && errors.Is(err, process.ErrGone) {
+			p.Starttime, p.StartedAt, p.PPID = item.Proc.Starttime, item.Proc.StartedAt, item.Proc.PPID
+			m.cache.Exit(p.Key())
+		}
+		ev.Process = p
+		return nil, false
+	}
+	if img.Incomplete {
+		m.incomplete.Add(1)
+	}
+	if cached && item.Proc.Key() == img.Key() {
+		img.Creds, img.UID = item.Proc.Creds, item.Proc.UID
+		return img, !img.Incomplete
+	}
+	if cached {
+		m.cache.Exit(item.Proc.Key()) // the pid names a younger process now
+	}
+	if c, err := m.reader.Creds(img.ID); err == nil {
+		img.Creds, img.UID = c, int(c.EUID)
+	}
+	return img, false
+}
+
+// execCreds reads the credentials of an exec'd process that execImage gave
+// its fork's, and makes them its event's (a new version of the cached
+// process). A process gone by then, or whose pid names another process
+// (another parent), keeps its fork's.
+func (m *Monitor) execCreds(ev *process.Event) {
+	p := ev.Process
+	if item, ok := m.cache.Get(p.Key()); !ok || item.Exited != 0 {
+		return // its exit came in the batch: nothing to read
+	}
+	c, err := m.reader.CredsOfChild(p.ID, p.PPID)
+	if err != nil {
+		return
+	}
+	c.UserNS = p.Creds.UserNS // status does not tell it
+	if sameCreds(c, p.Creds) {
+		return
+	}
+	m.change(ev, p.Key(), func(q *process.Process) {
+		q.Creds, q.UID = c, int(c.EUID)
+	})
 }
 
 // startSlack is how many clock ticks (10 ms each) after an exec's time a
@@ -287,6 +522,25 @@ func (m *Monitor) execIdentity(ev *process.Event, p *process.Process) bool {
 		return true
 	}
 	return err != nil
+}
+
+// sameCreds reports whether a and b are equal.
+func sameCreds(a, b process.Credentials) bool {
+	type scalars struct {
+		ids     [8]uint32
+		caps    [5]process.CapSet
+		nnp     bool
+		seccomp int
+		userNS  uint64
+	}
+	f := func(c *process.Credentials) scalars {
+		return scalars{
+			[8]uint32{c.UID, c.EUID, c.SUID, c.FSUID, c.GID, c.EGID, c.SGID, c.FSGID},
+			[5]process.CapSet{c.CapInheritable, c.CapPermitted, c.CapEffective, c.CapBounding, c.CapAmbient},
+			c.NoNewPrivs, c.Seccomp, c.UserNS,
+		}
+	}
+	return f(&a) == f(&b) && slices.Equal(a.Groups, b.Groups)
 }
 
 // onUserNS completes a user namespace event whose method did not see the

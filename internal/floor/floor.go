@@ -8,6 +8,8 @@
 package floor
 
 import (
+	"bufio"
+	"bytes"
 	"embed"
 	"fmt"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -108,4 +111,65 @@ func Pids(prefix string, workers int) ([]int, error) {
 		}
 	}
 	return pids, nil
+}
+
+// Listener is a reference listener running (cnname, cnlisten): started by
+// StartListener, ended by Stop.
+type Listener struct {
+	cmd  *exec.Cmd
+	out  bytes.Buffer  // what it printed after "ready"
+	done chan struct{} // closed when its output has been read to the end
+}
+
+// StartListener starts the listener bin (from Build) with args and waits
+// for its "ready" line: from then on it receives every event. It fails tb
+// when the listener cannot start or ends before it is ready.
+func StartListener(tb testing.TB, bin string, args ...string) *Listener {
+	tb.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer pw.Close()
+	l := &Listener{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	l.cmd.Stdout, l.cmd.Stderr = pw, os.Stderr
+	if err := l.cmd.Start(); err != nil {
+		pr.Close()
+		tb.Fatalf("floor: start %s: %v", bin, err)
+	}
+	r := bufio.NewReader(pr)
+	line, err := r.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		_ = l.cmd.Process.Kill()
+		_ = l.cmd.Wait()
+		pr.Close()
+		tb.Fatalf("floor: %s did not get ready: %q %v", bin, line, err)
+	}
+	go func() {
+		defer close(l.done)
+		defer pr.Close()
+		_, _ = l.out.ReadFrom(r)
+	}()
+	return l
+}
+
+// Stop ends the listener (SIGTERM), waits for it and returns the fields of
+// the RESULT line it printed (see Fields): cnname's storm, named_right,
+// cpu (its CPU time in seconds), and so on.
+func (l *Listener) Stop(tb testing.TB) map[string]float64 {
+	tb.Helper()
+	if err := l.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		tb.Fatalf("floor: stop the listener: %v", err)
+	}
+	<-l.done
+	if err := l.cmd.Wait(); err != nil {
+		tb.Fatalf("floor: listener: %v", err)
+	}
+	for _, line := range strings.Split(l.out.String(), "\n") {
+		if strings.HasPrefix(line, "RESULT ") {
+			return Fields(line)
+		}
+	}
+	tb.Fatalf("floor: the listener printed no RESULT line: %q", l.out.String())
+	return nil
 }

@@ -1,8 +1,10 @@
 package floor
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestStormWritesPids(t *testing.T) {
@@ -29,5 +31,25 @@ func TestFields(t *testing.T) {
 	f := Fields("RESULT storm=20000 named_right=18000 cpu=0.900")
 	if f["storm"] != 20000 || f["named_right"] != 18000 || f["cpu"] != 0.9 {
 		t.Fatalf("%v", f)
+	}
+}
+
+// TestCnname: cnname names the execs of a small storm and prints its
+// result when stopped.
+func TestCnname(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the proc connector needs CAP_NET_ADMIN here (run as root)")
+	}
+	storm, cnname := Build(t, "storm"), Build(t, "cnname")
+	prefix := filepath.Join(t.TempDir(), "pids")
+	l := StartListener(t, cnname, prefix, "2", "500")
+	Storm(t, storm, 50, 2, prefix)
+	time.Sleep(100 * time.Millisecond) // let the last events in
+	r := l.Stop(t)
+	if r["storm"] != 50 || r["exec_reported"] != 50 || r["cpu"] <= 0 {
+		t.Fatalf("cnname: %v", r)
+	}
+	if r["wrong_path"] != 0 || r["right_path_wrong_args"] != 0 {
+		t.Fatalf("cnname named execs wrongly: %v", r)
 	}
 }

@@ -100,4 +100,14 @@
 // that Close signals). A lone event reaches the sink at once, an event of a
 // burst up to WakeupGap late; WakeupGap < 0 reads every message as it
 // comes. See BenchmarkSourceCPU and BenchmarkExecStorm.
+//
+// The Source is a methods.Batcher: after each recvmmsg batch it calls
+// Flush(false) on a sink that implements methods.Flusher, and Flush(true)
+// when a read after the gap found nothing (the burst is over) and when it
+// stops. The monitor's sink uses that to finish a batch's events together:
+// it holds a fork until its child's exec, whose /proc reads then also give
+// the child's identity; it reads the execs' credentials after the batch's
+// naming reads; and it wakes the consumer once per batch, or every 5 ms
+// during a burst (procmon's BenchmarkNetlinkFloor measures it against the C
+// floor).
 package netlink

@@ -122,7 +122,10 @@ const (
 	stateClosed
 )
 
-var _ methods.Source = (*Source)(nil)
+var (
+	_ methods.Source  = (*Source)(nil)
+	_ methods.Batcher = (*Source)(nil)
+)
 
 // New returns a Source configured by cfg; nothing is opened until Start.
 func New(cfg Config) *Source {
@@ -138,6 +141,12 @@ func New(cfg Config) *Source {
 	}
 	return &Source{cfg: cfg, log: log.With("method", process.MethodNetlink)}
 }
+
+// FlushesSink marks the Source as a methods.Batcher: after each batch of
+// messages it reads (one recvmmsg call, up to 64) it calls Flush(false) on
+// a sink that implements methods.Flusher, and Flush(true) once a read after
+// its wakeup gap found nothing (the burst is over) or when it stops.
+func (s *Source) FlushesSink() {}
 
 // Name returns process.MethodNetlink.
 func (s *Source) Name() string { return process.MethodNetlink }
@@ -480,6 +489,7 @@ func (s *Source) run(done chan struct{}) {
 		_ = s.stop.Close()
 	}()
 	r := s.rd
+	defer r.flush(true)
 	for {
 		before := s.messages.Load()
 		r.read(uintptr(s.fd))
@@ -498,6 +508,8 @@ func (s *Source) run(done chan struct{}) {
 			// Sleep off the socket's wait queue; shutdown cuts it short.
 			stopped = s.stop.Sleep(s.cfg.WakeupGap)
 		} else {
+			// Nothing more came: what the sink holds goes now.
+			r.flush(true)
 			// An error-only readiness (POLLERR: the kernel flagged
 			// ENOBUFS on an empty queue) returns at once; the next
 			// read consumes it.

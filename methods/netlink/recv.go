@@ -64,6 +64,7 @@ type reader struct {
 
 	readFn  func(fd uintptr) bool // r.read, bound once
 	visitFn func(*message)        // r.visit, bound once
+	flusher methods.Flusher       // the sink, when it holds events until Flush
 }
 
 // cpuSeq is the sequence state of one CPU.
@@ -93,6 +94,7 @@ func newReader(s *Source, sink methods.Sink, listenAck uint32) *reader {
 	}
 	r.readFn = r.read
 	r.visitFn = r.visit
+	r.flusher, _ = sink.(methods.Flusher)
 	return r
 }
 
@@ -154,6 +156,7 @@ func (r *reader) read(fd uintptr) bool {
 			l := min(int(h.Len), batchSlot)
 			r.datagram(r.buf[i*batchSlot:i*batchSlot+l], r.sas[i].Pid, h.Hdr.Flags&unix.MSG_TRUNC != 0)
 		}
+		r.flush(false)
 		if r.overflowed && time.Since(r.since) >= probeAfter {
 			// Still not drained: do not wait for it.
 			if !r.probed {
@@ -165,6 +168,15 @@ func (r *reader) read(fd uintptr) bool {
 		if r.handshake && r.acked {
 			return true
 		}
+	}
+}
+
+// flush calls the sink's Flush, if it has one: after each batch, and idle
+// when the socket is drained and the reader is about to wait for it (or
+// stops).
+func (r *reader) flush(idle bool) {
+	if r.flusher != nil {
+		r.flusher.Flush(idle)
 	}
 }
 

@@ -2,15 +2,16 @@ package process
 
 import (
 	"errors"
+	"fmt"
 	"strings"
-	"time"
 
 	"github.com/proctrack/proctrack/internal/procfs"
 )
 
 // Reader reads processes on an event source's hot path, with raw reads into
 // a reused buffer: Exec reads the four files an exec event needs at once
-// (stat, status, the exe link, cmdline) and nothing else. A Reader is not
+// (stat, status, the exe link, cmdline) and nothing else; Image the three
+// that name it and tell its identity. A Reader is not
 // safe for concurrent use; give each reading goroutine its own.
 type Reader struct {
 	r *procfs.Reader
@@ -71,25 +72,48 @@ func (r *Reader) Creds(pid int) (Credentials, error) {
 	return p.Creds, nil
 }
 
-// ExecOf is Exec for a process whose identity the caller knows already (it
-// saw the fork): it skips the stat read and takes the name and parent from
-// /proc/<pid>/status. A process that is gone is returned with Incomplete set
-// and the error matching ErrGone.
-func (r *Reader) ExecOf(k Key, startedAt time.Time) (*Process, error) {
-	p := NewProcessEmpty(k.PID, "")
-	p.Starttime, p.StartedAt = int64(k.StartTicks), startedAt
-	errs := r.image(p, k.PID)
-	if s, err := r.r.Status(k.PID); err == nil {
-		p.applyStatus(s)
-		p.Comm, p.PPID = s.Name, s.PPID
-	} else {
-		errs = append(errs, err)
+// Image reads what names a process that has just exec'd, in the order that
+// names most of the short-lived: the binary's path and the arguments (see
+// image), then the identity from /proc/<pid>/stat (ID, Starttime,
+// StartedAt, PPID, Comm), which tells whose image was read: all through
+// the /proc/<pid> directory opened first, which holds one process (a pid
+// taken by another process meanwhile is not read). The credentials are
+// not read (Creds reads them). It returns nil and the error when the stat
+// read failed (the process is gone), and p with Incomplete set and the
+// error matching ErrGone when the image could not be read whole.
+func (r *Reader) Image(pid int) (*Process, error) {
+	if err := r.r.Pin(pid); err != nil {
+		return nil, err
 	}
+	defer r.r.Unpin()
+	p := NewProcessEmpty(pid, "")
+	errs := r.image(p, pid)
+	s, err := r.r.Stat(pid)
+	if err != nil {
+		return nil, err
+	}
+	p.applyStat(s)
 	if err := errors.Join(errs...); err != nil && errors.Is(err, ErrGone) {
 		p.Incomplete = true
 		return p, err
 	}
 	return p, nil
+}
+
+// CredsOfChild is Creds for the child of ppid: when pid's parent is another
+// process (the pid names another process now, or the parent exited) it
+// returns an error matching ErrGone.
+func (r *Reader) CredsOfChild(pid, ppid int) (Credentials, error) {
+	s, err := r.r.Status(pid)
+	if err != nil {
+		return Credentials{}, err
+	}
+	if s.PPID != ppid {
+		return Credentials{}, fmt.Errorf("process %d: parent %d, not %d: %w", pid, s.PPID, ppid, ErrGone)
+	}
+	var p Process
+	p.applyStatus(s)
+	return p.Creds, nil
 }
 
 // image reads the executable and the arguments of pid into p, as one pair:
