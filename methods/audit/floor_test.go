@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,7 +70,7 @@ func (n *namer) count(pids []int) (reported, right int) {
 
 // stormFigures are one storm's figures under one listener.
 type stormFigures struct {
-	ratio, cpuUs, named float64
+	ratio, cpuUs, named, allocs float64
 }
 
 // selfCPU is this process's CPU time.
@@ -124,13 +126,14 @@ func BenchmarkAuditFloor(b *testing.B) {
 	for b.Loop() {
 		rounds++
 		base := floor.Storm(b, stormBin, n, workers, "")
-		add := func(name string, rate, cpu float64, right int) {
-			f := stormFigures{rate / base, cpu * 1e6 / float64(n), 100 * float64(right) / float64(n)}
-			b.Logf("round %d %-7s %.2fx %.1f µs/exec %.1f%% named right", rounds, name, f.ratio, f.cpuUs, f.named)
+		add := func(name string, rate, cpu float64, right int, allocs uint64) {
+			f := stormFigures{rate / base, cpu * 1e6 / float64(n), 100 * float64(right) / float64(n), float64(allocs) / float64(n)}
+			b.Logf("round %d %-7s %.2fx %.1f µs/exec %.1f%% named right %.1f allocs/exec", rounds, name, f.ratio, f.cpuUs, f.named, f.allocs)
 			s := sums[name]
 			s.ratio += f.ratio
 			s.cpuUs += f.cpuUs
 			s.named += f.named
+			s.allocs += f.allocs
 		}
 
 		// The C floor.
@@ -142,9 +145,12 @@ func BenchmarkAuditFloor(b *testing.B) {
 			b.Fatalf("auditfloor: %v", res)
 		}
 		b.Logf("round %d auditfloor: %v", rounds, res)
-		add("floor", rate, res["cpu"], int(res["named_right"]))
+		add("floor", rate, res["cpu"], int(res["named_right"]), 0)
 
-		// The Monitor with the audit method and a consumer.
+		// The Monitor with the audit method and a consumer. The goroutines
+		// of each listener carry its name in CPU profiles (pprof
+		// -tagfocus listener=monitor).
+		label("monitor")
 		nm := &namer{truePath: truePath, named: map[int]bool{}}
 		m, err := procmon.New(procmon.Config{Method: procmon.MethodAudit, EventBuffer: 1 << 16, Logger: quiet})
 		if err != nil {
@@ -165,24 +171,26 @@ func BenchmarkAuditFloor(b *testing.B) {
 				nm.exec(&ev)
 			}
 		}()
-		rate, cpu, right := measure(b, stormBin, n, workers, filepath.Join(dir, "monitor"+strconv.Itoa(rounds)), nm, func() int { return int(m.Stats().Events) })
-		add("monitor", rate, cpu, right)
+		rate, cpu, right, allocs := measure(b, stormBin, n, workers, filepath.Join(dir, "monitor"+strconv.Itoa(rounds)), nm, func() int { return int(m.Stats().Events) })
+		add("monitor", rate, cpu, right, allocs)
 		if err := m.Close(); err != nil {
 			b.Fatal(err)
 		}
 		events.Wait()
 
 		// The audit Source alone, naming in its sink.
+		label("source")
 		ns := &namer{truePath: truePath, named: map[int]bool{}}
 		src := audit.New(audit.Config{Logger: quiet})
 		if err := src.Start(context.Background(), ns); err != nil {
 			b.Fatal(err)
 		}
-		rate, cpu, right = measure(b, stormBin, n, workers, filepath.Join(dir, "source"+strconv.Itoa(rounds)), ns, func() int { return int(src.Stats().Events) })
-		add("source", rate, cpu, right)
+		rate, cpu, right, allocs = measure(b, stormBin, n, workers, filepath.Join(dir, "source"+strconv.Itoa(rounds)), ns, func() int { return int(src.Stats().Events) })
+		add("source", rate, cpu, right, allocs)
 		if err := src.Close(); err != nil {
 			b.Fatal(err)
 		}
+		label("")
 	}
 	for _, k := range names {
 		s := sums[k]
@@ -190,25 +198,46 @@ func BenchmarkAuditFloor(b *testing.B) {
 		b.ReportMetric(s.ratio/r, k+"-x")
 		b.ReportMetric(s.cpuUs/r, k+"-cpu-µs/exec")
 		b.ReportMetric(s.named/r, k+"-%named")
+		if k != "floor" {
+			b.ReportMetric(s.allocs/r, k+"-allocs/exec")
+		}
 	}
+}
+
+// label sets the pprof label "listener" of this goroutine, which the
+// goroutines it starts inherit ("": none).
+func label(name string) {
+	ctx := context.Background()
+	if name != "" {
+		ctx = pprof.WithLabels(ctx, pprof.Labels("listener", name))
+	}
+	pprof.SetGoroutineLabels(ctx)
 }
 
 // measure runs the storm with prefix under a listener of this process that
 // names into nm and counts its events with events; it returns the storm's
 // rate, this process's CPU seconds from the storm's start until the events
-// settled, and how many of the storm's execs nm named right.
-func measure(b *testing.B, stormBin string, n, workers int, prefix string, nm *namer, events func() int) (float64, float64, int) {
+// settled, how many of the storm's execs nm named right, and the heap
+// allocations of this process meanwhile.
+func measure(b *testing.B, stormBin string, n, workers int, prefix string, nm *namer, events func() int) (float64, float64, int, uint64) {
 	b.Helper()
-	cpu0 := selfCPU()
+	cpu0, m0 := selfCPU(), mallocs()
 	rate := floor.Storm(b, stormBin, n, workers, prefix)
 	settle(events)
-	cpu := selfCPU() - cpu0
+	cpu, allocs := selfCPU()-cpu0, mallocs()-m0
 	pids, err := floor.Pids(prefix, workers)
 	if err != nil {
 		b.Fatal(err)
 	}
 	_, right := nm.count(pids)
-	return rate, cpu.Seconds(), right
+	return rate, cpu.Seconds(), right, allocs
+}
+
+// mallocs is the number of heap allocations this process has made.
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
 }
 
 // runFloor starts auditfloor with the rules and pid prefix, runs storm once

@@ -598,18 +598,31 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 		// After records, drain without blocking, then sleep the gap
 		// once; block only when a read after the sleep finds nothing.
 		nonBlocking := s.cfg.WakeupGap > 0 && (got || slept)
-		b, err := conn.recv(nonBlocking)
-		if s.stopping.Load() && err != nil {
+		msgs, err := conn.recvBatch(nonBlocking)
+		if s.stopping.Load() && err != nil && len(msgs) == 0 {
 			return
+		}
+		if errors.Is(err, errTruncated) {
+			s.errs.Add(1)
+			s.log.Debug("audit: receive", "err", err)
+			err = nil
 		}
 		switch {
 		case err == nil:
-			if s.handle(r, st, b) && s.cfg.CheckInterval > 0 {
-				// The audit configuration changed: check soon (at
-				// most every minCheckGap).
-				nextCheck = lastCheck.Add(minCheckGap)
+			for _, b := range msgs {
+				if s.handle(r, st, b) && s.cfg.CheckInterval > 0 {
+					// The audit configuration changed: check soon
+					// (at most every minCheckGap).
+					nextCheck = lastCheck.Add(minCheckGap)
+				}
 			}
 			got = true
+			if len(msgs) < batchSize && s.cfg.WakeupGap > 0 {
+				// A short batch drained the queue: sleep now rather
+				// than after a read that finds nothing.
+				conn.sleep(s.cfg.WakeupGap)
+				got, slept = false, true
+			}
 		case nonBlocking && errors.Is(err, syscall.EAGAIN):
 			if got {
 				conn.sleep(s.cfg.WakeupGap)
@@ -737,6 +750,7 @@ type stream struct {
 	s    *Source
 	sink methods.Sink
 	gaps gapTracker
+	conv converter
 }
 
 // ReassemblyComplete converts one event's records and delivers the event.
@@ -744,7 +758,7 @@ func (st *stream) ReassemblyComplete(msgs []*auparse.AuditMessage) {
 	if len(msgs) > 0 && msgs[0] != nil {
 		st.gaps.seen(msgs[0].Sequence, time.Now())
 	}
-	ev, err := convert(msgs)
+	ev, err := st.conv.convert(msgs)
 	if err != nil {
 		st.s.errs.Add(1)
 		st.s.log.Debug("audit: malformed event", "err", err)
