@@ -665,16 +665,17 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 	}
 }
 
-// reassembled are the record types the conversion reads, and those that
-// end an event. Others (CONFIG_CHANGE, AVC, SOCKADDR, USER_*...) are not
-// given to the reassembler: one written outside a system call stands alone
-// without an end-of-event record, and would hold back every later event
-// until the reassembly timeout.
+// reassembled are the record types the conversion reads, and the one that
+// ends an event (EOE). Others (CONFIG_CHANGE, AVC, SOCKADDR, USER_*...)
+// are not given to the reassembler: one written outside a system call
+// stands alone, without an end-of-event record, and would hold back every
+// later event until the reassembly timeout. PROCTITLE, which the kernel
+// writes before the EOE of every system call event, is skipped unparsed
+// (2 of the 11 records of a storm's exec and exit).
 var reassembled = map[auparse.AuditMessageType]bool{
 	auparse.AUDIT_SYSCALL: true, auparse.AUDIT_EXECVE: true, auparse.AUDIT_CWD: true,
 	auparse.AUDIT_PATH: true, auparse.AUDIT_CAPSET: true, auparse.AUDIT_OBJ_PID: true,
-	auparse.AUDIT_BPRM_FCAPS: true, auparse.AUDIT_SECCOMP: true,
-	auparse.AUDIT_PROCTITLE: true, auparse.AUDIT_EOE: true,
+	auparse.AUDIT_BPRM_FCAPS: true, auparse.AUDIT_SECCOMP: true, auparse.AUDIT_EOE: true,
 }
 
 // handle feeds one datagram to the reassembler. It reports whether the
@@ -687,6 +688,8 @@ func (s *Source) handle(r *libaudit.Reassembler, st *stream, b []byte) (configCh
 		return false // netlink control messages and answers: records are 1100-2999
 	case t == auparse.AUDIT_REPLACE:
 		return false // the kernel probing its audit daemon (binary payload)
+	case t == auparse.AUDIT_PROCTITLE:
+		return false // not read; its event has a SYSCALL record and an EOE
 	}
 	msg, err := auparse.Parse(t, string(data))
 	if err != nil {
