@@ -37,13 +37,9 @@ type field struct {
 // fields are a record's pairs in order.
 type fields []field
 
-// parseFields splits a record body into its key=value pairs. A token
-// without '=' is skipped; a quote left open is an error.
-func parseFields(body string) (fields, error) {
-	return appendFields(make(fields, 0, 32), body)
-}
-
-// appendFields is parseFields appending to out.
+// appendFields splits a record body into its key=value pairs and appends
+// them to out. A token without '=' is skipped; a quote left open is an
+// error.
 func appendFields(out fields, body string) (fields, error) {
 	for i := 0; i < len(body); {
 		if body[i] == ' ' {
