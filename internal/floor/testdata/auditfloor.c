@@ -153,7 +153,6 @@ int main(int argc,char**argv){
         if(n>=0){
             for(int i=0;i<n;i++)handle(bufs[i],hs[i].msg_len,pref!=NULL);
             got=1;
-            if(n<BATCH&&gap>0){nanosleep(&ts,NULL);got=0;slept=1;} // a short batch drained the queue
             continue;
         }
         if(nb&&errno==EAGAIN){if(got)nanosleep(&ts,NULL);slept=got;got=0;continue;}
