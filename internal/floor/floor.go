@@ -1,9 +1,11 @@
 // Package floor builds the C reference programs that set the floor the
 // monitoring methods are measured against in the same benchmark run: an exec
-// storm (storm.c), the cheapest proc-connector listener (cnlisten.c) and one
-// that names processes the way the netlink method must (cnname.c). They are
-// embedded here and compiled with the system's C compiler into the test's
-// temporary directory; a benchmark without a compiler skips with the reason.
+// storm (storm.c), the cheapest proc-connector listener (cnlisten.c), one
+// that names processes the way the netlink method must (cnname.c) and the
+// floor of an audit method (auditfloor.c: the method's rules and transport,
+// the records received and nothing else). They are embedded here and
+// compiled with the system's C compiler into the test's temporary
+// directory; a benchmark without a compiler skips with the reason.
 // Imported by tests and benchmarks only; the project itself stays pure Go.
 package floor
 

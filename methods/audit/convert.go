@@ -37,10 +37,10 @@ type field struct {
 // fields are a record's pairs in order.
 type fields []field
 
-// parseFields splits a record body into its key=value pairs. A token
-// without '=' is skipped; a quote left open is an error.
-func parseFields(body string) (fields, error) {
-	out := make(fields, 0, 32)
+// appendFields splits a record body into its key=value pairs and appends
+// them to out. A token without '=' is skipped; a quote left open is an
+// error.
+func appendFields(out fields, body string) (fields, error) {
 	for i := 0; i < len(body); {
 		if body[i] == ' ' {
 			i++
@@ -205,6 +205,8 @@ type syscallRecord struct {
 	comm, exe  string
 }
 
+var argKeys = [4]string{"a0", "a1", "a2", "a3"}
+
 var idKeys = [8]string{"uid", "euid", "suid", "fsuid", "gid", "egid", "sgid", "fsgid"}
 
 func parseSyscall(fs fields) (*syscallRecord, error) {
@@ -248,7 +250,7 @@ func parseSyscall(fs fields) (*syscallRecord, error) {
 		return nil, err
 	}
 	for i := range r.args {
-		if r.args[i], _, err = fs.hexNum("a" + strconv.Itoa(i)); err != nil {
+		if r.args[i], _, err = fs.hexNum(argKeys[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -306,6 +308,32 @@ var syscallKind = map[string]process.EventKind{
 // (an exec whose argument records are damaged), or be nil. It never
 // panics, whatever the input.
 func convert(msgs []*auparse.AuditMessage) (*process.Event, error) {
+	var c converter
+	return c.convert(msgs)
+}
+
+// maxScratch bounds the fields a converter keeps between events: an event
+// with more (thousands of arguments) leaves its scratch to the collector.
+const maxScratch = 1024
+
+// converter is convert with the records' fields parsed into a scratch
+// slice it reuses from one event to the next (a record has about 35
+// fields: a slice each was half the bytes the source allocated). The
+// event it returns holds strings only, never the scratch.
+type converter struct {
+	scratch fields
+}
+
+// convert is the package's convert, with c's scratch.
+func (c *converter) convert(msgs []*auparse.AuditMessage) (*process.Event, error) {
+	defer func() {
+		if cap(c.scratch) > maxScratch {
+			c.scratch = nil
+		} else {
+			clear(c.scratch) // let the records' text go
+			c.scratch = c.scratch[:0]
+		}
+	}()
 	var (
 		sc, seccomp, cwd, path0, capset, objPID, fcaps fields
 		execve                                         []fields
@@ -325,7 +353,10 @@ func convert(msgs []*auparse.AuditMessage) (*process.Event, error) {
 		if ts.IsZero() {
 			ts = m.Timestamp
 		}
-		fs, err := parseFields(body(m.RawData))
+		start := len(c.scratch)
+		var err error
+		c.scratch, err = appendFields(c.scratch, body(m.RawData))
+		fs := c.scratch[start:len(c.scratch):len(c.scratch)]
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%v record: %w", m.RecordType, err))
 			if m.RecordType == auparse.AUDIT_SYSCALL || m.RecordType == auparse.AUDIT_SECCOMP {

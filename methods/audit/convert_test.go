@@ -389,6 +389,7 @@ func TestStandaloneRecord(t *testing.T) {
 		datagram(uint16(auparse.AUDIT_AVC), "audit(1.5:9): apparmor=\"DENIED\" operation=\"open\""),
 		datagram(uint16(auparse.AUDIT_SYSCALL), "audit(1.5:10): "+recSetresuid),
 		datagram(uint16(auparse.AUDIT_PROCTITLE), "audit(1.5:10): "+recProctitle),
+		datagram(uint16(auparse.AUDIT_EOE), "audit(1.5:10): "),
 	} {
 		s.handle(r, st, g)
 	}

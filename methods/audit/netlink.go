@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	libaudit "github.com/elastic/go-libaudit/v2"
 	"golang.org/x/sys/unix"
@@ -30,6 +31,15 @@ type nlConn struct {
 	seq      atomic.Uint32
 	buf      []byte
 	deadline atomic.Int64 // of blocking receives, unix ns; 0: none
+
+	// The batch receive's state (the reader's alone): recvmmsg(2) headers,
+	// sender addresses and buffers for up to batchSize datagrams, and the
+	// slice of datagrams it returns.
+	hdrs  []mmsghdr
+	names []unix.RawSockaddrNetlink
+	iovs  []unix.Iovec
+	bufs  []byte
+	out   [][]byte
 
 	// mu is held for reading around every system call on fd and for
 	// writing by Close, so that the descriptors are closed only once no
@@ -76,6 +86,100 @@ func dialAudit(groups uint32, rcvbuf int) (*nlConn, error) {
 		return nil, fmt.Errorf("audit netlink: %w", err)
 	}
 	return &nlConn{fd: fd, stop: stop, portID: nl.Pid, buf: make([]byte, 64<<10)}, nil
+}
+
+// Batch receive: one recvmmsg(2) reads up to batchSize records (one
+// datagram each, about 11 per exec'd /bin/true), each into a slot of
+// batchSlot bytes. The kernel keeps its records below 8970 bytes
+// (MAX_AUDIT_MESSAGE_LENGTH, auditd's buffer): an EXECVE record is split
+// at 7,500 bytes, a path hex-encoded is 8 KiB at most. A longer datagram
+// is cut, flagged MSG_TRUNC, and counted as an error by the reader.
+const (
+	batchSize = 16
+	batchSlot = 16 << 10
+)
+
+// mmsghdr is struct mmsghdr.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+// errTruncated is returned by recvBatch, with the datagrams, when one of
+// them was longer than batchSlot.
+var errTruncated = errors.New("audit netlink: record longer than the receive slot (cut)")
+
+// recvBatch reads the datagrams queued from the kernel, up to batchSize,
+// with one system call. They are valid until the next call. Like recv, a
+// blocking call waits for one (returning os.ErrDeadlineExceeded at the read
+// deadline, os.ErrClosed after Close) and a non-blocking one returns EAGAIN
+// when nothing is queued. A datagram cut at batchSlot is left out and
+// reported with errTruncated along with the others.
+func (c *nlConn) recvBatch(nonBlocking bool) ([][]byte, error) {
+	if c.hdrs == nil {
+		c.hdrs = make([]mmsghdr, batchSize)
+		c.names = make([]unix.RawSockaddrNetlink, batchSize)
+		c.iovs = make([]unix.Iovec, batchSize)
+		c.bufs = make([]byte, batchSize*batchSlot)
+		c.out = make([][]byte, 0, batchSize)
+		for i := range c.hdrs {
+			c.iovs[i].Base = &c.bufs[i*batchSlot]
+			c.iovs[i].SetLen(batchSlot)
+			h := &c.hdrs[i].hdr
+			h.Name = (*byte)(unsafe.Pointer(&c.names[i]))
+			h.Iov = &c.iovs[i]
+			h.SetIovlen(1)
+		}
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for {
+		if c.closed {
+			return nil, os.ErrClosed
+		}
+		for i := range c.hdrs {
+			c.hdrs[i].hdr.Namelen = unix.SizeofSockaddrNetlink
+			c.hdrs[i].hdr.Flags = 0
+		}
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&c.hdrs[0])),
+			batchSize, unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e == unix.EAGAIN && !nonBlocking:
+			timeout := time.Duration(-1)
+			if d := c.deadline.Load(); d != 0 {
+				if timeout = time.Until(time.Unix(0, d)); timeout <= 0 {
+					return nil, os.ErrDeadlineExceeded
+				}
+			}
+			if err := c.wait(unix.POLLIN, timeout); err != nil {
+				return nil, err
+			}
+			continue
+		case e != 0:
+			return nil, e
+		}
+		out := c.out[:0]
+		var err error
+		for i := range int(r) {
+			h := &c.hdrs[i]
+			switch {
+			case c.names[i].Pid != 0:
+				continue // not from the kernel: ignore
+			case h.hdr.Flags&unix.MSG_TRUNC != 0:
+				err = errTruncated
+			case h.n < unix.SizeofNlMsghdr:
+				err = fmt.Errorf("audit netlink: short message (%d bytes)", h.n)
+			default:
+				out = append(out, c.bufs[i*batchSlot:i*batchSlot+int(h.n)])
+			}
+		}
+		if len(out) == 0 && err == nil {
+			continue // only datagrams to ignore
+		}
+		return out, err
+	}
 }
 
 // Send sends msg to the kernel with the next sequence number and returns it.
