@@ -76,10 +76,11 @@ const (
 	maxHold = 5 * time.Millisecond
 )
 
-// batchSink is the sink of a source that reads events in batches and
-// reports only pids (netlink: methods.Batcher). It completes each event and
+// batchSink is the sink of a source that reads events in batches
+// (methods.Batcher: netlink, ebpf, audit). It completes each event and
 // updates the cache as it comes, as sink does, with three differences that
-// save the work a storm of short-lived processes makes:
+// save the work a storm of short-lived processes makes (the last two only
+// for a source that reports only pids, netlink):
 //   - the events are offered to the consumer at Flush, after the source's
 //     batch, and during a burst at most every maxHold (5 ms): a consumer
 //     that keeps up is woken once per batch or less instead of once per

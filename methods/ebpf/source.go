@@ -95,6 +95,15 @@ func New(cfg Config) *Source {
 	return &Source{cfg: cfg, log: log}
 }
 
+// FlushesSink marks the Source as a methods.Batcher: once a look has read
+// the ring buffer empty it calls Flush on a sink that implements
+// methods.Flusher: Flush(false) while the burst goes on (the reader looks
+// again after its sleep), Flush(true) when the look found nothing (the
+// burst is over), when every record wakes the reader (WakeupGap < 0) and
+// when it stops. The monitor's consumer is then woken once per batch, or
+// less often during a burst, rather than once per event.
+func (s *Source) FlushesSink() {}
+
 // Name returns process.MethodEbpf.
 func (s *Source) Name() string { return process.MethodEbpf }
 
@@ -273,6 +282,12 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		timer     = time.NewTimer(0)
 	)
 	defer timer.Stop()
+	flusher, _ := sink.(methods.Flusher)
+	flush := func(idle bool) {
+		if flusher != nil {
+			flusher.Flush(idle)
+		}
+	}
 	for {
 		if sleep > 0 && empty {
 			// Records submitted within sleep from now need not wake the
@@ -311,13 +326,20 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 				sink.Event(ev)
 				s.c.events.Add(1)
 			}
+			if gap <= 0 {
+				flush(true) // woken for every record: no batches
+			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// The reader returns the timeout once it has read the ring
 			// buffer empty.
 			sleep = lookAgain(sleep, read, gap)
 			read, empty = false, true
 			loss.drained()
+			// A batch ends; while the burst goes on (the reader looks
+			// again after sleep), the sink may hold its events a while.
+			flush(sleep == 0)
 		case errors.Is(err, ringbuf.ErrClosed):
+			flush(true)
 			loss.lost += s.checkLost(lostMap, &lastLost)
 			loss.drained() // nothing more will be read
 			s.reportLoss(sink, &loss)

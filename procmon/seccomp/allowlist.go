@@ -31,12 +31,12 @@ package seccomp
 var allowAMD64 = []string{
 	"arch_prctl",        // go runtime
 	"bind",              // netlink, audit
-	"bpf",               // ebpf, ebpf-tracepoint
+	"bpf",               // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"brk",               // go runtime
-	"capget",            // ebpf, ebpf-tracepoint
+	"capget",            // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"clock_gettime",     // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"clone",             // go runtime
-	"clone3",            // ebpf, ebpf-tracepoint, netlink, audit, proc
+	"clone3",            // ebpf-tracepoint, netlink, audit, proc
 	"close",             // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"connect",           // go runtime
 	"epoll_create1",     // ebpf, ebpf-tracepoint, go runtime, extra
@@ -55,18 +55,19 @@ var allowAMD64 = []string{
 	"getrandom",         // extra
 	"getsockname",       // netlink, audit
 	"getsockopt",        // netlink
-	"gettid",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
+	"gettid",            // ebpf-tracepoint, netlink, audit, proc, go runtime
 	"kill",              // go runtime
 	"madvise",           // ebpf, ebpf-tracepoint, go runtime
 	"mincore",           // go runtime
 	"mmap",              // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"mount",             // ebpf, extra
-	"mprotect",          // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
-	"munmap",            // ebpf, ebpf-tracepoint, netlink, audit, go runtime
+	"mprotect",          // ebpf-tracepoint, netlink, audit, proc, go runtime, extra
+	"munmap",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"nanosleep",         // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"newfstatat",        // ebpf, ebpf-tracepoint, netlink, audit, proc, extra
 	"openat",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"openat2",           // extra
+	"perf_event_open",   // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"pipe2",             // go runtime
 	"ppoll",             // netlink, audit
 	"prctl",             // go runtime
@@ -75,9 +76,9 @@ var allowAMD64 = []string{
 	"read",              // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"readlinkat",        // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"recvfrom",          // audit
-	"recvmmsg",          // netlink
+	"recvmmsg",          // netlink, audit
 	"restart_syscall",   // extra
-	"rseq",              // ebpf, ebpf-tracepoint, netlink, audit, proc
+	"rseq",              // ebpf-tracepoint, netlink, audit, proc
 	"rt_sigaction",      // go runtime
 	"rt_sigprocmask",    // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"rt_sigreturn",      // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
@@ -86,10 +87,10 @@ var allowAMD64 = []string{
 	"sched_yield",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"sendmsg",           // netlink
 	"sendto",            // netlink, audit
-	"set_robust_list",   // ebpf, ebpf-tracepoint, netlink, audit, proc
+	"set_robust_list",   // ebpf-tracepoint, netlink, audit, proc
 	"setitimer",         // go runtime
 	"setsockopt",        // netlink, audit
-	"sigaltstack",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
+	"sigaltstack",       // ebpf-tracepoint, netlink, audit, proc, go runtime
 	"socket",            // netlink, audit, go runtime
 	"statfs",            // ebpf, ebpf-tracepoint
 	"statx",             // extra
@@ -104,12 +105,12 @@ var allowAMD64 = []string{
 
 var allowARM64 = []string{
 	"bind",              // netlink, audit
-	"bpf",               // ebpf, ebpf-tracepoint
+	"bpf",               // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"brk",               // go runtime
-	"capget",            // ebpf, ebpf-tracepoint
+	"capget",            // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"clock_gettime",     // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"clone",             // go runtime
-	"clone3",            // ebpf, ebpf-tracepoint, netlink, audit, proc
+	"clone3",            // ebpf-tracepoint, netlink, audit, proc
 	"close",             // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"connect",           // go runtime
 	"epoll_create1",     // ebpf, ebpf-tracepoint, go runtime, extra
@@ -128,18 +129,19 @@ var allowARM64 = []string{
 	"getrandom",         // extra
 	"getsockname",       // netlink, audit
 	"getsockopt",        // netlink
-	"gettid",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
+	"gettid",            // ebpf-tracepoint, netlink, audit, proc, go runtime
 	"kill",              // go runtime
 	"madvise",           // ebpf, ebpf-tracepoint, go runtime
 	"mincore",           // go runtime
 	"mmap",              // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"mount",             // ebpf, extra
-	"mprotect",          // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
-	"munmap",            // ebpf, ebpf-tracepoint, netlink, audit, go runtime
+	"mprotect",          // ebpf-tracepoint, netlink, audit, proc, go runtime, extra
+	"munmap",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"nanosleep",         // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"newfstatat",        // ebpf, ebpf-tracepoint, netlink, audit, proc, extra
 	"openat",            // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"openat2",           // extra
+	"perf_event_open",   // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"pipe2",             // go runtime
 	"ppoll",             // netlink, audit
 	"prctl",             // go runtime
@@ -148,9 +150,9 @@ var allowARM64 = []string{
 	"read",              // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"readlinkat",        // ebpf, ebpf-tracepoint, netlink, audit, proc
 	"recvfrom",          // audit
-	"recvmmsg",          // netlink
+	"recvmmsg",          // netlink, audit
 	"restart_syscall",   // extra
-	"rseq",              // ebpf, ebpf-tracepoint, netlink, audit, proc
+	"rseq",              // ebpf-tracepoint, netlink, audit, proc
 	"rt_sigaction",      // go runtime
 	"rt_sigprocmask",    // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"rt_sigreturn",      // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime, extra
@@ -159,10 +161,10 @@ var allowARM64 = []string{
 	"sched_yield",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
 	"sendmsg",           // netlink
 	"sendto",            // netlink, audit
-	"set_robust_list",   // ebpf, ebpf-tracepoint, netlink, audit, proc
+	"set_robust_list",   // ebpf-tracepoint, netlink, audit, proc
 	"setitimer",         // go runtime
 	"setsockopt",        // netlink, audit
-	"sigaltstack",       // ebpf, ebpf-tracepoint, netlink, audit, proc, go runtime
+	"sigaltstack",       // ebpf-tracepoint, netlink, audit, proc, go runtime
 	"socket",            // netlink, audit, go runtime
 	"statfs",            // ebpf, ebpf-tracepoint
 	"statx",             // extra
