@@ -99,11 +99,11 @@ type Config struct {
 	// wake it. Once it has read the ring buffer empty after records, the
 	// reader sleeps (on a timer) and looks again: one WakeupGap after a
 	// wakeup, then twice as long after each look that found records, up to
-	// 8 WakeupGaps (8 ms by default), and not again once a look finds
+	// 16 WakeupGaps (16 ms by default), and not again once a look finds
 	// nothing; records submitted while it sleeps do not wake it either. So
 	// a lone event reaches the sink within about one WakeupGap of the
 	// record before it (a lone exec follows its fork), an event of a long
-	// burst up to about 8 WakeupGaps late (plus the timer's slack), and a
+	// burst up to about 16 WakeupGaps late (plus the timer's slack), and a
 	// storm costs the producers no wakeup and the reader about 125 looks a
 	// second instead of one wakeup per record. 0 means DefaultWakeupGap
 	// (1 ms); a negative value wakes the reader for every record it has

@@ -728,11 +728,15 @@ func TestReaderSleepGrows(t *testing.T) {
 func TestLookAgain(t *testing.T) {
 	const gap = time.Millisecond
 	var got []time.Duration
-	for sleep := time.Duration(0); len(got) < 6; {
+	for sleep := time.Duration(0); len(got) < 7; {
 		sleep = lookAgain(sleep, true, gap)
 		got = append(got, sleep)
 	}
-	want := []time.Duration{gap, 2 * gap, 4 * gap, 8 * gap, 8 * gap, 8 * gap}
+	// 1, 2, 4, ... gaps, then burstGaps gaps (16) from the fifth look on.
+	want := []time.Duration{gap, 2 * gap, 4 * gap, 8 * gap}
+	for len(want) < 7 {
+		want = append(want, min(2*want[len(want)-1], burstGaps*gap))
+	}
 	if !slices.Equal(got, want) {
 		t.Errorf("sleeps while looks find records: %v, want %v", got, want)
 	}

@@ -260,7 +260,7 @@ func (s *Source) open(hooks map[string]bool, tables, tpTables *ruleTables, lsmSa
 // Once it has read the ring buffer empty after records, it looks again
 // after a sleep on a Go timer (sleeping in the reader's own epoll_wait, a
 // blocking system call out of the Go runtime's poller, cost more CPU per
-// look: with sleeps of 1-8 ms, 99-103 µs of monitor CPU per exec of a
+// look: with sleeps of 1-8 ms on a shared machine, 99-103 µs of monitor CPU per exec of a
 // storm against 59 µs on the timer, in alternating runs on the shared
 // machine), reading without waiting, until a look finds nothing; then it waits in the reader
 // (epoll_wait) for the kernel to wake it, up to the poll interval. The
@@ -360,13 +360,15 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 }
 
 // burstGaps bounds the reader's sleep between two looks at the ring buffer
-// through a burst: at most this many wakeup gaps (8 ms with the default
-// gap), a lateness well under the 20 ms a lone exec is allowed
-// (TestLoneExecLatency in procmon), so that a storm costs about 125 looks
-// a second where a sleep of one gap cost 1,000, each a timer, a runtime
-// thread woken and a batch of events handed on (BenchmarkMonitorCost/ebpf
-// in procmon; README, "Measured here").
-const burstGaps = 8
+// through a burst: at most this many wakeup gaps (16 ms with the default
+// gap), under the 20 ms a lone exec is allowed (TestLoneExecLatency in
+// procmon), so that a storm costs about 60 looks a second where a sleep of
+// one gap cost 1,000, each a timer, runtime threads woken and a batch of
+// events handed on. On a quiet VM (BenchmarkExecStorm/ebpf in procmon,
+// four alternating runs): 24 µs of monitor CPU per exec with 16 ms, 34 µs
+// with 8 ms, 21 µs with 32 ms, 23 µs for the 200 ms polling before the
+// latency fix (README, "Measured here").
+const burstGaps = 16
 
 // lookAgain returns how long the reader sleeps before it looks at the ring
 // buffer again (0: it waits for the kernel to wake it), given the last
