@@ -95,11 +95,10 @@ func New(cfg Config) *Source {
 	return &Source{cfg: cfg, log: log}
 }
 
-// FlushesSink marks the Source as a methods.Batcher: once a look has read
-// the ring buffer empty it calls Flush on a sink that implements
-// methods.Flusher: Flush(false) while the burst goes on (the reader looks
-// again after its sleep), Flush(true) when the look found nothing (the
-// burst is over), when every record wakes the reader (WakeupGap < 0) and
+// FlushesSink marks the Source as a methods.Batcher: it calls Flush(true)
+// on a sink that implements methods.Flusher once a look has read the ring
+// buffer empty (in a burst the looks are 1-16 ms apart, see lookAgain), after
+// every record when every record wakes the reader (WakeupGap < 0), and
 // when it stops. The monitor's consumer is then woken once per batch, or
 // less often during a burst, rather than once per event.
 func (s *Source) FlushesSink() {}
@@ -335,9 +334,10 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 			sleep = lookAgain(sleep, read, gap)
 			read, empty = false, true
 			loss.drained()
-			// A batch ends; while the burst goes on (the reader looks
-			// again after sleep), the sink may hold its events a while.
-			flush(sleep == 0)
+			// A look ends: the sink hands on what it read (the looks
+			// are already few in a burst, and a lone exec's event must
+			// not wait for the next).
+			flush(true)
 		case errors.Is(err, ringbuf.ErrClosed):
 			flush(true)
 			loss.lost += s.checkLost(lostMap, &lastLost)
