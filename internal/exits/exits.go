@@ -24,7 +24,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -63,39 +62,20 @@ type program struct {
 }
 
 var (
-	shareMu sync.Mutex
-	shared  *program
-	users   int
-	epochs  uint64
+	shared loop.Shared[*program]
+	epochs uint64 // written by load, under shared's lock
 )
 
 // acquire returns the loaded program, loading it for the first user.
-func acquire() (*program, error) {
-	shareMu.Lock()
-	defer shareMu.Unlock()
-	if shared == nil {
-		p, err := load()
-		if err != nil {
-			return nil, err
-		}
-		shared = p
-	}
-	users++
-	return shared, nil
-}
+func acquire() (*program, error) { return shared.Acquire(load) }
 
 // release drops one user; the last one detaches and unloads the program.
 func release() {
-	shareMu.Lock()
-	defer shareMu.Unlock()
-	if users--; users > 0 || shared == nil {
-		return
-	}
-	p := shared
-	shared = nil
-	p.live.Store(false)
-	_ = p.link.Close()
-	_ = p.objs.Close() // the mapping keeps the array until it is unmapped
+	_ = shared.Release(func(p *program) error {
+		p.live.Store(false)
+		_ = p.link.Close()
+		return p.objs.Close() // the mapping keeps the array until it is unmapped
+	})
 }
 
 func unavailable(format string, args ...any) error {

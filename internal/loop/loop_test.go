@@ -121,3 +121,32 @@ func TestCycles(t *testing.T) {
 		cancel()
 	})
 }
+
+// TestShared: the value is made for the first user and closed after the
+// last; a failed open counts no user.
+func TestShared(t *testing.T) {
+	var s Shared[*int]
+	opens, closes := 0, 0
+	open := func() (*int, error) { opens++; v := opens; return &v, nil }
+	closeFn := func(*int) error { closes++; return nil }
+	a, _ := s.Acquire(open)
+	b, _ := s.Acquire(open)
+	if a != b || opens != 1 {
+		t.Fatalf("two users: %p %p, %d opens", a, b, opens)
+	}
+	_ = s.Release(closeFn)
+	if closes != 0 {
+		t.Fatal("closed with a user left")
+	}
+	_ = s.Release(closeFn)
+	_ = s.Release(closeFn) // without an Acquire: nothing
+	if closes != 1 {
+		t.Fatalf("%d closes, want 1", closes)
+	}
+	if _, err := s.Acquire(func() (*int, error) { return nil, errors.New("no") }); err == nil {
+		t.Fatal("open's error not returned")
+	}
+	if c, _ := s.Acquire(open); *c != 2 {
+		t.Fatalf("after a failed open: %d, want a second open", *c)
+	}
+}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/proctrack/proctrack/bpf"
 	"github.com/proctrack/proctrack/internal/kernel"
+	"github.com/proctrack/proctrack/internal/loop"
 )
 
 // ErrUnavailable is matched by Open's error when the iterator cannot be
@@ -58,11 +59,7 @@ type program struct {
 	iter *link.Iter
 }
 
-var (
-	shareMu sync.Mutex
-	shared  *program
-	users   int
-)
+var shared loop.Shared[*program]
 
 func unavailable(format string, args ...any) error {
 	return fmt.Errorf("%w: socket iterator: "+format, append([]any{ErrUnavailable}, args...)...)
@@ -71,17 +68,11 @@ func unavailable(format string, args ...any) error {
 // Open returns a Lister, loading the iterator program unless another
 // Lister holds it.
 func Open() (*Lister, error) {
-	shareMu.Lock()
-	defer shareMu.Unlock()
-	if shared == nil {
-		p, err := load()
-		if err != nil {
-			return nil, err
-		}
-		shared = p
+	p, err := shared.Acquire(load)
+	if err != nil {
+		return nil, err
 	}
-	users++
-	return &Lister{sh: shared}, nil
+	return &Lister{sh: p}, nil
 }
 
 // load loads and attaches the program.
@@ -165,14 +156,9 @@ func (l *Lister) Close() error {
 		return nil
 	}
 	l.sh, l.buf = nil, nil
-	shareMu.Lock()
-	defer shareMu.Unlock()
-	if users--; users > 0 {
-		return nil
-	}
-	p := shared
-	shared = nil
-	err := p.iter.Close()
-	_ = p.objs.Close()
-	return err
+	return shared.Release(func(p *program) error {
+		err := p.iter.Close()
+		_ = p.objs.Close()
+		return err
+	})
 }
