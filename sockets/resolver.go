@@ -712,33 +712,14 @@ func (r *Resolver) readFDs(pids []int, want uint64, early chan<- found) map[uint
 				}
 				ident, _ := procfs.DirIno(r.cfg.ProcRoot, pids[i])
 				sc.pid(pids[i], func(ino uint64, o owner) {
-					if _, dup := seen[ino]; dup {
-						return
-					}
-					e := &inodeEntry{owner: o}
-					e.ident.Store(ident)
-					e.checked.Store(now)
-					seen[ino] = e
 					p := procs[o.pid]
 					if p == nil {
 						p = &scanned{ident: ident, gen: gen}
-						procs[o.pid] = p
 					}
-					if ino == want && early != nil {
-						if st := r.earlyAnswer(&earlyOnce, early, o, ident); st != 0 {
-							p.start = st
-						}
-					}
+					r.add(seen, procs, ino, o, p, now, want, early, &earlyOnce)
 				})
 			}
-			for pid, p := range procs {
-				p.learn(r.cfg.ProcRoot, int(pid))
-			}
-			for _, e := range seen {
-				p := procs[e.pid]
-				e.start = p.start
-				e.gen.Store(p.gen)
-			}
+			r.stamp(seen, procs)
 		}()
 	}
 	wg.Wait()
@@ -774,30 +755,44 @@ func (r *Resolver) iterate(l *sockfds.Lister, pids []int, want uint64, early cha
 	procs := make(map[int32]*scanned)
 	var earlyOnce sync.Once
 	err := l.Each(func(s sockfds.SockFD) {
-		if _, dup := seen[s.Inode]; dup {
-			return
-		}
 		p := before[s.PID]
 		if p == nil { // born after the listing of /proc: not identified
 			p = &scanned{}
 			before[s.PID] = p
 		}
-		o := owner{pid: s.PID, tid: s.TID, fd: s.FD}
-		e := &inodeEntry{owner: o}
-		e.ident.Store(p.ident)
-		e.checked.Store(now)
-		seen[s.Inode] = e
-		procs[s.PID] = p
-		if s.Inode == want && early != nil {
-			if st := r.earlyAnswer(&earlyOnce, early, o, p.ident); st != 0 {
-				p.start = st
-			}
-		}
+		r.add(seen, procs, s.Inode, owner{pid: s.PID, tid: s.TID, fd: s.FD}, p, now, want, early, &earlyOnce)
 	})
 	if err != nil {
 		slog.Debug("sockets: the socket iterator failed; scanning /proc", "err", err)
 		return nil
 	}
+	r.stamp(seen, procs)
+	return seen
+}
+
+// add records in seen that o owns the socket ino, unless a descriptor
+// listed earlier in the scan owns it; p is
+// o's process as scanned, kept in procs then. The socket asked for (want)
+// is answered at once (earlyAnswer).
+func (r *Resolver) add(seen map[uint64]*inodeEntry, procs map[int32]*scanned, ino uint64, o owner, p *scanned, now int64, want uint64, early chan<- found, once *sync.Once) {
+	if _, dup := seen[ino]; dup {
+		return
+	}
+	e := &inodeEntry{owner: o}
+	e.ident.Store(p.ident)
+	e.checked.Store(now)
+	seen[ino] = e
+	procs[o.pid] = p
+	if ino == want && early != nil {
+		if st := r.earlyAnswer(once, early, o, p.ident); st != 0 {
+			p.start = st
+		}
+	}
+}
+
+// stamp reads the start time of each process in procs (scanned.learn) and
+// gives every entry of seen its owner's start time and exit count.
+func (r *Resolver) stamp(seen map[uint64]*inodeEntry, procs map[int32]*scanned) {
 	for pid, p := range procs {
 		p.learn(r.cfg.ProcRoot, int(pid))
 	}
@@ -806,7 +801,6 @@ func (r *Resolver) iterate(l *sockfds.Lister, pids []int, want uint64, early cha
 		e.start = p.start
 		e.gen.Store(p.gen)
 	}
-	return seen
 }
 
 // record puts what a scan saw into the inode cache: with replace (a full
