@@ -51,8 +51,8 @@ run:
 	./.bin/tail $(ARGS)
 
 ## vmtest: boot Debian's 6.12 (bpf LSM, IMA) and 6.1 kernels, x86_64 and arm64,
-## under qemu and run the VM tests: the runner's probe and the eBPF method's
-## tiers, hooks and IMA
-VMTEST_ARGS ?= -pkg ./internal/vmtest,./methods/ebpf,./procmon -run '^TestVM'
+## under qemu and run the VM tests: the runner's probe, the eBPF method's
+## tiers, hooks and IMA, the exit counter's and the socket iterator's programs
+VMTEST_ARGS ?= -pkg ./internal/vmtest,./methods/ebpf,./procmon,./internal/exits,./internal/sockfds -run '^TestVM'
 vmtest:
 	bash .ci/vmtest.sh $(VMTEST_ARGS)
