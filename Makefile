@@ -52,7 +52,8 @@ run:
 
 ## vmtest: boot Debian's 6.12 (bpf LSM, IMA) and 6.1 kernels, x86_64 and arm64,
 ## under qemu and run the VM tests: the runner's probe, the eBPF method's
-## tiers, hooks and IMA, the exit counter's and the socket iterator's programs
-VMTEST_ARGS ?= -pkg ./internal/vmtest,./methods/ebpf,./procmon,./internal/exits,./internal/sockfds -run '^TestVM'
+## tiers, hooks and IMA, the exit counter's and the socket iterator's programs,
+## the seccomp allow list (arm64)
+VMTEST_ARGS ?= -pkg ./internal/vmtest,./methods/ebpf,./procmon,./internal/exits,./internal/sockfds,./procmon/seccomp -run '^TestVM'
 vmtest:
 	bash .ci/vmtest.sh $(VMTEST_ARGS)
