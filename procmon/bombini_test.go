@@ -236,8 +236,6 @@ func TestExecSandboxMonitor(t *testing.T) {
 //
 //	go run ./internal/vmtest/cmd/vmtest -pkg ./procmon -run '^TestVM'
 func TestVMExecSandbox(t *testing.T) {
-	if os.Getenv(vmtest.InVMEnv) != "1" {
-		t.Skip("runs in the test VM: go run ./internal/vmtest/cmd/vmtest -pkg ./procmon -run '^TestVM'")
-	}
+	vmtest.RequireVM(t, "./procmon")
 	TestExecSandboxMonitor(t)
 }

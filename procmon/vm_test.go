@@ -47,9 +47,7 @@ bprm_check:
 //
 //	go run ./internal/vmtest/cmd/vmtest -pkg ./procmon -run '^TestVM'
 func TestVMSandbox(t *testing.T) {
-	if os.Getenv(vmtest.InVMEnv) != "1" {
-		t.Skip("runs in the test VM: go run ./internal/vmtest/cmd/vmtest -pkg ./procmon -run '^TestVM'")
-	}
+	vmtest.RequireVM(t, "./procmon")
 	start := func(t *testing.T, yaml string) (*Monitor, error) {
 		fc, err := ParseConfig([]byte(yaml))
 		if err != nil {

@@ -1,7 +1,6 @@
 package exits
 
 import (
-	"os"
 	"testing"
 
 	"github.com/proctrack/proctrack/internal/vmtest"
@@ -13,9 +12,7 @@ import (
 //
 //	go run ./internal/vmtest/cmd/vmtest -pkg ./internal/exits -run '^TestVM'
 func TestVMExits(t *testing.T) {
-	if os.Getenv(vmtest.InVMEnv) != "1" {
-		t.Skip("runs in the test VM: go run ./internal/vmtest/cmd/vmtest -pkg ./internal/exits -run '^TestVM'")
-	}
+	vmtest.RequireVM(t, "./internal/exits")
 	t.Run("ExitChangesGen", TestExitChangesGen)
 	t.Run("ReusedPIDChangesGen", TestReusedPIDChangesGen)
 	t.Run("ConfirmRefuses", TestConfirmRefuses)

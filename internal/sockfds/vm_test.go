@@ -1,7 +1,6 @@
 package sockfds
 
 import (
-	"os"
 	"testing"
 
 	"github.com/proctrack/proctrack/internal/vmtest"
@@ -13,9 +12,7 @@ import (
 //
 //	go run ./internal/vmtest/cmd/vmtest -pkg ./internal/sockfds -run '^TestVM'
 func TestVMSockfds(t *testing.T) {
-	if os.Getenv(vmtest.InVMEnv) != "1" {
-		t.Skip("runs in the test VM: go run ./internal/vmtest/cmd/vmtest -pkg ./internal/sockfds -run '^TestVM'")
-	}
+	vmtest.RequireVM(t, "./internal/sockfds")
 	t.Run("MatchesProc", TestMatchesProc)
 	t.Run("Shared", TestShared)
 }

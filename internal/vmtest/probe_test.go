@@ -34,9 +34,7 @@ func probeReport(key string, value any) {
 // line asks IMA for the tcb policy on a measured root but the executed
 // binary is not measured with its sha256.
 func TestVMProbe(t *testing.T) {
-	if os.Getenv(InVMEnv) != "1" {
-		t.Skip("runs in the test VM: go run ./internal/vmtest/cmd/vmtest -run TestVMProbe")
-	}
+	RequireVM(t, "./internal/vmtest")
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
 		t.Fatal(err)

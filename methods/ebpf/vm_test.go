@@ -6,10 +6,8 @@ import (
 	"testing"
 
 	"github.com/proctrack/proctrack/internal/kernel"
+	"github.com/proctrack/proctrack/internal/vmtest"
 )
-
-// inVMEnv is set to "1" by internal/vmtest in the tests it runs in a VM.
-const inVMEnv = "PROCTRACK_IN_VM"
 
 // TestVMEbpf runs this package's kernel tests inside the qemu guests of
 // internal/vmtest (it skips elsewhere): the tier the probe must choose for
@@ -23,9 +21,7 @@ const inVMEnv = "PROCTRACK_IN_VM"
 // The guest is an initramfs of busybox and this static test binary, so
 // only tests that need nothing else run here.
 func TestVMEbpf(t *testing.T) {
-	if os.Getenv(inVMEnv) != "1" {
-		t.Skip("runs in the test VM: go run ./internal/vmtest/cmd/vmtest -pkg ./methods/ebpf -run '^TestVM'")
-	}
+	vmtest.RequireVM(t, "./methods/ebpf")
 	t.Run("Tier", testVMTier)
 	t.Run("Identity", TestIdentityMatchesProc)
 	t.Run("FailedExec", TestFailedExec)

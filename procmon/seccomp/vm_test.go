@@ -1,7 +1,6 @@
 package seccomp
 
 import (
-	"os"
 	"runtime"
 	"testing"
 
@@ -22,9 +21,7 @@ import (
 //
 //	go run ./internal/vmtest/cmd/vmtest -pkg ./procmon/seccomp -run '^TestVM'
 func TestVMSeccomp(t *testing.T) {
-	if os.Getenv(vmtest.InVMEnv) != "1" {
-		t.Skip("runs in the test VM: go run ./internal/vmtest/cmd/vmtest -pkg ./procmon/seccomp -run '^TestVM'")
-	}
+	vmtest.RequireVM(t, "./procmon/seccomp")
 	if runtime.GOARCH != "arm64" {
 		t.Skip("the amd64 list is observed and checked on the host (TestDeriveSyscalls -update, TestDefaultPolicy); x86_64 guests under TCG crashed patching static branches (see the comment)")
 	}
