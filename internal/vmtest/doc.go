@@ -32,8 +32,9 @@
 //     /sys/kernel/security/lsm, runs each test binary in /vmtest/<i> (its
 //     working directory, with testdata) between [MarkerStart] and
 //     [MarkerExit] lines, prints [MarkerDone] and powers off. Tests see
-//     PROCTRACK_IN_VM=1 ([InVMEnv]); a test meant for the VM calls [RequireVM], which skips without
-//     it, so go test on the host stays fast.
+//     PROCTRACK_IN_VM=1 ([InVMEnv]); a test meant for the VM calls
+//     [RequireVM], which skips without it, so go test on the host stays
+//     fast.
 //  4. Boot: [Boot] starts qemu-system-x86_64 with -accel tcg -cpu max (no
 //     KVM: nested KVM fails on the CI machines), or for arm64
 //     qemu-system-aarch64 (Debian's qemu-system-arm) with -M virt -accel
