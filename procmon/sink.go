@@ -88,22 +88,26 @@ const (
 //     thread's spinning, more than completing the event); a lone event is
 //     offered at once;
 //   - a fork is held until an event needs its child (its exec, exit, any
-//     event of it or a fork of its own) or Flush: when the child's exec
-//     comes in the same batch, the reads that name the exec (Reader.Image)
-//     also tell the child's identity, and the fork costs no read of its own;
-//   - an exec whose fork was seen takes its credentials from the fork and
-//     reads them from /proc at Flush, after the batch's naming reads (exec
-//     changes them for set-user-ID and set-group-ID binaries, file
-//     capabilities and some capability sets); a process gone by then keeps
-//     those of its fork.
+//     event of it or a fork of its own) or the Flush after the next batch
+//     (the Flush that offers it, if sooner): when the child's exec comes by
+//     then, the reads that name the exec (Reader.Image) also tell the
+//     child's identity, and the fork costs no read of its own;
+//   - an exec whose fork was seen takes its credentials from the fork and,
+//     at Flush, after the batch's naming reads, checks them with one
+//     capget(2): exec changes the ids only with a uid or gid event of its
+//     own (handled before), and the capability sets as capget shows them
+//     (execKept); only when they differ (set-user-ID binaries, file
+//     capabilities, root's sets) are they read from /proc/<pid>/status. A
+//     process gone by then keeps those of its fork.
 //
 // Used by the source's one goroutine.
 type batchSink struct {
 	m       *Monitor
 	held    []*process.Event
-	done    int                    // held[:done] are finished (a Flush ran after them)
+	done    int                    // held[:done] came before the last Flush
 	creds   []*process.Event       // held execs whose credentials are read at Flush
 	forks   map[int]*process.Event // held forks not completed yet, by child pid
+	waiting []*process.Event       // forks of the last batch held into the next
 	offered time.Time              // the last offer to the consumer
 }
 
@@ -179,13 +183,30 @@ func (s *batchSink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
 // held execs' credentials. It then offers the events held, in order: when
 // idle, when maxHeld are held, or when the last offer is maxHold old; else
 // they wait for a later Flush (during a burst the consumer is woken at most
-// every maxHold, and a lone event is offered at once).
+// every maxHold, and a lone event is offered at once). A fork of this batch
+// whose child's exec has not come yet is left held until the next Flush,
+// unless the events are offered now: the exec of a child forked at the end
+// of a batch mostly comes in the next one, and then names the child for
+// the fork too.
 func (s *batchSink) Flush(idle bool) {
+	if len(s.held) == 0 {
+		return
+	}
 	m := s.m
+	now := time.Now()
+	offer := idle || len(s.held) >= maxHeld || now.Sub(s.offered) >= maxHold
+	for _, f := range s.waiting {
+		s.completeFork(f) // their child's exec did not come in this batch either
+	}
+	clear(s.waiting)
+	s.waiting = s.waiting[:0]
 	for _, ev := range s.held[s.done:] {
-		if f := s.forks[ev.PID]; f == ev {
-			delete(s.forks, ev.PID)
-			m.complete(ev)
+		if s.forks[ev.PID] == ev {
+			if offer {
+				s.completeFork(ev)
+			} else {
+				s.waiting = append(s.waiting, ev)
+			}
 		}
 	}
 	for _, ev := range s.creds {
@@ -194,17 +215,22 @@ func (s *batchSink) Flush(idle bool) {
 	clear(s.creds)
 	s.creds = s.creds[:0]
 	s.done = len(s.held)
-	if len(s.held) == 0 {
-		return
-	}
-	now := time.Now()
-	if !idle && len(s.held) < maxHeld && now.Sub(s.offered) < maxHold {
+	if !offer {
 		return
 	}
 	s.offered = now
 	m.offer(s.held...)
 	clear(s.held)
 	s.held, s.done = s.held[:0], 0
+}
+
+// completeFork completes f, a held fork, unless an event of its child
+// completed it already.
+func (s *batchSink) completeFork(f *process.Event) {
+	if s.forks[f.PID] == f {
+		delete(s.forks, f.PID)
+		s.m.complete(f)
+	}
 }
 
 // handle receives one event from the running method. It runs on the
@@ -453,13 +479,18 @@ func (m *Monitor) execImage(ev *process.Event, img *process.Process, err error) 
 
 // execCreds reads the credentials of an exec'd process that execImage gave
 // its fork's, and makes them its event's (a new version of the cached
-// process). A process gone by then, or whose pid names another process
-// (another parent), keeps its fork's.
+// process), unless the exec provably kept them (execKept). A process gone
+// by then, or whose pid names another process (another parent), keeps its
+// fork's.
 func (m *Monitor) execCreds(ev *process.Event) {
 	p := ev.Process
 	if item, ok := m.cache.Get(p.Key()); !ok || item.Exited != 0 {
 		return // its exit came in the batch: nothing to read
 	}
+	if m.execKept(p) {
+		return
+	}
+	m.execCredReads.Add(1)
 	c, err := m.reader.CredsOfChild(p.ID, p.PPID)
 	if err != nil {
 		return
@@ -471,6 +502,40 @@ func (m *Monitor) execCreds(ev *process.Event) {
 	m.change(ev, p.Key(), func(q *process.Process) {
 		q.Creds, q.UID = c, int(c.EUID)
 	})
+}
+
+// execKept reports whether the exec of p kept the credentials p has (its
+// fork's, and what the uid and gid events before the exec changed), from
+// one capget(2) instead of a read of /proc/<pid>/status. Of what
+// Credentials holds, an exec changes only (security/commoncap.c
+// cap_bprm_creds_from_file, fs/exec.c bprm_fill_uid):
+//   - the user and group ids (set-user-ID and set-group-ID binaries; the
+//     saved and filesystem ids become the effective ones): the kernel
+//     sends a uid or gid event for every change of any of the four
+//     (commit_creds), before the exec event, and the monitor handled it
+//     before this (onCreds reads them);
+//   - the permitted and effective sets (root, file capabilities, the
+//     ambient set): capget tells them as they are now;
+//   - the ambient set, only to clear it (set-ID binaries, file
+//     capabilities): nothing when it was empty.
+//
+// Exec never changes the inheritable and bounding sets, the groups,
+// no_new_privs, the seccomp mode or the user namespace. So the credentials
+// are kept when p's ambient set is empty and capget gives p's inheritable,
+// permitted and effective sets. p's bounding set must not be empty: its
+// credentials were read then (a status read, or the eBPF method's), not
+// the zero value of a process whose parent was not cached (a process that
+// dropped its whole bounding set has them read at each exec). A pid that
+// names another process by now (the exit not handled yet) is at worst
+// taken as unchanged: its event keeps its fork's credentials, as a process
+// gone before the read does.
+func (m *Monitor) execKept(p *process.Process) bool {
+	c := &p.Creds
+	if c.CapAmbient != 0 || c.CapBounding == 0 {
+		return false
+	}
+	inh, prm, eff, err := m.reader.Caps(p.ID)
+	return err == nil && inh == c.CapInheritable && prm == c.CapPermitted && eff == c.CapEffective
 }
 
 // startSlack is how many clock ticks (10 ms each) after an exec's time a
