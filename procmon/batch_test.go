@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -131,6 +132,54 @@ func TestBatchForkAfterPIDReuse(t *testing.T) {
 		if p := fork.Process; p == nil || p.Starttime == now.Starttime || !p.Incomplete {
 			t.Errorf("fork of a child of %d handled after pid %d went to a child of %d (start %d): %v, want incomplete, without that start time",
 				me, pid, other.PID, now.Starttime, p)
+		}
+	}
+}
+
+// TestBatchForkHeldIntoNextBatch: a fork whose child's exec comes in the
+// next batch (its Flush did not offer the events) is still held then, and
+// gets the child's identity from the exec's reads; a fork whose child
+// execs in neither batch is completed at the second Flush with the
+// identity it reads itself. Checked against /proc.
+func TestBatchForkHeldIntoNextBatch(t *testing.T) {
+	sleep := proctest.RequireTool(t, "sleep")
+	c := proctest.Start(t, exec.Command(sleep, "30"))
+	defer c.Stop()
+	proctest.WaitComm(t, c.PID, sleep)
+	want, err := process.NewReader().Identity(c.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := os.Getpid()
+	for _, execNext := range []bool{true, false} {
+		m, err := New(Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &batchSink{m: m, offered: time.Now()} // offered just now: the next Flush(false) does not offer
+		s.Event(&process.Event{Kind: process.EventFork, PID: c.PID, PPID: me})
+		s.Flush(false)
+		if s.forks[c.PID] == nil || len(m.events) != 0 {
+			t.Fatalf("after the fork's batch: fork held %v, %d events offered; want held, none", s.forks[c.PID] != nil, len(m.events))
+		}
+		n := 1
+		if execNext {
+			s.Event(&process.Event{Kind: process.EventExec, PID: c.PID})
+			n = 2
+		}
+		s.Flush(false)
+		if s.forks[c.PID] != nil {
+			t.Fatalf("exec in the next batch %v: the fork is still held after its Flush", execNext)
+		}
+		s.Flush(true)
+		if len(m.events) != n {
+			t.Fatalf("%d events offered, want %d", len(m.events), n)
+		}
+		for range n {
+			ev := <-m.events
+			if ev.Process == nil || ev.Process.Key() != want.Key() || ev.Process.Incomplete {
+				t.Errorf("exec in the next batch %v: %v %+v, want the identity %v", execNext, ev.Kind, ev.Process, want.Key())
+			}
 		}
 	}
 }
