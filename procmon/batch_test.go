@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -137,10 +136,10 @@ func TestBatchForkAfterPIDReuse(t *testing.T) {
 }
 
 // TestBatchForkHeldIntoNextBatch: a fork whose child's exec comes in the
-// next batch (its Flush did not offer the events) is still held then, and
-// gets the child's identity from the exec's reads; a fork whose child
-// execs in neither batch is completed at the second Flush with the
-// identity it reads itself. Checked against /proc.
+// next batch is still held then (the events before it were offered, those
+// from it on were not), and gets the child's identity from the exec's
+// reads; a fork whose child execs in neither batch is completed at the
+// second Flush with the identity it reads itself. Checked against /proc.
 func TestBatchForkHeldIntoNextBatch(t *testing.T) {
 	sleep := proctest.RequireTool(t, "sleep")
 	c := proctest.Start(t, exec.Command(sleep, "30"))
@@ -156,11 +155,16 @@ func TestBatchForkHeldIntoNextBatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &batchSink{m: m, offered: time.Now()} // offered just now: the next Flush(false) does not offer
+		s := &batchSink{m: m} // never offered: the first Flush(false) offers what is finished
+		before := &process.Event{Kind: process.EventExit, PID: me}
+		s.Event(before)
 		s.Event(&process.Event{Kind: process.EventFork, PID: c.PID, PPID: me})
 		s.Flush(false)
-		if s.forks[c.PID] == nil || len(m.events) != 0 {
-			t.Fatalf("after the fork's batch: fork held %v, %d events offered; want held, none", s.forks[c.PID] != nil, len(m.events))
+		if s.forks[c.PID] == nil || len(m.events) != 1 {
+			t.Fatalf("after the fork's batch: fork held %v, %d events offered; want held, the one before it", s.forks[c.PID] != nil, len(m.events))
+		}
+		if ev := <-m.events; ev.Kind != EventExit {
+			t.Fatalf("offered %v, want the exit before the fork", ev.Kind)
 		}
 		n := 1
 		if execNext {

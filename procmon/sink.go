@@ -89,9 +89,9 @@ const (
 //     offered at once;
 //   - a fork is held until an event needs its child (its exec, exit, any
 //     event of it or a fork of its own) or the Flush after the next batch
-//     (the Flush that offers it, if sooner): when the child's exec comes by
-//     then, the reads that name the exec (Reader.Image) also tell the
-//     child's identity, and the fork costs no read of its own;
+//     (an idle Flush, if sooner): when the child's exec comes by then, the
+//     reads that name the exec (Reader.Image) also tell the child's
+//     identity, and the fork costs no read of its own;
 //   - an exec whose fork was seen takes its credentials from the fork and,
 //     at Flush, after the batch's naming reads, checks them with one
 //     capget(2): exec changes the ids only with a uid or gid event of its
@@ -184,30 +184,32 @@ func (s *batchSink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
 // idle, when maxHeld are held, or when the last offer is maxHold old; else
 // they wait for a later Flush (during a burst the consumer is woken at most
 // every maxHold, and a lone event is offered at once). A fork of this batch
-// whose child's exec has not come yet is left held until the next Flush,
-// unless the events are offered now: the exec of a child forked at the end
-// of a batch mostly comes in the next one, and then names the child for
-// the fork too.
+// whose child's exec has not come yet stays held until the next Flush
+// (unless idle or maxHeld are held), and the events from it on are offered
+// then: the exec of a child forked at the end of a batch mostly comes in
+// the next one, and then names the child for the fork too.
 func (s *batchSink) Flush(idle bool) {
 	if len(s.held) == 0 {
 		return
 	}
 	m := s.m
-	now := time.Now()
-	offer := idle || len(s.held) >= maxHeld || now.Sub(s.offered) >= maxHold
+	all := idle || len(s.held) >= maxHeld
 	for _, f := range s.waiting {
 		s.completeFork(f) // their child's exec did not come in this batch either
 	}
 	clear(s.waiting)
 	s.waiting = s.waiting[:0]
-	for _, ev := range s.held[s.done:] {
-		if s.forks[ev.PID] == ev {
-			if offer {
-				s.completeFork(ev)
-			} else {
-				s.waiting = append(s.waiting, ev)
-			}
+	ready := len(s.held) // held[:ready] are finished
+	for i, ev := range s.held[s.done:] {
+		if s.forks[ev.PID] != ev {
+			continue
 		}
+		if all {
+			s.completeFork(ev)
+			continue
+		}
+		s.waiting = append(s.waiting, ev)
+		ready = min(ready, s.done+i)
 	}
 	for _, ev := range s.creds {
 		m.execCreds(ev)
@@ -215,13 +217,15 @@ func (s *batchSink) Flush(idle bool) {
 	clear(s.creds)
 	s.creds = s.creds[:0]
 	s.done = len(s.held)
-	if !offer {
+	now := time.Now()
+	if ready == 0 || !all && now.Sub(s.offered) < maxHold {
 		return
 	}
 	s.offered = now
-	m.offer(s.held...)
-	clear(s.held)
-	s.held, s.done = s.held[:0], 0
+	m.offer(s.held[:ready]...)
+	n := copy(s.held, s.held[ready:])
+	clear(s.held[n:])
+	s.held, s.done = s.held[:n], n
 }
 
 // completeFork completes f, a held fork, unless an event of its child
