@@ -2,6 +2,7 @@ package procmon
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -146,7 +147,8 @@ func (s *batchSink) Event(ev *process.Event) {
 // names the exec and tells the child's identity, if the process it read is
 // the forked child (its parent the fork's; the pid cannot have named
 // another process since the fork, as no exit of it came between). Else
-// the fork reads its own identity, as without holding.
+// the fork reads its own identity, as without holding, and the exec is
+// reported incomplete: the image read is another process's.
 func (s *batchSink) forkExec(fork, exec *process.Event) {
 	m := s.m
 	img, err := m.reader.Image(exec.PID)
@@ -155,6 +157,12 @@ func (s *batchSink) forkExec(fork, exec *process.Event) {
 		m.forkWith(fork, img.Starttime, img.StartedAt)
 	} else {
 		m.onFork(fork)
+		if img != nil {
+			// Another parent's process: the child has exited and its pid
+			// names another process (or the child was reparented: not
+			// known for sure). Its image is not the exec's.
+			img, err = nil, fmt.Errorf("process %d: parent %d, not %d: %w", exec.PID, img.PPID, fork.PPID, process.ErrGone)
+		}
 	}
 	m.finish(fork)
 	m.begin(exec)
@@ -449,11 +457,20 @@ func (m *Monitor) execWith(ev *process.Event, img *process.Process, err error) (
 // cached process's, when it is the one read (its fork was seen; exec
 // changes them only for some binaries and capability sets: read later, see
 // execCreds), else from /proc now. A process gone before its identity
-// could be read is reported with what the cache knew of the pid, marked
-// incomplete, never a made-up path; it returns nil then.
+// could be read, or whose pid names another process than the cached live
+// one by then, is reported with what the cache knew of the pid, marked
+// incomplete, never a made-up path or another process's image; it returns
+// nil then.
 func (m *Monitor) execImage(ev *process.Event, img *process.Process, err error) (p *process.Process, credsLater bool) {
 	item, cached := m.cache.Peek(ev.PID)
 	cached = cached && item.Exited == 0 && item.Proc.Starttime != 0
+	if img != nil && cached && item.Proc.Key() != img.Key() {
+		// The cached process exec'd: its exit has not come, and a pid
+		// names one process at a time (its exit comes before the fork of
+		// the next process of the pid). The pid names a younger process
+		// now, whose image is not the exec's.
+		img, err = nil, fmt.Errorf("process %d: %v, not %v: %w", ev.PID, img.Key(), item.Proc.Key(), process.ErrGone)
+	}
 	if img == nil {
 		m.incomplete.Add(1)
 		p = process.NewProcessEmpty(ev.PID, "")
@@ -468,12 +485,9 @@ func (m *Monitor) execImage(ev *process.Event, img *process.Process, err error) 
 	if img.Incomplete {
 		m.incomplete.Add(1)
 	}
-	if cached && item.Proc.Key() == img.Key() {
+	if cached {
 		img.Creds, img.UID = item.Proc.Creds, item.Proc.UID
 		return img, !img.Incomplete
-	}
-	if cached {
-		m.cache.Exit(item.Proc.Key()) // the pid names a younger process now
 	}
 	if c, err := m.reader.Creds(img.ID); err == nil {
 		img.Creds, img.UID = c, int(c.EUID)
