@@ -13,7 +13,8 @@ import (
 // Reader reads processes on an event source's hot path, with raw reads into
 // a reused buffer: Exec reads the four files an exec event needs at once
 // (stat, status, the exe link, cmdline) and nothing else; Image the three
-// that name it and tell its identity. A Reader is not
+// that name it and tell its identity; Caps the capability sets, with one
+// system call. A Reader is not
 // safe for concurrent use; give each reading goroutine its own.
 type Reader struct {
 	r *procfs.Reader
