@@ -547,6 +547,13 @@ func (m *Monitor) execCreds(ev *process.Event) {
 // names another process by now (the exit not handled yet) is at worst
 // taken as unchanged: its event keeps its fork's credentials, as a process
 // gone before the read does.
+//
+// What a process changes between its fork and its exec without an event
+// of the proc connector and without changing its capability sets
+// (prctl's no_new_privs, a seccomp filter, a bounding set dropped by a
+// process without capabilities) its exec event does not show, where the
+// status read showed it: the detail pass reads it DetailDelay later, if
+// the process still runs.
 func (m *Monitor) execKept(p *process.Process) bool {
 	c := &p.Creds
 	if c.CapAmbient != 0 || c.CapBounding == 0 {
