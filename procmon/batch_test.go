@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -83,7 +84,8 @@ func TestBatchForkExec(t *testing.T) {
 // TestBatchForkAfterPIDReuse: a fork handled after its child exited and
 // its pid was taken by a process of another parent (forced through
 // ns_last_pid) is never given that process's start time, with its exec in
-// the batch or not.
+// the batch or not, and the exec never its image; nor is the exec of the
+// pid's cached live process.
 func TestBatchForkAfterPIDReuse(t *testing.T) {
 	sleep := proctest.RequireTool(t, "sleep")
 	sh := proctest.RequireTool(t, "sh")
@@ -92,10 +94,16 @@ func TestBatchForkAfterPIDReuse(t *testing.T) {
 	// The new owner of the pid: sleep started by a shell (its parent).
 	var pid int
 	var other *proctest.Child
+	var gone *process.Process // the pid's previous process, as the cache would hold it
 	for try := 0; try < 100 && other == nil; try++ {
 		a := proctest.Start(t, exec.Command(sleep, "30"))
 		pid = a.PID
+		proctest.WaitComm(t, pid, sleep)
+		gone = process.ReadProcess(pid)
 		a.Stop() // killed and reaped: the pid is free
+		// A clock tick (10 ms) later, so that the next process of the
+		// pid has another start time, hence another identity.
+		time.Sleep(20 * time.Millisecond)
 		if err := os.WriteFile(nsLastPID, []byte(strconv.Itoa(pid-2)), 0); err != nil {
 			t.Skipf("cannot force a pid: %v", err)
 		}
@@ -127,10 +135,89 @@ func TestBatchForkAfterPIDReuse(t *testing.T) {
 		{{Kind: process.EventFork, PID: pid, PPID: me}, {Kind: process.EventExec, PID: pid}},
 		{{Kind: process.EventFork, PID: pid, PPID: me}},
 	} {
-		fork := batchEvents(t, evs...)[0]
-		if p := fork.Process; p == nil || p.Starttime == now.Starttime || !p.Incomplete {
+		out := batchEvents(t, evs...)
+		if p := out[0].Process; p == nil || p.Starttime == now.Starttime || !p.Incomplete {
 			t.Errorf("fork of a child of %d handled after pid %d went to a child of %d (start %d): %v, want incomplete, without that start time",
 				me, pid, other.PID, now.Starttime, p)
+		}
+		if len(out) > 1 {
+			if p := out[1].Process; p == nil || p.Starttime == now.Starttime || p.Path != "" || !p.Incomplete {
+				t.Errorf("exec of that child: %+v, want incomplete, without the image or start time of the shell's child", p)
+			}
+		}
+	}
+
+	// The exec of the pid's previous process, cached live (its exit not
+	// handled yet), handled after the pid went to the shell's child.
+	if gone == nil || gone.Key() == now.Key() {
+		t.Fatalf("the previous process of pid %d: %+v", pid, gone)
+	}
+	m, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.cache.Put(gone)
+	s := &batchSink{m: m}
+	s.Event(&process.Event{Kind: process.EventExec, PID: pid})
+	s.Flush(true)
+	ex := <-m.events
+	if p := ex.Process; p == nil || p.Key() != gone.Key() || p.Path != "" || !p.Incomplete {
+		t.Errorf("exec of the cached %v after pid %d went to %v: %+v, want it incomplete, without the image read", gone.Key(), pid, now.Key(), p)
+	}
+	if it, ok := m.cache.Get(gone.Key()); !ok || it.Exited == 0 {
+		t.Errorf("the cached %v is not marked exited: %+v %v", gone.Key(), it, ok)
+	}
+}
+
+// TestBatchForkHeldIntoNextBatch: a fork whose child's exec comes in the
+// next batch is still held then (the events before it were offered, those
+// from it on were not), and gets the child's identity from the exec's
+// reads; a fork whose child execs in neither batch is completed at the
+// second Flush with the identity it reads itself. Checked against /proc.
+func TestBatchForkHeldIntoNextBatch(t *testing.T) {
+	sleep := proctest.RequireTool(t, "sleep")
+	c := proctest.Start(t, exec.Command(sleep, "30"))
+	defer c.Stop()
+	proctest.WaitComm(t, c.PID, sleep)
+	want, err := process.NewReader().Identity(c.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := os.Getpid()
+	for _, execNext := range []bool{true, false} {
+		m, err := New(Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &batchSink{m: m} // never offered: the first Flush(false) offers what is finished
+		before := &process.Event{Kind: process.EventExit, PID: me}
+		s.Event(before)
+		s.Event(&process.Event{Kind: process.EventFork, PID: c.PID, PPID: me})
+		s.Flush(false)
+		if s.forks[c.PID] == nil || len(m.events) != 1 {
+			t.Fatalf("after the fork's batch: fork held %v, %d events offered; want held, the one before it", s.forks[c.PID] != nil, len(m.events))
+		}
+		if ev := <-m.events; ev.Kind != EventExit {
+			t.Fatalf("offered %v, want the exit before the fork", ev.Kind)
+		}
+		n := 1
+		if execNext {
+			s.Event(&process.Event{Kind: process.EventExec, PID: c.PID})
+			n = 2
+		}
+		s.Flush(false)
+		if s.forks[c.PID] != nil {
+			t.Fatalf("exec in the next batch %v: the fork is still held after its Flush", execNext)
+		}
+		s.Flush(true)
+		if len(m.events) != n {
+			t.Fatalf("%d events offered, want %d", len(m.events), n)
+		}
+		for range n {
+			ev := <-m.events
+			if ev.Process == nil || ev.Process.Key() != want.Key() || ev.Process.Incomplete {
+				t.Errorf("exec in the next batch %v: %v %+v, want the identity %v", execNext, ev.Kind, ev.Process, want.Key())
+			}
 		}
 	}
 }

@@ -218,6 +218,7 @@ type Monitor struct {
 
 	received, delivered, dropped, lost, lossReports atomic.Uint64
 	reconciliations, incomplete                     atomic.Uint64
+	execCredReads                                   atomic.Uint64 // execCreds' status reads (tests)
 	lossMu                                          sync.Mutex
 	losses                                          map[string]Loss
 }

@@ -2,6 +2,7 @@ package procmon
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -88,22 +89,26 @@ const (
 //     thread's spinning, more than completing the event); a lone event is
 //     offered at once;
 //   - a fork is held until an event needs its child (its exec, exit, any
-//     event of it or a fork of its own) or Flush: when the child's exec
-//     comes in the same batch, the reads that name the exec (Reader.Image)
-//     also tell the child's identity, and the fork costs no read of its own;
-//   - an exec whose fork was seen takes its credentials from the fork and
-//     reads them from /proc at Flush, after the batch's naming reads (exec
-//     changes them for set-user-ID and set-group-ID binaries, file
-//     capabilities and some capability sets); a process gone by then keeps
-//     those of its fork.
+//     event of it or a fork of its own) or the Flush after the next batch
+//     (an idle Flush, if sooner): when the child's exec comes by then, the
+//     reads that name the exec (Reader.Image) also tell the child's
+//     identity, and the fork costs no read of its own;
+//   - an exec whose fork was seen takes its credentials from the fork and,
+//     at Flush, after the batch's naming reads, checks them with one
+//     capget(2): exec changes the ids only with a uid or gid event of its
+//     own (handled before), and the capability sets as capget shows them
+//     (execKept); only when they differ (set-user-ID binaries, file
+//     capabilities, root's sets) are they read from /proc/<pid>/status. A
+//     process gone by then keeps those of its fork.
 //
 // Used by the source's one goroutine.
 type batchSink struct {
 	m       *Monitor
 	held    []*process.Event
-	done    int                    // held[:done] are finished (a Flush ran after them)
+	done    int                    // held[:done] came before the last Flush
 	creds   []*process.Event       // held execs whose credentials are read at Flush
 	forks   map[int]*process.Event // held forks not completed yet, by child pid
+	waiting []*process.Event       // forks of the last batch held into the next
 	offered time.Time              // the last offer to the consumer
 }
 
@@ -142,7 +147,8 @@ func (s *batchSink) Event(ev *process.Event) {
 // names the exec and tells the child's identity, if the process it read is
 // the forked child (its parent the fork's; the pid cannot have named
 // another process since the fork, as no exit of it came between). Else
-// the fork reads its own identity, as without holding.
+// the fork reads its own identity, as without holding, and the exec is
+// reported incomplete: the image read is another process's.
 func (s *batchSink) forkExec(fork, exec *process.Event) {
 	m := s.m
 	img, err := m.reader.Image(exec.PID)
@@ -151,6 +157,12 @@ func (s *batchSink) forkExec(fork, exec *process.Event) {
 		m.forkWith(fork, img.Starttime, img.StartedAt)
 	} else {
 		m.onFork(fork)
+		if img != nil {
+			// Another parent's process: the child has exited and its pid
+			// names another process (or the child was reparented: not
+			// known for sure). Its image is not the exec's.
+			img, err = nil, fmt.Errorf("process %d: parent %d, not %d: %w", exec.PID, img.PPID, fork.PPID, process.ErrGone)
+		}
 	}
 	m.finish(fork)
 	m.begin(exec)
@@ -179,14 +191,33 @@ func (s *batchSink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
 // held execs' credentials. It then offers the events held, in order: when
 // idle, when maxHeld are held, or when the last offer is maxHold old; else
 // they wait for a later Flush (during a burst the consumer is woken at most
-// every maxHold, and a lone event is offered at once).
+// every maxHold, and a lone event is offered at once). A fork of this batch
+// whose child's exec has not come yet stays held until the next Flush
+// (unless idle or maxHeld are held), and the events from it on are offered
+// then: the exec of a child forked at the end of a batch mostly comes in
+// the next one, and then names the child for the fork too.
 func (s *batchSink) Flush(idle bool) {
+	if len(s.held) == 0 {
+		return
+	}
 	m := s.m
-	for _, ev := range s.held[s.done:] {
-		if f := s.forks[ev.PID]; f == ev {
-			delete(s.forks, ev.PID)
-			m.complete(ev)
+	all := idle || len(s.held) >= maxHeld
+	for _, f := range s.waiting {
+		s.completeFork(f) // their child's exec did not come in this batch either
+	}
+	clear(s.waiting)
+	s.waiting = s.waiting[:0]
+	ready := len(s.held) // held[:ready] are finished
+	for i, ev := range s.held[s.done:] {
+		if s.forks[ev.PID] != ev {
+			continue
 		}
+		if all {
+			s.completeFork(ev)
+			continue
+		}
+		s.waiting = append(s.waiting, ev)
+		ready = min(ready, s.done+i)
 	}
 	for _, ev := range s.creds {
 		m.execCreds(ev)
@@ -194,17 +225,24 @@ func (s *batchSink) Flush(idle bool) {
 	clear(s.creds)
 	s.creds = s.creds[:0]
 	s.done = len(s.held)
-	if len(s.held) == 0 {
-		return
-	}
 	now := time.Now()
-	if !idle && len(s.held) < maxHeld && now.Sub(s.offered) < maxHold {
+	if ready == 0 || !all && now.Sub(s.offered) < maxHold {
 		return
 	}
 	s.offered = now
-	m.offer(s.held...)
-	clear(s.held)
-	s.held, s.done = s.held[:0], 0
+	m.offer(s.held[:ready]...)
+	n := copy(s.held, s.held[ready:])
+	clear(s.held[n:])
+	s.held, s.done = s.held[:n], n
+}
+
+// completeFork completes f, a held fork, unless an event of its child
+// completed it already.
+func (s *batchSink) completeFork(f *process.Event) {
+	if s.forks[f.PID] == f {
+		delete(s.forks, f.PID)
+		s.m.complete(f)
+	}
 }
 
 // handle receives one event from the running method. It runs on the
@@ -419,11 +457,20 @@ func (m *Monitor) execWith(ev *process.Event, img *process.Process, err error) (
 // cached process's, when it is the one read (its fork was seen; exec
 // changes them only for some binaries and capability sets: read later, see
 // execCreds), else from /proc now. A process gone before its identity
-// could be read is reported with what the cache knew of the pid, marked
-// incomplete, never a made-up path; it returns nil then.
+// could be read, or whose pid names another process than the cached live
+// one by then, is reported with what the cache knew of the pid, marked
+// incomplete, never a made-up path or another process's image; it returns
+// nil then.
 func (m *Monitor) execImage(ev *process.Event, img *process.Process, err error) (p *process.Process, credsLater bool) {
 	item, cached := m.cache.Peek(ev.PID)
 	cached = cached && item.Exited == 0 && item.Proc.Starttime != 0
+	if img != nil && cached && item.Proc.Key() != img.Key() {
+		// The cached process exec'd: its exit has not come, and a pid
+		// names one process at a time (its exit comes before the fork of
+		// the next process of the pid). The pid names a younger process
+		// now, whose image is not the exec's.
+		img, err = nil, fmt.Errorf("process %d: %v, not %v: %w", ev.PID, img.Key(), item.Proc.Key(), process.ErrGone)
+	}
 	if img == nil {
 		m.incomplete.Add(1)
 		p = process.NewProcessEmpty(ev.PID, "")
@@ -438,12 +485,9 @@ func (m *Monitor) execImage(ev *process.Event, img *process.Process, err error) 
 	if img.Incomplete {
 		m.incomplete.Add(1)
 	}
-	if cached && item.Proc.Key() == img.Key() {
+	if cached {
 		img.Creds, img.UID = item.Proc.Creds, item.Proc.UID
 		return img, !img.Incomplete
-	}
-	if cached {
-		m.cache.Exit(item.Proc.Key()) // the pid names a younger process now
 	}
 	if c, err := m.reader.Creds(img.ID); err == nil {
 		img.Creds, img.UID = c, int(c.EUID)
@@ -453,13 +497,18 @@ func (m *Monitor) execImage(ev *process.Event, img *process.Process, err error) 
 
 // execCreds reads the credentials of an exec'd process that execImage gave
 // its fork's, and makes them its event's (a new version of the cached
-// process). A process gone by then, or whose pid names another process
-// (another parent), keeps its fork's.
+// process), unless the exec provably kept them (execKept). A process gone
+// by then, or whose pid names another process (another parent), keeps its
+// fork's.
 func (m *Monitor) execCreds(ev *process.Event) {
 	p := ev.Process
 	if item, ok := m.cache.Get(p.Key()); !ok || item.Exited != 0 {
 		return // its exit came in the batch: nothing to read
 	}
+	if m.execKept(p) {
+		return
+	}
+	m.execCredReads.Add(1)
 	c, err := m.reader.CredsOfChild(p.ID, p.PPID)
 	if err != nil {
 		return
@@ -471,6 +520,47 @@ func (m *Monitor) execCreds(ev *process.Event) {
 	m.change(ev, p.Key(), func(q *process.Process) {
 		q.Creds, q.UID = c, int(c.EUID)
 	})
+}
+
+// execKept reports whether the exec of p kept the credentials p has (its
+// fork's, and what the uid and gid events before the exec changed), from
+// one capget(2) instead of a read of /proc/<pid>/status. Of what
+// Credentials holds, an exec changes only (security/commoncap.c
+// cap_bprm_creds_from_file, fs/exec.c bprm_fill_uid):
+//   - the user and group ids (set-user-ID and set-group-ID binaries; the
+//     saved and filesystem ids become the effective ones): the kernel
+//     sends a uid or gid event for every change of any of the four
+//     (commit_creds), before the exec event, and the monitor handled it
+//     before this (onCreds reads them);
+//   - the permitted and effective sets (root, file capabilities, the
+//     ambient set): capget tells them as they are now;
+//   - the ambient set, only to clear it (set-ID binaries, file
+//     capabilities): nothing when it was empty.
+//
+// Exec never changes the inheritable and bounding sets, the groups,
+// no_new_privs, the seccomp mode or the user namespace. So the credentials
+// are kept when p's ambient set is empty and capget gives p's inheritable,
+// permitted and effective sets. p's bounding set must not be empty: its
+// credentials were read then (a status read, or the eBPF method's), not
+// the zero value of a process whose parent was not cached (a process that
+// dropped its whole bounding set has them read at each exec). A pid that
+// names another process by now (the exit not handled yet) is at worst
+// taken as unchanged: its event keeps its fork's credentials, as a process
+// gone before the read does.
+//
+// What a process changes between its fork and its exec without an event
+// of the proc connector and without changing its capability sets
+// (prctl's no_new_privs, a seccomp filter, a bounding set dropped by a
+// process without capabilities) its exec event does not show, where the
+// status read showed it: the detail pass reads it DetailDelay later, if
+// the process still runs.
+func (m *Monitor) execKept(p *process.Process) bool {
+	c := &p.Creds
+	if c.CapAmbient != 0 || c.CapBounding == 0 {
+		return false
+	}
+	inh, prm, eff, err := m.reader.Caps(p.ID)
+	return err == nil && inh == c.CapInheritable && prm == c.CapPermitted && eff == c.CapEffective
 }
 
 // startSlack is how many clock ticks (10 ms each) after an exec's time a

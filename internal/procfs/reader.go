@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -46,7 +47,7 @@ func (r *Reader) Pin(pid int) error {
 	fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, dir, uintptr(unsafe.Pointer(name)),
 		unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0, 0, 0)
 	if errno != 0 {
-		return classify(fmt.Errorf("open %s/%d: %w", r.root, pid, errno))
+		return r.fail("open", pid, "", errno)
 	}
 	r.dir, r.pid = int(fd), pid
 	return nil
@@ -58,6 +59,56 @@ func (r *Reader) Unpin() {
 		unix.Close(r.dir)
 		r.dir = -1
 	}
+}
+
+// fail returns the error of a failed system call (op) on <root>/<pid>/<name>
+// (name "": the directory), matching ErrGone when it means the process is
+// not there, as classify does.
+func (r *Reader) fail(op string, pid int, name string, err error) error {
+	if errno, ok := err.(syscall.Errno); ok {
+		return &readError{op: op, root: r.root, name: name, pid: pid, errno: errno}
+	}
+	path := r.path(pid, name)
+	if name == "" {
+		path = path[:len(path)-1]
+	}
+	return classify(fmt.Errorf("%s %s: %w", op, path, err))
+}
+
+// readError is a Reader's error of a system call that failed with an
+// errno. Its text is made only when asked for: on a monitor's event path a
+// process gone before its read is common, and formatting the error cost
+// more than the failed call.
+type readError struct {
+	op, root, name string
+	pid            int
+	errno          syscall.Errno
+}
+
+// gone reports whether the error means the process is not there (see
+// classify).
+func (e *readError) gone() bool { return e.errno == syscall.ENOENT || e.errno == syscall.ESRCH }
+
+// Error returns the text classify gives: "process gone: open /proc/1/stat:
+// no such file or directory".
+func (e *readError) Error() string {
+	path := e.root + "/" + strconv.Itoa(e.pid)
+	if e.name != "" {
+		path += "/" + e.name
+	}
+	msg := e.op + " " + path + ": " + e.errno.Error()
+	if e.gone() {
+		return ErrGone.Error() + ": " + msg
+	}
+	return msg
+}
+
+// Unwrap returns ErrGone (when gone) and the errno.
+func (e *readError) Unwrap() []error {
+	if e.gone() {
+		return []error{ErrGone, e.errno}
+	}
+	return []error{e.errno}
 }
 
 // Root returns the proc root the Reader reads.
@@ -96,7 +147,7 @@ func (r *Reader) open(pid int, name string) (int, error) {
 			continue
 		}
 		if errno != 0 {
-			return -1, classify(fmt.Errorf("open %s: %w", r.path(pid, name), errno))
+			return -1, r.fail("open", pid, name, errno)
 		}
 		return int(fd), nil
 	}
@@ -110,7 +161,7 @@ func (r *Reader) StatAt(pid int, name string, st *unix.Stat_t) error {
 		dir, path = r.dir, name
 	}
 	if err := unix.Fstatat(dir, path, st, 0); err != nil {
-		return classify(fmt.Errorf("stat %s: %w", r.path(pid, name), err))
+		return r.fail("stat", pid, name, err)
 	}
 	return nil
 }
@@ -122,7 +173,7 @@ func (r *Reader) Readlink(pid int, name string) (string, error) {
 		n, _, errno := unix.Syscall6(unix.SYS_READLINKAT, dir, uintptr(unsafe.Pointer(p)),
 			uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)), 0, 0)
 		if errno != 0 {
-			return "", classify(fmt.Errorf("readlink %s: %w", r.path(pid, name), errno))
+			return "", r.fail("readlink", pid, name, errno)
 		}
 		if int(n) < len(r.buf) {
 			return string(r.buf[:n]), nil
@@ -151,7 +202,7 @@ func (r *Reader) readMax(pid int, name string, max int) (b []byte, cut bool, err
 		r.buf = b[:cap(b)]
 	}
 	if err != nil {
-		return nil, false, classify(fmt.Errorf("read %s: %w", r.path(pid, name), err))
+		return nil, false, r.fail("read", pid, name, err)
 	}
 	return b, cut, nil
 }

@@ -2,8 +2,10 @@ package procfs
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 )
 
@@ -76,5 +78,27 @@ func TestStatLayout(t *testing.T) {
 	}
 	if s.Layout[0] == 0 || s.Layout[1] == 0 || s.Layout[1] >= s.Layout[2] {
 		t.Errorf("layout %#x: want startstack, arg_start < env_start", s.Layout)
+	}
+}
+
+// TestReaderErrors: the Reader's errors of a pid not in use match ErrGone
+// and fs.ErrNotExist and read as ReadFile's (classify's) do; another errno
+// is not ErrGone.
+func TestReaderErrors(t *testing.T) {
+	r := NewReader(DefaultRoot)
+	const pid = 1 << 30 // above pid_max
+	_, err := r.Stat(pid)
+	_, want := ReadFile(Path(DefaultRoot, pid, "stat"))
+	if !errors.Is(err, ErrGone) || !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("Stat of an unused pid: %v, want ErrGone and ENOENT", err)
+	}
+	if want == nil || err.Error() != want.Error() {
+		t.Errorf("Stat of an unused pid: %q, ReadFile %q", err, want)
+	}
+	if err := r.Pin(pid); !errors.Is(err, ErrGone) || err.Error() != "process gone: open /proc/1073741824: no such file or directory" {
+		t.Errorf("Pin of an unused pid: %q, want ErrGone", err)
+	}
+	if _, err := r.Readlink(os.Getpid(), "stat"); !errors.Is(err, syscall.EINVAL) || errors.Is(err, ErrGone) {
+		t.Errorf("readlink of a file: %v, want EINVAL, not ErrGone", err)
 	}
 }

@@ -105,9 +105,11 @@
 // Flush(false) on a sink that implements methods.Flusher, and Flush(true)
 // when a read after the gap found nothing (the burst is over) and when it
 // stops. The monitor's sink uses that to finish a batch's events together:
-// it holds a fork until its child's exec, whose /proc reads then also give
-// the child's identity; it reads the execs' credentials after the batch's
-// naming reads; and it wakes the consumer once per batch, or every 5 ms
-// during a burst (procmon's BenchmarkNetlinkFloor measures it against the C
-// floor).
+// it holds a fork until its child's exec (in the batch or the next), whose
+// /proc reads then also give the child's identity; after the batch's
+// naming reads it checks each exec's credentials with one capget(2) (the
+// kernel's uid and gid events tell the ids an exec changes), reading
+// /proc/<pid>/status only when the capability sets changed; and it wakes
+// the consumer once per batch, or every 5 ms during a burst (procmon's
+// BenchmarkNetlinkFloor measures it against the C floor).
 package netlink
