@@ -1,6 +1,7 @@
 package procmon
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proctrack/proctrack/internal/procfs"
 	"github.com/proctrack/proctrack/internal/proctest"
 	"github.com/proctrack/proctrack/procmon/process"
 )
@@ -131,9 +133,12 @@ func TestBatchForkAfterPIDReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The fork events carry the time the kernel gives: the previous
+	// process's fork.
+	forkedAt := gone.StartedAt
 	for _, evs := range [][]*process.Event{
-		{{Kind: process.EventFork, PID: pid, PPID: me}, {Kind: process.EventExec, PID: pid}},
-		{{Kind: process.EventFork, PID: pid, PPID: me}},
+		{{Kind: process.EventFork, PID: pid, PPID: me, Time: forkedAt}, {Kind: process.EventExec, PID: pid}},
+		{{Kind: process.EventFork, PID: pid, PPID: me, Time: forkedAt}},
 	} {
 		out := batchEvents(t, evs...)
 		if p := out[0].Process; p == nil || p.Starttime == now.Starttime || !p.Incomplete {
@@ -166,6 +171,48 @@ func TestBatchForkAfterPIDReuse(t *testing.T) {
 	}
 	if it, ok := m.cache.Get(gone.Key()); !ok || it.Exited == 0 {
 		t.Errorf("the cached %v is not marked exited: %+v %v", gone.Key(), it, ok)
+	}
+}
+
+// TestBatchForkExecReparented: a child whose parent exited before the
+// fork's and the exec's reads (reparented: /proc shows another parent)
+// is still the fork's child, by its start time at the fork's: the fork
+// gets its identity and the exec its image.
+func TestBatchForkExecReparented(t *testing.T) {
+	sleep := proctest.RequireTool(t, "sleep")
+	sh := proctest.RequireTool(t, "sh")
+	// The shell prints its child's pid and exits: the child is reparented.
+	out, err := exec.Command(sh, "-c", sleep+" 30 </dev/null >/dev/null 2>&1 & echo $! $$").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid, shell int
+	if _, err := fmt.Sscan(string(out), &pid, &shell); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	proctest.WaitComm(t, pid, sleep)
+	now, err := process.NewReader().Identity(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now.PPID == shell {
+		t.Fatalf("pid %d still has its parent %d", pid, shell)
+	}
+	forkedAt := procfs.TicksToTime(procfs.BootTime(), uint64(now.Starttime)).Add(3 * time.Millisecond)
+	for _, evs := range [][]*process.Event{
+		{{Kind: process.EventFork, PID: pid, PPID: shell, Time: forkedAt}, {Kind: process.EventExec, PID: pid}},
+		{{Kind: process.EventFork, PID: pid, PPID: shell, Time: forkedAt}},
+	} {
+		out := batchEvents(t, evs...)
+		if p := out[0].Process; p == nil || p.Key() != now.Key() || p.Incomplete {
+			t.Errorf("fork of %d by %d, which exited: %+v, want the identity %v", pid, shell, p, now.Key())
+		}
+		if len(out) > 1 {
+			if p := out[1].Process; p == nil || p.Key() != now.Key() || p.Incomplete || filepath.Base(p.Path) != "sleep" {
+				t.Errorf("exec of %d: %+v, want %v running sleep", pid, p, now.Key())
+			}
+		}
 	}
 }
 

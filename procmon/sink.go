@@ -145,23 +145,23 @@ func (s *batchSink) Event(ev *process.Event) {
 
 // forkExec completes a held fork and its child's exec: one Reader.Image
 // names the exec and tells the child's identity, if the process it read is
-// the forked child (its parent the fork's; the pid cannot have named
-// another process since the fork, as no exit of it came between). Else
-// the fork reads its own identity, as without holding, and the exec is
-// reported incomplete: the image read is another process's.
+// the forked child (forkedBy; no exit of the pid came between, so it can
+// have named another process since the fork only if the child exited after
+// its exec, a later event). Else the fork reads its own identity, as
+// without holding, and the exec is reported incomplete: the image read is
+// another process's.
 func (s *batchSink) forkExec(fork, exec *process.Event) {
 	m := s.m
 	img, err := m.reader.Image(exec.PID)
 	m.begin(fork)
-	if img != nil && img.PPID == fork.PPID {
+	if img != nil && forkedBy(fork, img) {
 		m.forkWith(fork, img.Starttime, img.StartedAt)
 	} else {
 		m.onFork(fork)
 		if img != nil {
-			// Another parent's process: the child has exited and its pid
-			// names another process (or the child was reparented: not
-			// known for sure). Its image is not the exec's.
-			img, err = nil, fmt.Errorf("process %d: parent %d, not %d: %w", exec.PID, img.PPID, fork.PPID, process.ErrGone)
+			// Another process: the child has exited and its pid names a
+			// process born since. Its image is not the exec's.
+			img, err = nil, fmt.Errorf("process %d: parent %d, not %d, started at tick %d: %w", exec.PID, img.PPID, fork.PPID, img.Starttime, process.ErrGone)
 		}
 	}
 	m.finish(fork)
@@ -365,10 +365,9 @@ func (m *Monitor) onFork(ev *process.Event) {
 	}
 	parent, havePar := m.cache.Peek(ev.PPID)
 	child, err := m.reader.Identity(ev.PID)
-	if err == nil && ev.PPID != 0 && child.PPID != ev.PPID {
+	if err == nil && ev.PPID != 0 && !forkedBy(ev, child) {
 		// Another process's identity: the child has exited and its pid
-		// names a process another parent started (or the parent exited
-		// and the child was reparented: not known for sure either).
+		// names a process born since.
 		err = process.ErrGone
 	}
 	if err != nil {
@@ -386,6 +385,27 @@ func (m *Monitor) onFork(ev *process.Event) {
 		child = full
 	}
 	ev.Process = m.cache.Put(child)
+}
+
+// forkedBy reports whether p, read from /proc at the pid of the fork ev,
+// is the child that fork made: its parent is the fork's, or (its parent
+// exited and it was reparented before the read) it started in the clock
+// tick of the fork's time, or the next (the kernel stamps the fork event
+// after the child's start; a start time is rounded down to its tick). The
+// pid names another process only after the child's exit and a wrap of
+// the pid space, which no real storm does within a tick.
+func forkedBy(ev *process.Event, p *process.Process) bool {
+	if p.PPID == ev.PPID {
+		return true
+	}
+	t := ticksSinceBoot(ev.Time)
+	return p.Starttime >= t-1 && p.Starttime <= t
+}
+
+// ticksSinceBoot returns t in clock ticks since boot, the unit of a start
+// time (stat field 22).
+func ticksSinceBoot(t time.Time) int64 {
+	return int64(t.Sub(procfs.BootTime()) / (time.Second / procfs.UserHZ))
 }
 
 // forkWith caches the child of a fork whose identity its exec's reads gave
@@ -585,7 +605,7 @@ const startSlack = 3
 //     (later events of the pid find it), but not when a younger process
 //     has the pid now (its identity would be taken).
 func (m *Monitor) execIdentity(ev *process.Event, p *process.Process) bool {
-	execTicks := int64(ev.Time.Sub(procfs.BootTime()) / (time.Second / procfs.UserHZ))
+	execTicks := ticksSinceBoot(ev.Time)
 	var (
 		cached    process.Key
 		ppid      int
