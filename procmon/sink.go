@@ -98,10 +98,11 @@ const (
 //     capabilities and some capability sets); a process gone by then keeps
 //     those of its fork;
 //   - an exec that carries its image but not the start time is held until
-//     an event of its pid or of a child of it, or Flush: when that event
-//     is its exit, the process is gone from /proc and its identity is not
-//     read (Monitor.execIdentity; a storm's short-lived process mostly
-//     exits before its exec is handled, and the read failed).
+//     an event of its pid or of a child of it, or until the events are
+//     offered: when that event is its exit, the process is gone from /proc
+//     and its identity is not read (Monitor.execIdentity; a storm's
+//     short-lived process mostly exits before its exec is handled, and the
+//     read failed). It is offered no later than without holding.
 //
 // Used by the source's one goroutine.
 type batchSink struct {
@@ -222,8 +223,9 @@ func (s *batchSink) hold(ev *process.Event, creds bool) {
 // Lost hands a source's loss report to the monitor.
 func (s *batchSink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
 
-// Flush finishes the batch: it completes the held forks and execs and
-// reads the held execs' credentials. It then offers the events held, in order: when
+// Flush finishes the batch: it completes the held forks and reads the
+// held execs' credentials; when it offers the events, it completes the
+// held execs without a start time first. It then offers the events held, in order: when
 // idle, when maxHeld are held, or when the last offer is maxHold old; else
 // they wait for a later Flush (during a burst the consumer is woken at most
 // every maxHold, and a lone event is offered at once).
@@ -233,9 +235,17 @@ func (s *batchSink) Flush(idle bool) {
 		if f := s.forks[ev.PID]; f == ev {
 			delete(s.forks, ev.PID)
 			m.complete(ev)
-		} else if x := s.execs[ev.PID]; x == ev {
-			delete(s.execs, ev.PID)
-			s.completeExec(ev, nil)
+		}
+	}
+	now := time.Now()
+	offer := len(s.held) > 0 && (idle || len(s.held) >= maxHeld || now.Sub(s.offered) >= maxHold)
+	if offer && len(s.execs) > 0 {
+		// The held execs whose exit did not come before the offer.
+		for _, ev := range s.held {
+			if x := s.execs[ev.PID]; x == ev {
+				delete(s.execs, ev.PID)
+				s.completeExec(ev, nil)
+			}
 		}
 	}
 	for _, ev := range s.creds {
@@ -244,11 +254,7 @@ func (s *batchSink) Flush(idle bool) {
 	clear(s.creds)
 	s.creds = s.creds[:0]
 	s.done = len(s.held)
-	if len(s.held) == 0 {
-		return
-	}
-	now := time.Now()
-	if !idle && len(s.held) < maxHeld && now.Sub(s.offered) < maxHold {
+	if !offer {
 		return
 	}
 	s.offered = now

@@ -631,8 +631,14 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 			// rest of a lone event is usually queued by then (sleeping
 			// at once made lone execs 0.5 ms later at the median).
 			got = true
-			// Without a wakeup gap the next read blocks: no batches.
-			st.flush(s.cfg.WakeupGap <= 0)
+			// Without a wakeup gap the next read blocks: each read is a
+			// batch. With one, the batch ends when the queue is found
+			// empty (EAGAIN below): the sink sees an exec and its exit
+			// in one batch more often (and need not read the identity
+			// of a process it knows gone).
+			if s.cfg.WakeupGap <= 0 {
+				st.flush(true)
+			}
 		case nonBlocking && errors.Is(err, syscall.EAGAIN):
 			// The queue is empty: a batch ends. While records keep
 			// coming (a sleep follows), the sink may hold its events a
