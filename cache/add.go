@@ -23,18 +23,19 @@ func (s *EventsStore) Add(proc *process.Process) {
 	}
 }
 
-func (s *EventsStore) add(p *process.Process, budget *int) *entry {
-	fillStart(p)
+func (s *EventsStore) add(p *process.Process, budget *int, readStart bool) *entry {
+	fillStart(p, readStart)
 	parent := s.resolveParent(p, budget)
 	return s.insert(p, parent)
 }
 
-// fillStart gives p, without a start time, the one of its pid in /proc, and
-// reads what process.FindProcess leaves for later (namespaces, root,
-// cgroup: the rules and the cache's readers take them from the fields).
-func fillStart(p *process.Process) {
+// fillStart gives p, without a start time, the one of its pid in /proc
+// (with readStart), and reads what process.FindProcess leaves for later
+// (namespaces, root, cgroup: the rules and the cache's readers take them
+// from the fields).
+func fillStart(p *process.Process, readStart bool) {
 	p.Complete()
-	if p.Starttime == 0 && p.ID > 0 {
+	if readStart && p.Starttime == 0 && p.ID > 0 {
 		if k, err := process.CurrentKey(p.ID); err == nil {
 			p.Starttime = int64(k.StartTicks)
 		}
@@ -60,7 +61,7 @@ func (s *EventsStore) resolveParent(p *process.Process, budget *int) *entry {
 		return nil // gone, or the pid now names a process younger than its child
 	}
 	s.ancestorReads.Add(1)
-	return s.add(pp, budget)
+	return s.add(pp, budget, true)
 }
 
 // parentInCache returns the newest cached process with p's PPID that started
@@ -356,8 +357,21 @@ func (s *EventsStore) ReplaceItem(oldProc, newProc *process.Process) {
 // the cached version has them for the same binary), so that the version
 // Put returns has them.
 func (s *EventsStore) Put(proc *process.Process) *process.Process {
+	return s.put(proc, true)
+}
+
+// PutGone is Put for a process that was gone from /proc before its start
+// time could be read: a proc without a start time is cached without one
+// (Key{PID, 0}), and not given the start time its pid has in /proc now,
+// which would be a younger process's if the pid was reused.
+func (s *EventsStore) PutGone(proc *process.Process) *process.Process {
+	return s.put(proc, false)
+}
+
+// put is Put, reading a missing start time from /proc with readStart.
+func (s *EventsStore) put(proc *process.Process, readStart bool) *process.Process {
 	budget := maxAncestorReads
-	fillStart(proc)
+	fillStart(proc, readStart)
 	compute := s.GetComputeChecksums()
 	hashed := compute && s.wantsSums(proc)
 	if hashed {
@@ -365,7 +379,7 @@ func (s *EventsStore) Put(proc *process.Process) *process.Process {
 			proc.Checksums = sums // not cached yet: still the caller's
 		}
 	}
-	e := s.add(proc, &budget)
+	e := s.add(proc, &budget, readStart)
 	s.mu.RLock()
 	v := e.proc
 	s.mu.RUnlock()

@@ -350,3 +350,26 @@ func startRetry(s *EventsStore, ctx context.Context) error {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestPutGone: PutGone caches a process without a start time under start
+// time 0, where Put reads the start time its pid has in /proc (here a live
+// process's, which a younger process of a reused pid would give).
+func TestPutGone(t *testing.T) {
+	c := start(t, exec.Command("/bin/sleep", "60"), "sleep")
+	live, err := process.CurrentKey(c.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{})
+	p := process.NewProcessWithParent(c.PID, os.Getpid(), "sleep")
+	if got := s.PutGone(p); got.Starttime != 0 || got.Key() != (process.Key{PID: c.PID}) {
+		t.Errorf("PutGone cached %v, want %v without a start time", got.Key(), process.Key{PID: c.PID})
+	}
+	if _, ok := s.Get(live); ok {
+		t.Errorf("PutGone cached the live process's identity %v", live)
+	}
+	q := process.NewProcessWithParent(c.PID, os.Getpid(), "sleep")
+	if got := s.Put(q); got.Key() != live {
+		t.Errorf("Put cached %v, want the start time from /proc: %v", got.Key(), live)
+	}
+}

@@ -268,3 +268,54 @@ func TestBatchForkHeldIntoNextBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchAuditExecExit: an exec that carries its image without a start
+// time (audit) followed in the batch by its exit is known gone: its
+// identity is not read from /proc (the pid is live here, to show it: a
+// read would give the exec its start time), it is cached without one and
+// exited, and the two are offered in order. Without its exit in the batch
+// the exec's identity is read at Flush.
+func TestBatchAuditExecExit(t *testing.T) {
+	sleep := proctest.RequireTool(t, "sleep")
+	c := proctest.Start(t, exec.Command(sleep, "30"))
+	defer c.Stop()
+	proctest.WaitComm(t, c.PID, sleep)
+	live, err := process.CurrentKey(c.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := os.Getpid()
+	auditExec := func() *process.Event {
+		p := process.NewProcessWithParent(c.PID, me, "sleep")
+		p.Path, p.Args = sleep, []string{sleep, "30"}
+		return &process.Event{Kind: process.EventExec, PID: c.PID, Time: time.Now(), Method: process.MethodAudit, Process: p}
+	}
+	exit := &process.Event{Kind: process.EventExit, PID: c.PID, Method: process.MethodAudit,
+		Process: process.NewProcessWithParent(c.PID, me, "sleep")}
+	m, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &batchSink{m: m}
+	s.Event(auditExec())
+	s.Event(exit)
+	s.Flush(true)
+	var out []Event
+	for len(m.events) > 0 {
+		out = append(out, <-m.events)
+	}
+	if len(out) != 2 || out[0].Kind != EventExec || out[1].Kind != EventExit {
+		t.Fatalf("offered %v, want the exec and its exit", out)
+	}
+	if p := out[0].Process; p == nil || p.Starttime != 0 || p.Path != sleep {
+		t.Errorf("exec before its exit: %+v, want %s without a start time (not read from /proc)", p, sleep)
+	}
+	if item, ok := m.cache.Get(process.Key{PID: c.PID}); !ok || item.Exited == 0 {
+		t.Errorf("the exec's process is not cached exited without a start time: %+v %v", item, ok)
+	}
+
+	out = batchEvents(t, auditExec())
+	if p := out[0].Process; p == nil || p.Key() != live {
+		t.Errorf("exec alone: %+v, want the identity %v read at Flush", p, live)
+	}
+}

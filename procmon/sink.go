@@ -79,9 +79,10 @@ const (
 
 // batchSink is the sink of a source that reads events in batches
 // (methods.Batcher: netlink, ebpf, audit). It completes each event and
-// updates the cache as it comes, as sink does, with three differences that
-// save the work a storm of short-lived processes makes (the last two only
-// for a source that reports only pids, netlink):
+// updates the cache as it comes, as sink does, with four differences that
+// save the work a storm of short-lived processes makes (the second and
+// third only for a source that reports only pids, netlink; the last only
+// for one that reports execs without a start time, audit):
 //   - the events are offered to the consumer at Flush, after the source's
 //     batch, and during a burst at most every maxHold (5 ms): a consumer
 //     that keeps up is woken once per batch or less instead of once per
@@ -99,7 +100,13 @@ const (
 //     own (handled before), and the capability sets as capget shows them
 //     (execKept); only when they differ (set-user-ID binaries, file
 //     capabilities, root's sets) are they read from /proc/<pid>/status. A
-//     process gone by then keeps those of its fork.
+//     process gone by then keeps those of its fork;
+//   - an exec that carries its image but not the start time is held until
+//     an event of its pid or of a child of it, or until the events are
+//     offered: when that event is its exit, the process is gone from /proc
+//     and its identity is not read (Monitor.execIdentity; a storm's
+//     short-lived process mostly exits before its exec is handled, and the
+//     read failed). It is offered no later than without holding.
 //
 // Used by the source's one goroutine.
 type batchSink struct {
@@ -109,12 +116,16 @@ type batchSink struct {
 	creds   []*process.Event       // held execs whose credentials are read at Flush
 	forks   map[int]*process.Event // held forks not completed yet, by child pid
 	waiting []*process.Event       // forks of the last batch held into the next
+	execs   map[int]*process.Event // held execs without a start time not completed yet, by pid
 	offered time.Time              // the last offer to the consumer
 }
 
 // Event completes the event (or holds a fork) and holds it until Flush.
 func (s *batchSink) Event(ev *process.Event) {
 	m := s.m
+	if len(s.execs) > 0 {
+		s.execBefore(ev)
+	}
 	if len(s.forks) > 0 {
 		if f := s.forks[ev.PID]; f != nil {
 			delete(s.forks, ev.PID)
@@ -128,6 +139,14 @@ func (s *batchSink) Event(ev *process.Event) {
 			delete(s.forks, ev.PPID) // its parent's fork: the parent first
 			m.complete(f)
 		}
+	}
+	if ev.Kind == process.EventExec && ev.Process != nil && ev.Process.Starttime == 0 && ev.Verdict != process.VerdictDenied {
+		if s.execs == nil {
+			s.execs = make(map[int]*process.Event)
+		}
+		s.execs[ev.PID] = ev
+		s.hold(ev, false)
+		return
 	}
 	if ev.Kind == process.EventFork && ev.Process == nil && ev.Verdict != process.VerdictDenied {
 		if s.forks == nil {
@@ -172,6 +191,35 @@ func (s *batchSink) forkExec(fork, exec *process.Event) {
 	}
 }
 
+// execBefore completes the held execs that ev must follow: its process's
+// (which ev, its exit, tells gone) and its parent's.
+func (s *batchSink) execBefore(ev *process.Event) {
+	if x := s.execs[ev.PID]; x != nil {
+		delete(s.execs, ev.PID)
+		var gone error
+		if ev.Kind == process.EventExit {
+			gone = process.ErrGone
+		}
+		s.completeExec(x, gone)
+	}
+	ppid := ev.PPID
+	if ppid == 0 && ev.Process != nil {
+		ppid = ev.Process.PPID
+	}
+	if x := s.execs[ppid]; x != nil && ppid != ev.PID {
+		delete(s.execs, ppid)
+		s.completeExec(x, nil)
+	}
+}
+
+// completeExec completes a held exec without a start time; gone is
+// process.ErrGone when its exit was handled (see Monitor.execWith).
+func (s *batchSink) completeExec(ev *process.Event, gone error) {
+	s.m.begin(ev)
+	s.m.execWith(ev, nil, gone)
+	s.m.finish(ev)
+}
+
 // hold keeps ev until Flush, and notes that its credentials are to be read
 // then; it flushes when maxHeld are held.
 func (s *batchSink) hold(ev *process.Event, creds bool) {
@@ -187,15 +235,16 @@ func (s *batchSink) hold(ev *process.Event, creds bool) {
 // Lost hands a source's loss report to the monitor.
 func (s *batchSink) Lost(n uint64, reason string) { s.m.lostEvents(n, reason) }
 
-// Flush finishes the batch: it completes the held forks and reads the
-// held execs' credentials. It then offers the events held, in order: when
-// idle, when maxHeld are held, or when the last offer is maxHold old; else
-// they wait for a later Flush (during a burst the consumer is woken at most
-// every maxHold, and a lone event is offered at once). A fork of this batch
-// whose child's exec has not come yet stays held until the next Flush
-// (unless idle or maxHeld are held), and the events from it on are offered
-// then: the exec of a child forked at the end of a batch mostly comes in
-// the next one, and then names the child for the fork too.
+// Flush finishes the batch: it completes the held forks and checks the
+// held execs' credentials (execCreds). It then offers the events held, in
+// order, completing first the held execs without a start time among them:
+// when idle, when maxHeld are held, or when the last offer is maxHold old;
+// else they wait for a later Flush (during a burst the consumer is woken
+// at most every maxHold, and a lone event is offered at once). A fork of
+// this batch whose child's exec has not come yet stays held until the next
+// Flush (unless idle or maxHeld are held), and the events from it on are
+// offered then: the exec of a child forked at the end of a batch mostly
+// comes in the next one, and then names the child for the fork too.
 func (s *batchSink) Flush(idle bool) {
 	if len(s.held) == 0 {
 		return
@@ -219,14 +268,24 @@ func (s *batchSink) Flush(idle bool) {
 		s.waiting = append(s.waiting, ev)
 		ready = min(ready, s.done+i)
 	}
+	now := time.Now()
+	offer := ready > 0 && (all || now.Sub(s.offered) >= maxHold)
+	if offer && len(s.execs) > 0 {
+		// The held execs whose exit did not come before the offer.
+		for _, ev := range s.held[:ready] {
+			if x := s.execs[ev.PID]; x == ev {
+				delete(s.execs, ev.PID)
+				s.completeExec(ev, nil)
+			}
+		}
+	}
 	for _, ev := range s.creds {
 		m.execCreds(ev)
 	}
 	clear(s.creds)
 	s.creds = s.creds[:0]
 	s.done = len(s.held)
-	now := time.Now()
-	if ready == 0 || !all && now.Sub(s.offered) < maxHold {
+	if !offer {
 		return
 	}
 	s.offered = now
@@ -446,26 +505,39 @@ func (m *Monitor) onExec(ev *process.Event) bool {
 }
 
 // execWith is onExec with what Reader.Image read of the process, for an
-// event that carries none (img nil: the stat read failed with err).
+// event that carries none (img nil: the stat read failed with err). For an
+// event that carries its image without a start time (audit), err is
+// process.ErrGone when the process is known gone (its exit was handled:
+// its identity is not read), else nil.
 func (m *Monitor) execWith(ev *process.Event, img *process.Process, err error) (credsLater bool) {
 	p := ev.Process
+	gone := false
 	if p == nil {
 		p, credsLater = m.execImage(ev, img, err)
 		if p == nil {
 			return false
 		}
-	} else if p.Starttime == 0 && !m.execIdentity(ev, p) {
-		// A method that carries the image but not the start time
-		// (audit), and the pid taken by a process younger than the
-		// exec: reported as the method gave it, not cached.
-		ev.Process = p
-		return false
+	} else if p.Starttime == 0 {
+		if !m.execIdentity(ev, p, err) {
+			// A method that carries the image but not the start time
+			// (audit), and the pid taken by a process younger than the
+			// exec: reported as the method gave it, not cached.
+			ev.Process = p
+			return false
+		}
+		gone = p.Starttime == 0
 	}
 	if ev.Bprm == nil && m.bprm && p.Path != "" {
 		// What the eBPF LSM tier's bprm_check carries, from the file.
 		ev.Bprm = process.BprmFromFile(p.Path, p.RealPath, p.Fileless || p.ExeDeleted)
 	}
-	ev.Process = m.cache.Put(p)
+	if gone {
+		// Its start time was not to be had: cached without one, never
+		// the one a younger process of the pid has now.
+		ev.Process = m.cache.PutGone(p)
+	} else {
+		ev.Process = m.cache.Put(p)
+	}
 	if !p.Incomplete && p.Starttime != 0 {
 		m.scheduleDetails(ev.Process.Key())
 	}
@@ -604,7 +676,10 @@ const startSlack = 3
 //   - else none: a process gone from /proc is cached without a start time
 //     (later events of the pid find it), but not when a younger process
 //     has the pid now (its identity would be taken).
-func (m *Monitor) execIdentity(ev *process.Event, p *process.Process) bool {
+//
+// With gone (process.ErrGone: the process's exit was handled already)
+// /proc is not read: the process is gone from it.
+func (m *Monitor) execIdentity(ev *process.Event, p *process.Process, gone error) bool {
 	execTicks := ticksSinceBoot(ev.Time)
 	var (
 		cached    process.Key
@@ -614,7 +689,10 @@ func (m *Monitor) execIdentity(ev *process.Event, p *process.Process) bool {
 	if item, ok := m.cache.Peek(p.ID); ok && item.Exited == 0 {
 		cached, ppid, startedAt = item.Proc.Key(), item.Proc.PPID, item.Proc.StartedAt
 	}
-	now, err := m.reader.Identity(p.ID)
+	now, err := (*process.Process)(nil), gone
+	if gone == nil {
+		now, err = m.reader.Identity(p.ID)
+	}
 	if err == nil && now.Starttime <= execTicks+startSlack {
 		if cached.StartTicks != 0 && cached != now.Key() {
 			m.cache.Exit(cached)

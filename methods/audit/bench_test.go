@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	libaudit "github.com/elastic/go-libaudit/v2"
+	"github.com/elastic/go-libaudit/v2/auparse"
 	"github.com/proctrack/proctrack/procmon/process"
 	"golang.org/x/sys/unix"
 )
@@ -102,4 +104,62 @@ func BenchmarkExecStorm(b *testing.B) {
 			}
 		})
 	}
+}
+
+// discardSink drops the events.
+type discardSink struct{ n int }
+
+func (d *discardSink) Event(*process.Event) { d.n++ }
+func (d *discardSink) Lost(uint64, string)  {}
+
+// BenchmarkReceive runs the datagrams of an exec of /bin/true and of its
+// exit, as this kernel writes them, through the receive path (record
+// parsing, reassembly, conversion) into a sink that drops the events: the
+// Source's CPU and allocations per exec without a kernel.
+func BenchmarkReceive(b *testing.B) {
+	s := New(Config{})
+	sink := &discardSink{}
+	st := &stream{s: s, sink: sink}
+	r, err := libaudit.NewReassembler(s.cfg.MaxInFlight, s.cfg.ReassemblyTimeout, st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = r.Close() }()
+	type rec struct {
+		typ  auparse.AuditMessageType
+		body string
+	}
+	exec := []rec{
+		{auparse.AUDIT_SYSCALL, recExecSyscall}, {auparse.AUDIT_EXECVE, recExecve},
+		{auparse.AUDIT_CWD, recCwd}, {auparse.AUDIT_PATH, recPath0}, {auparse.AUDIT_PATH, recPath1},
+		{auparse.AUDIT_PROCTITLE, recProctitle}, {auparse.AUDIT_EOE, ""},
+	}
+	exit := []rec{{auparse.AUDIT_SYSCALL, recExitGroup}, {auparse.AUDIT_PROCTITLE, recProctitle}, {auparse.AUDIT_EOE, ""}}
+	const events = 64
+	var grams [][]byte
+	for i := range events {
+		recs := exec
+		if i%2 == 1 {
+			recs = exit
+		}
+		for _, r := range recs {
+			grams = append(grams, datagram(uint16(r.typ), "audit(1795452112.527:"+strconv.Itoa(100+i)+"): "+r.body))
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, g := range grams {
+			s.handle(r, st, g)
+		}
+		// The serials start again: a new reassembler sees new events.
+		_ = r.Close()
+		r, err = libaudit.NewReassembler(s.cfg.MaxInFlight, s.cfg.ReassemblyTimeout, st)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if sink.n == 0 {
+		b.Fatal("no events")
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N*events/2), "µs/exec")
 }

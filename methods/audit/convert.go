@@ -146,11 +146,17 @@ func (fs fields) dec(key string) (v int64, ok bool, err error) {
 	if !ok {
 		return 0, false, nil
 	}
-	v, err = strconv.ParseInt(f.val, 10, 64)
+	v, err = decField(f)
+	return v, true, err
+}
+
+// decField parses a decimal field.
+func decField(f field) (int64, error) {
+	v, err := strconv.ParseInt(f.val, 10, 64)
 	if err != nil {
-		return 0, true, malformed("%s=%q: %v", key, f.val, err)
+		return 0, malformed("%s=%q: %v", f.key, f.val, err)
 	}
-	return v, true, nil
+	return v, nil
 }
 
 // id returns a uid or gid field (4294967295 for an unset id).
@@ -159,11 +165,17 @@ func (fs fields) id(key string) (uint32, bool, error) {
 	if !ok {
 		return 0, false, nil
 	}
+	v, err := idField(f)
+	return v, true, err
+}
+
+// idField parses a uid or gid field.
+func idField(f field) (uint32, error) {
 	v, err := strconv.ParseUint(f.val, 10, 32)
 	if err != nil {
-		return 0, true, malformed("%s=%q: %v", key, f.val, err)
+		return 0, malformed("%s=%q: %v", f.key, f.val, err)
 	}
-	return uint32(v), true, nil
+	return uint32(v), nil
 }
 
 // hexNum returns a field written in hex (a0..a3, arch, cap_*), with or
@@ -173,11 +185,17 @@ func (fs fields) hexNum(key string) (uint64, bool, error) {
 	if !ok {
 		return 0, false, nil
 	}
+	v, err := hexField(f)
+	return v, true, err
+}
+
+// hexField parses a field written in hex.
+func hexField(f field) (uint64, error) {
 	v, err := strconv.ParseUint(strings.TrimPrefix(f.val, "0x"), 16, 64)
 	if err != nil {
-		return 0, true, malformed("%s=%q: %v", key, f.val, err)
+		return 0, malformed("%s=%q: %v", f.key, f.val, err)
 	}
-	return v, true, nil
+	return v, nil
 }
 
 // body returns the text of a record after its "audit(<time>:<serial>): "
@@ -205,71 +223,155 @@ type syscallRecord struct {
 	comm, exe  string
 }
 
-var argKeys = [4]string{"a0", "a1", "a2", "a3"}
+// Fields of a SYSCALL record, indexes of syscallFields.
+const (
+	scArch = iota
+	scSyscall
+	scPID
+	scPPID
+	scSuccess
+	scExit
+	scA0              // a0..a3
+	scUID  = scA0 + 4 // uid, euid, suid, fsuid, gid, egid, sgid, fsgid
+	scComm = scUID + 8
+	scExe  = scComm + 1
+	scKeys = scExe + 1
+)
 
-var idKeys = [8]string{"uid", "euid", "suid", "fsuid", "gid", "egid", "sgid", "fsgid"}
-
-func parseSyscall(fs fields) (*syscallRecord, error) {
-	r := &syscallRecord{}
-	arch, ok, err := fs.hexNum("arch")
-	if err != nil {
-		return nil, err
+// syscallField is the index of a SYSCALL record's field named key, -1 for
+// a field the conversion does not read.
+func syscallField(key string) int {
+	switch key {
+	case "arch":
+		return scArch
+	case "syscall":
+		return scSyscall
+	case "pid":
+		return scPID
+	case "ppid":
+		return scPPID
+	case "success":
+		return scSuccess
+	case "exit":
+		return scExit
+	case "a0":
+		return scA0
+	case "a1":
+		return scA0 + 1
+	case "a2":
+		return scA0 + 2
+	case "a3":
+		return scA0 + 3
+	case "uid":
+		return scUID
+	case "euid":
+		return scUID + 1
+	case "suid":
+		return scUID + 2
+	case "fsuid":
+		return scUID + 3
+	case "gid":
+		return scUID + 4
+	case "egid":
+		return scUID + 5
+	case "sgid":
+		return scUID + 6
+	case "fsgid":
+		return scUID + 7
+	case "comm":
+		return scComm
+	case "exe":
+		return scExe
 	}
-	if !ok {
-		return nil, malformed("SYSCALL without arch")
+	return -1
+}
+
+// parseSyscall reads a SYSCALL record's fields into r in one pass (the
+// first of a key counts, as with fields.get).
+func parseSyscall(fs fields, r *syscallRecord) error {
+	var at [scKeys]*field
+	for i := range fs {
+		if k := syscallField(fs[i].key); k >= 0 && at[k] == nil {
+			at[k] = &fs[i]
+		}
+	}
+	if at[scArch] == nil {
+		return malformed("SYSCALL without arch")
+	}
+	arch, err := hexField(*at[scArch])
+	if err != nil {
+		return err
 	}
 	r.arch = uint32(arch)
 	r.archName = archName(r.arch)
-	nr, ok, err := fs.dec("syscall")
-	if err != nil {
-		return nil, err
+	if at[scSyscall] == nil {
+		return malformed("SYSCALL without a valid syscall number")
 	}
-	if !ok || nr < 0 || nr > 1<<20 {
-		return nil, malformed("SYSCALL without a valid syscall number")
+	nr, err := decField(*at[scSyscall])
+	if err != nil {
+		return err
+	}
+	if nr < 0 || nr > 1<<20 {
+		return malformed("SYSCALL without a valid syscall number")
 	}
 	r.nr = int(nr)
 	r.name = syscallName(r.archName, r.nr)
-	pid, ok, err := fs.dec("pid")
-	if err != nil {
-		return nil, err
+	if at[scPID] == nil {
+		return malformed("SYSCALL without a valid pid")
 	}
-	if !ok || pid <= 0 || pid > 1<<31-1 {
-		return nil, malformed("SYSCALL without a valid pid")
+	pid, err := decField(*at[scPID])
+	if err != nil {
+		return err
+	}
+	if pid <= 0 || pid > 1<<31-1 {
+		return malformed("SYSCALL without a valid pid")
 	}
 	r.pid = int(pid)
-	ppid, _, err := fs.dec("ppid")
-	if err != nil {
-		return nil, err
+	if f := at[scPPID]; f != nil {
+		ppid, err := decField(*f)
+		if err != nil {
+			return err
+		}
+		r.ppid = int(ppid)
 	}
-	r.ppid = int(ppid)
-	if f, ok := fs.get("success"); ok {
+	if f := at[scSuccess]; f != nil {
 		r.hasSuccess = true
 		r.success = f.val == "yes"
 	}
-	if r.exit, _, err = fs.dec("exit"); err != nil {
-		return nil, err
+	if f := at[scExit]; f != nil {
+		if r.exit, err = decField(*f); err != nil {
+			return err
+		}
 	}
 	for i := range r.args {
-		if r.args[i], _, err = fs.hexNum(argKeys[i]); err != nil {
-			return nil, err
+		if f := at[scA0+i]; f != nil {
+			if r.args[i], err = hexField(*f); err != nil {
+				return err
+			}
 		}
 	}
 	var ids [8]uint32
-	for i, k := range idKeys {
-		if ids[i], _, err = fs.id(k); err != nil {
-			return nil, err
+	for i := range ids {
+		if f := at[scUID+i]; f != nil {
+			if ids[i], err = idField(*f); err != nil {
+				return err
+			}
 		}
 	}
 	c := &r.creds
 	c.UID, c.EUID, c.SUID, c.FSUID = ids[0], ids[1], ids[2], ids[3]
 	c.GID, c.EGID, c.SGID, c.FSGID = ids[4], ids[5], ids[6], ids[7]
-	if r.comm, err = fs.str("comm"); err != nil {
-		return nil, err
+	if f := at[scComm]; f != nil {
+		if r.comm, err = untrusted(*f); err != nil {
+			return err
+		}
 	}
-	if r.exe, err = fs.str("exe"); err != nil {
-		return nil, err
+	if f := at[scExe]; f != nil {
+		if r.exe, err = untrusted(*f); err != nil {
+			return err
+		}
 	}
-	return r, nil
+	return nil
 }
 
 // archName names an AUDIT_ARCH_* value as go-libaudit does ("x86_64").
@@ -394,8 +496,9 @@ func (c *converter) convert(msgs []*auparse.AuditMessage) (*process.Event, error
 	if sc == nil {
 		return nil, errors.Join(errs...)
 	}
-	r, err := parseSyscall(sc)
-	if err != nil {
+	var sr syscallRecord
+	r := &sr
+	if err := parseSyscall(sc, r); err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
 	kind, ok := syscallKind[r.name]
@@ -416,6 +519,7 @@ func (c *converter) convert(msgs []*auparse.AuditMessage) (*process.Event, error
 	switch kind {
 	case process.EventExec:
 		p := ev.Process
+		var err error
 		if p.CWD, err = cwd.str("cwd"); err != nil {
 			errs = append(errs, err)
 		}
@@ -485,10 +589,15 @@ func (r *syscallRecord) process() *process.Process {
 	return p
 }
 
+// syscall is the record's system call. It and its arguments are one
+// allocation.
 func (r *syscallRecord) syscall() *process.Syscall {
-	args := make([]uint64, len(r.args))
-	copy(args, r.args[:])
-	return &process.Syscall{Name: r.name, Number: r.nr, Arch: r.archName, Args: args, Result: r.exit}
+	sa := &struct {
+		call process.Syscall
+		args [len(r.args)]uint64
+	}{args: r.args}
+	sa.call = process.Syscall{Name: r.name, Number: r.nr, Arch: r.archName, Args: sa.args[:], Result: r.exit}
+	return &sa.call
 }
 
 // setPath sets Path (and RealPath, like process.Reader.Exec) from an exe
@@ -731,7 +840,8 @@ func seccompEvent(fs, sc fields, ts time.Time) (*process.Event, error) {
 		SeccompAction: SeccompActionName(uint32(code)),
 	}
 	if sc != nil {
-		if r, err := parseSyscall(sc); err == nil && r.pid == int(pid) && r.nr == int(nr) {
+		var r syscallRecord
+		if err := parseSyscall(sc, &r); err == nil && r.pid == int(pid) && r.nr == int(nr) {
 			call.Args = r.args[:]
 			if r.hasSuccess {
 				call.Result = r.exit

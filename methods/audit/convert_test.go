@@ -447,3 +447,27 @@ func FuzzConvert(f *testing.F) {
 		})
 	})
 }
+
+// TestReceivePathSkipsLaterPaths: only the PATH record of item 0 (an
+// exec's file) is parsed; those of later items (its interpreter) are
+// skipped unparsed, and a damaged one costs nothing.
+func TestReceivePathSkipsLaterPaths(t *testing.T) {
+	s := New(Config{})
+	sink := &recSink{}
+	hdr := "audit(1795452112.527:30): "
+	feed(t, s, sink, [][]byte{
+		datagram(uint16(auparse.AUDIT_SYSCALL), hdr+strings.Replace(recExecSyscall, ` exe="/usr/bin/true"`, "", 1)),
+		datagram(uint16(auparse.AUDIT_EXECVE), hdr+recExecve),
+		datagram(uint16(auparse.AUDIT_CWD), hdr+recCwd),
+		datagram(uint16(auparse.AUDIT_PATH), hdr+recPath0),
+		datagram(uint16(auparse.AUDIT_PATH), hdr+`item=1 name="/lib64/ld-linux-x86-64.so.2 inode=1`),
+		datagram(uint16(auparse.AUDIT_EOE), hdr),
+	})
+	evs := sink.snapshot()
+	if len(evs) != 1 || evs[0].Kind != process.EventExec || evs[0].Process.Path != "/bin/true" {
+		t.Fatalf("events %+v, want the exec of /bin/true (its PATH item 0)", evs)
+	}
+	if st := s.Stats(); st.Errors != 0 {
+		t.Errorf("%d errors: the PATH record of item 1 was parsed", st.Errors)
+	}
+}

@@ -147,13 +147,7 @@ func (c *nlConn) recvBatch(nonBlocking bool) ([][]byte, error) {
 		case e == unix.EINTR:
 			continue
 		case e == unix.EAGAIN && !nonBlocking:
-			timeout := time.Duration(-1)
-			if d := c.deadline.Load(); d != 0 {
-				if timeout = time.Until(time.Unix(0, d)); timeout <= 0 {
-					return nil, os.ErrDeadlineExceeded
-				}
-			}
-			if err := c.wait(unix.POLLIN, timeout); err != nil {
+			if err := c.waitReadable(); err != nil {
 				return nil, err
 			}
 			continue
@@ -245,13 +239,7 @@ func (c *nlConn) recv(nonBlocking bool) ([]byte, error) {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.EAGAIN) && !nonBlocking:
-			timeout := time.Duration(-1)
-			if d := c.deadline.Load(); d != 0 {
-				if timeout = time.Until(time.Unix(0, d)); timeout <= 0 {
-					return nil, os.ErrDeadlineExceeded
-				}
-			}
-			if err := c.wait(unix.POLLIN, timeout); err != nil {
+			if err := c.waitReadable(); err != nil {
 				return nil, err
 			}
 			continue
@@ -266,6 +254,20 @@ func (c *nlConn) recv(nonBlocking bool) ([]byte, error) {
 		}
 		return c.buf[:n], nil
 	}
+}
+
+// waitReadable waits for a datagram until the read deadline: it returns
+// nil when one may be queued (or the wait was cut short: the caller tries
+// again), os.ErrDeadlineExceeded once the deadline has passed and
+// os.ErrClosed after Close. Called with mu held for reading.
+func (c *nlConn) waitReadable() error {
+	timeout := time.Duration(-1)
+	if d := c.deadline.Load(); d != 0 {
+		if timeout = time.Until(time.Unix(0, d)); timeout <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+	}
+	return c.wait(unix.POLLIN, timeout)
 }
 
 // wait waits for events on the socket, at most timeout (-1: no limit). It

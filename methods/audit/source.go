@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -631,8 +632,14 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 			// rest of a lone event is usually queued by then (sleeping
 			// at once made lone execs 0.5 ms later at the median).
 			got = true
-			// Without a wakeup gap the next read blocks: no batches.
-			st.flush(s.cfg.WakeupGap <= 0)
+			// Without a wakeup gap the next read blocks: each read is a
+			// batch. With one, the batch ends when the queue is found
+			// empty (EAGAIN below): the sink sees an exec and its exit
+			// in one batch more often (and need not read the identity
+			// of a process it knows gone).
+			if s.cfg.WakeupGap <= 0 {
+				st.flush(true)
+			}
 		case nonBlocking && errors.Is(err, syscall.EAGAIN):
 			// The queue is empty: a batch ends. While records keep
 			// coming (a sleep follows), the sink may hold its events a
@@ -686,7 +693,8 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 // stands alone, without an end-of-event record, and would hold back every
 // later event until the reassembly timeout. PROCTITLE, which the kernel
 // writes before the EOE of every system call event, is skipped unparsed
-// (2 of the 11 records of a storm's exec and exit).
+// (2 of the 11 records of a storm's exec and exit), and so is a PATH record
+// of another item than the first (an exec's interpreter).
 var reassembled = map[auparse.AuditMessageType]bool{
 	auparse.AUDIT_SYSCALL: true, auparse.AUDIT_EXECVE: true, auparse.AUDIT_CWD: true,
 	auparse.AUDIT_PATH: true, auparse.AUDIT_CAPSET: true, auparse.AUDIT_OBJ_PID: true,
@@ -705,6 +713,8 @@ func (s *Source) handle(r *libaudit.Reassembler, st *stream, b []byte) (configCh
 		return false // the kernel probing its audit daemon (binary payload)
 	case t == auparse.AUDIT_PROCTITLE:
 		return false // not read; its event has a SYSCALL record and an EOE
+	case t == auparse.AUDIT_PATH && !firstPath(data):
+		return false // only the first (an exec's file) is read
 	}
 	msg, err := auparse.Parse(t, string(data))
 	if err != nil {
@@ -724,6 +734,14 @@ func (s *Source) handle(r *libaudit.Reassembler, st *stream, b []byte) (configCh
 		r.PushMessage(&auparse.AuditMessage{RecordType: auparse.AUDIT_EOE, Sequence: msg.Sequence, Timestamp: msg.Timestamp})
 	}
 	return false
+}
+
+// firstPath reports whether the PATH record data is not known to be of
+// another item than 0: the conversion reads only the first (an exec's
+// binary), and the others (its interpreter) are left unparsed.
+func firstPath(data []byte) bool {
+	i := bytes.Index(data, []byte("): "))
+	return i < 0 || !bytes.HasPrefix(data[i+3:], []byte("item=")) || bytes.HasPrefix(data[i+3:], []byte("item=0 "))
 }
 
 // updateStatus reads the kernel's audit status; an increase of its lost
