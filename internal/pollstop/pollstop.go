@@ -11,7 +11,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,13 +50,40 @@ func (s *Stopper) Wait(fd int, events int16, timeout time.Duration) (stopped boo
 	return fds[1].Revents != 0, nil
 }
 
-// Sleep waits d, or until Stop is called, and reports whether it was.
+// Sleep waits d, or until Stop is called, and reports whether it was. A
+// signal to the thread (the runtime's preemption signal) cuts it short.
+//
+// A sleep of at most rawSleepMax (the readers' wakeup gap, by default)
+// keeps its P meanwhile: the ppoll(2) is a raw system call,
+// without telling the scheduler, as a short computation would. Through the
+// scheduler, a P left in a system call while other goroutines ran (the
+// consumer of the reader's events) was taken away by the runtime's monitor
+// thread (sysmon), which then polled every 20 µs again for a millisecond:
+// in a storm of events, more wakeups of that thread than of the reader.
+// With GOMAXPROCS=1 Sleep first yields the P (runtime.Gosched) to the
+// goroutines that are ready to run, so that the events the reader just
+// handed on are taken before it sleeps; with more, they run on another P
+// (a yield there woke an idle thread to take this goroutine, and put this
+// one to sleep: two thread switches more per sleep).
 func (s *Stopper) Sleep(d time.Duration) (stopped bool) {
 	ts := unix.NsecToTimespec(d.Nanoseconds())
-	fds := []unix.PollFd{{Fd: int32(s.efd), Events: unix.POLLIN}}
-	_, _ = unix.Ppoll(fds, &ts, nil)
-	return fds[0].Revents != 0
+	fd := unix.PollFd{Fd: int32(s.efd), Events: unix.POLLIN}
+	if d > rawSleepMax {
+		fds := []unix.PollFd{fd}
+		_, _ = unix.Ppoll(fds, &ts, nil)
+		return fds[0].Revents != 0
+	}
+	if runtime.GOMAXPROCS(0) == 1 {
+		runtime.Gosched()
+	}
+	_, _, _ = unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fd)), 1,
+		uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	return fd.Revents != 0
 }
+
+// rawSleepMax is the longest Sleep that keeps its P (a longer one lets the
+// scheduler give it to another goroutine meanwhile).
+const rawSleepMax = time.Millisecond
 
 // Stop wakes every Wait and Sleep, now and later.
 func (s *Stopper) Stop() error {

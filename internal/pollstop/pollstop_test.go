@@ -1,6 +1,7 @@
 package pollstop
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -53,5 +54,40 @@ func TestStop(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Wait and Sleep did not return after Stop")
+	}
+}
+
+// TestShortSleep: a Sleep of a wakeup gap (which keeps its P) lasts about
+// that long, returns stopped at once after Stop, and lets a goroutine that
+// is ready run first even with GOMAXPROCS=1.
+func TestShortSleep(t *testing.T) {
+	s, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+
+	const d = 500 * time.Microsecond
+	ran := make(chan struct{})
+	go close(ran)
+	start := time.Now()
+	if s.Sleep(d) {
+		t.Error("Sleep returned stopped before Stop")
+	}
+	if took := time.Since(start); took < d {
+		t.Errorf("Sleep(%v) returned after %v", d, took)
+	}
+	select {
+	case <-ran:
+	default:
+		t.Error("a ready goroutine did not run before the Sleep (GOMAXPROCS=1)")
+	}
+
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Sleep(d) {
+		t.Error("Sleep after Stop: not stopped")
 	}
 }

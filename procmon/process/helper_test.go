@@ -1,12 +1,14 @@
 package process
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/proctrack/proctrack/internal/proctest"
@@ -33,6 +35,16 @@ func helper(mode string) {
 			fmt.Println("set comm:", err)
 			os.Exit(1)
 		}
+	case strings.HasPrefix(mode, "exec="):
+		// Exec the binary named, with the arguments given, after a line
+		// on stdin.
+		fmt.Println("ready")
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			os.Exit(1)
+		}
+		err := syscall.Exec(strings.TrimPrefix(mode, "exec="), os.Args[1:], os.Environ())
+		fmt.Println("exec:", err)
+		os.Exit(1)
 	}
 	fmt.Println("ready")
 	_, _ = io.Copy(io.Discard, os.Stdin)

@@ -18,6 +18,9 @@ import (
 // safe for concurrent use; give each reading goroutine its own.
 type Reader struct {
 	r *procfs.Reader
+	// afterArgs, when set, runs between image's reads of the arguments
+	// and what checks them: tests make an exec come there.
+	afterArgs func()
 }
 
 // NewReader returns a Reader of /proc.
@@ -50,7 +53,10 @@ func (r *Reader) Exec(pid int) (*Process, error) {
 		return p, nil
 	}
 	// What names the process first: a short-lived one may be gone soon.
-	errs := r.image(p, pid)
+	link, errs, exeErr := r.image(p, pid)
+	if exeErr == nil {
+		errs = r.recheck(p, pid, link, errs)
+	}
 	if s, err := r.r.Status(pid); err == nil {
 		p.applyStatus(s)
 	} else {
@@ -84,16 +90,31 @@ func (r *Reader) Creds(pid int) (Credentials, error) {
 // not read (Creds reads them). It returns nil and the error when the stat
 // read failed (the process is gone), and p with Incomplete set and the
 // error matching ErrGone when the image could not be read whole.
+//
+// The stat read, after the arguments, also stands for image's second read
+// of the exe link when its comm is the link's name (commNames): comm is
+// the name of the file the last exec ran (its first 15 bytes), so no exec
+// of a binary of another name came between the link's read and the stat
+// read, the arguments' in between. When they differ (a script: comm names
+// the script, the link its interpreter; a binary run through a symbolic
+// link of another name; a process that renamed itself) the link is read
+// again, as image does. What neither check sees is an exec, within those
+// few microseconds, of the same binary again or of another of the same
+// name (first 15 bytes) elsewhere: its arguments are then given the path
+// read before it.
 func (r *Reader) Image(pid int) (*Process, error) {
 	if err := r.r.Pin(pid); err != nil {
 		return nil, err
 	}
 	defer r.r.Unpin()
 	p := NewProcessEmpty(pid, "")
-	errs := r.image(p, pid)
+	link, errs, exeErr := r.image(p, pid)
 	s, err := r.r.Stat(pid)
 	if err != nil {
 		return nil, err
+	}
+	if exeErr == nil && !commNames(s.Comm, link) {
+		errs = r.recheck(p, pid, link, errs)
 	}
 	p.applyStat(s)
 	if err := errors.Join(errs...); err != nil && errors.Is(err, ErrGone) {
@@ -139,30 +160,62 @@ func (r *Reader) Caps(pid int) (inh, prm, eff CapSet, err error) {
 		caps(data[0].Effective, data[1].Effective), nil
 }
 
-// image reads the executable and the arguments of pid into p, as one pair:
-// the executable is read again after the arguments, and when an exec came
-// in between (the link changed) both are read again, so that the
-// arguments of one image are never given to another.
-func (r *Reader) image(p *Process, pid int) []error {
-	var errs []error
-	link, err := r.r.Exe(pid)
-	for try := 0; ; try++ {
-		if err == nil {
-			p.setExeFast(link)
-		} else {
-			errs = append(errs, err)
-		}
-		if args, cut, err := r.r.Cmdline(pid, DefaultMaxArgsBytes); err == nil {
-			p.setArgs(args, cut)
-		} else {
-			errs = append(errs, err)
-		}
-		again, err2 := r.r.Exe(pid)
-		if err != nil || err2 != nil || again == link || try == 1 {
-			return errs
-		}
-		link, err, errs = again, nil, errs[:0]
+// image reads the executable and the arguments of pid into p. It returns
+// the exe link read and its error; errs holds every read's error. The
+// pair is one image's only when checked after (recheck, or Image's comm).
+func (r *Reader) image(p *Process, pid int) (link string, errs []error, exeErr error) {
+	link, exeErr = r.r.Exe(pid)
+	if exeErr == nil {
+		p.setExeFast(link)
+	} else {
+		errs = append(errs, exeErr)
 	}
+	if args, cut, err := r.r.Cmdline(pid, DefaultMaxArgsBytes); err == nil {
+		p.setArgs(args, cut)
+	} else {
+		errs = append(errs, err)
+	}
+	if r.afterArgs != nil {
+		r.afterArgs()
+	}
+	return link, errs, exeErr
+}
+
+// recheck makes what image read (link, and errs) one pair: the executable
+// is read again, and when an exec came in between (the link changed) both
+// are read again, the new link and then the arguments, so that the
+// arguments of one image are not given to another (but for a second exec
+// within microseconds). It returns the errors of the pair kept.
+func (r *Reader) recheck(p *Process, pid int, link string, errs []error) []error {
+	again, err := r.r.Exe(pid)
+	if err != nil || again == link {
+		return errs
+	}
+	p.setExeFast(again)
+	errs = errs[:0]
+	if args, cut, err := r.r.Cmdline(pid, DefaultMaxArgsBytes); err == nil {
+		p.setArgs(args, cut)
+	} else {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// commMax is the length of a task's comm at most (TASK_COMM_LEN less its
+// NUL).
+const commMax = 15
+
+// commNames reports whether comm, a process's name from its stat, is the
+// name exec gave it for the binary of the exe link: the link's last
+// component (without " (deleted)"), cut to commMax bytes as the kernel
+// cuts it.
+func commNames(comm, link string) bool {
+	link = strings.TrimSuffix(link, deletedSuffix)
+	name := link[strings.LastIndexByte(link, '/')+1:]
+	if len(name) > commMax {
+		name = name[:commMax]
+	}
+	return comm != "" && comm == name
 }
 
 // setExeFast sets Path from an exe link without further system calls.
