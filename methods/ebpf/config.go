@@ -110,6 +110,15 @@ type Config struct {
 	// caught up with. The reader looks again at least every 200 ms
 	// whatever the gap.
 	WakeupGap time.Duration
+	// BurstSleep is the longest the reader sleeps between two looks at
+	// the ring buffer through a burst (see WakeupGap): the latency of a
+	// storm's events against the monitor's CPU. 0 means 16 WakeupGaps
+	// (16 ms by default, under the 20 ms a lone exec is allowed); at most
+	// 200 ms (the poll interval). A lone event is not affected. On the
+	// development VM a storm of /bin/true ran at 0.97x its unmonitored
+	// rate with 200 ms (18-20 µs of monitor CPU per exec) against 0.93x
+	// with 16 ms (28-40 µs; README, "Measured here").
+	BurstSleep time.Duration
 	// NoCWD leaves the working directory out of exec and fork events (one
 	// path walk less in the kernel per event); the monitor reads it later.
 	NoCWD bool
@@ -152,6 +161,15 @@ func (c *Config) wakeupGap() time.Duration {
 		return DefaultWakeupGap
 	}
 	return c.WakeupGap
+}
+
+// burstSleep returns the reader's longest sleep through a burst with the
+// wakeup gap gap (see BurstSleep).
+func (c *Config) burstSleep(gap time.Duration) time.Duration {
+	if c.BurstSleep > 0 {
+		return min(c.BurstSleep, pollInterval)
+	}
+	return min(burstGaps*gap, pollInterval)
 }
 
 // poll returns how often the reader wakes by itself when it has read

@@ -677,46 +677,57 @@ func TestQuietUntilHoldsWakeups(t *testing.T) {
 
 // TestReaderSleepGrows: through a burst of execs the reader's sleeps
 // between looks at the ring buffer grow from WakeupGap, doubling while
-// looks find records, to burstGaps gaps (the sleeps it snoozes the kernel
-// for); each sleep is one gap (the first after a wakeup) or twice the one
-// before, at most burstGaps gaps. With a sleep of one gap throughout, a
-// storm cost the reader 1,000 looks a second.
+// looks find records, to burstGaps gaps or Config.BurstSleep (the sleeps
+// it snoozes the kernel for); each sleep is one gap (the first after a
+// wakeup) or twice the one before, at most that. With a sleep of one gap
+// throughout, a storm cost the reader 1,000 looks a second.
 func TestReaderSleepGrows(t *testing.T) {
 	const gap = time.Millisecond
-	var (
-		mu     sync.Mutex
-		sleeps []time.Duration
-	)
-	readerSnooze = func(v *ebpf.Variable, d time.Duration) {
-		mu.Lock()
-		sleeps = append(sleeps, d)
-		mu.Unlock()
-		snooze(v, d)
-	}
-	t.Cleanup(func() { readerSnooze = snooze })
-	src, rec := startSource(t, Config{WakeupGap: gap})
-	cmd := exec.Command("/bin/sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	if rec.WaitFor(process.EventExit, cmd.Process.Pid, nil, 5*time.Second) == nil {
-		t.Fatal("no exit event for the burst's shell")
-	}
-	src.Close() // no more sleeps
-	mu.Lock()
-	defer mu.Unlock()
-	if len(sleeps) == 0 {
-		t.Fatal("the reader never slept between looks")
-	}
-	longest := slices.Max(sleeps)
-	t.Logf("%d sleeps, longest %v", len(sleeps), longest)
-	if longest != burstGaps*gap {
-		t.Errorf("longest sleep %v through a burst of 300 execs, want %d gaps (%v)", longest, burstGaps, burstGaps*gap)
-	}
-	for i, d := range sleeps {
-		if d != gap && (i == 0 || d != min(2*sleeps[i-1], burstGaps*gap)) {
-			t.Fatalf("sleep %d: %v after %v: want %v or twice the last, at most %v", i, d, sleeps[max(i-1, 0)], gap, burstGaps*gap)
-		}
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		longest time.Duration
+	}{
+		{"default", Config{WakeupGap: gap}, burstGaps * gap},
+		{"BurstSleep", Config{WakeupGap: gap, BurstSleep: 4 * gap}, 4 * gap},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu     sync.Mutex
+				sleeps []time.Duration
+			)
+			readerSnooze = func(v *ebpf.Variable, d time.Duration) {
+				mu.Lock()
+				sleeps = append(sleeps, d)
+				mu.Unlock()
+				snooze(v, d)
+			}
+			t.Cleanup(func() { readerSnooze = snooze })
+			src, rec := startSource(t, tc.cfg)
+			cmd := exec.Command("/bin/sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done")
+			if err := cmd.Run(); err != nil {
+				t.Fatal(err)
+			}
+			if rec.WaitFor(process.EventExit, cmd.Process.Pid, nil, 5*time.Second) == nil {
+				t.Fatal("no exit event for the burst's shell")
+			}
+			src.Close() // no more sleeps
+			mu.Lock()
+			defer mu.Unlock()
+			if len(sleeps) == 0 {
+				t.Fatal("the reader never slept between looks")
+			}
+			longest := slices.Max(sleeps)
+			t.Logf("%d sleeps, longest %v", len(sleeps), longest)
+			if longest != tc.longest {
+				t.Errorf("longest sleep %v through a burst of 300 execs, want %v", longest, tc.longest)
+			}
+			for i, d := range sleeps {
+				if d != gap && (i == 0 || d != min(2*sleeps[i-1], tc.longest)) {
+					t.Fatalf("sleep %d: %v after %v: want %v or twice the last, at most %v", i, d, sleeps[max(i-1, 0)], gap, tc.longest)
+				}
+			}
+		})
 	}
 }
 
@@ -728,8 +739,10 @@ func TestReaderSleepGrows(t *testing.T) {
 func TestLookAgain(t *testing.T) {
 	const gap = time.Millisecond
 	var got []time.Duration
+	var cfg Config
+	burst := cfg.burstSleep(gap)
 	for sleep := time.Duration(0); len(got) < 7; {
-		sleep = lookAgain(sleep, true, gap)
+		sleep = lookAgain(sleep, true, gap, burst)
 		got = append(got, sleep)
 	}
 	// 1, 2, 4, ... gaps, then burstGaps gaps (16) from the fifth look on.
@@ -741,18 +754,22 @@ func TestLookAgain(t *testing.T) {
 		t.Errorf("sleeps while looks find records: %v, want %v", got, want)
 	}
 	for _, tc := range []struct {
-		last, gap time.Duration
-		read      bool
-		want      time.Duration
+		last, gap, burst time.Duration
+		read             bool
+		want             time.Duration
 	}{
-		{8 * gap, gap, false, 0}, // a look found nothing
-		{0, gap, false, 0},       // woken (or timed out) for nothing
-		{0, -1, true, 0},         // every record wakes the reader
-		{0, 0, true, 0},          // likewise
-		{150 * time.Millisecond, 100 * time.Millisecond, true, pollInterval}, // never over the poll interval
+		{8 * gap, gap, burst, false, 0}, // a look found nothing
+		{0, gap, burst, false, 0},       // woken (or timed out) for nothing
+		{0, -1, burst, true, 0},         // every record wakes the reader
+		{0, 0, burst, true, 0},          // likewise
+		{150 * time.Millisecond, 100 * time.Millisecond, (&Config{}).burstSleep(100 * time.Millisecond), true, pollInterval}, // never over the poll interval
+		// Config.BurstSleep: up to it, never under a gap, never over the poll interval.
+		{64 * gap, gap, (&Config{BurstSleep: 100 * time.Millisecond}).burstSleep(gap), true, 100 * time.Millisecond},
+		{128 * gap, gap, (&Config{BurstSleep: time.Second}).burstSleep(gap), true, pollInterval},
+		{gap, 4 * gap, (&Config{BurstSleep: gap}).burstSleep(4 * gap), true, 4 * gap},
 	} {
-		if got := lookAgain(tc.last, tc.read, tc.gap); got != tc.want {
-			t.Errorf("lookAgain(%v, %v, %v) = %v, want %v", tc.last, tc.read, tc.gap, got, tc.want)
+		if got := lookAgain(tc.last, tc.read, tc.gap, tc.burst); got != tc.want {
+			t.Errorf("lookAgain(%v, %v, %v, %v) = %v, want %v", tc.last, tc.read, tc.gap, tc.burst, got, tc.want)
 		}
 	}
 }

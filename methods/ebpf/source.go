@@ -274,6 +274,7 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		loss      pendingLoss // seen in the kernel's counters, not yet reported
 		poll      = s.cfg.poll()
 		gap       = min(s.cfg.wakeupGap(), pollInterval)
+		burst     = s.cfg.burstSleep(gap)
 		sleep     time.Duration // > 0: look again after sleep, without waiting for a wakeup
 		read      bool          // a record since the last time the ring buffer was found empty
 		empty     bool          // the last read found the ring buffer empty
@@ -331,7 +332,7 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// The reader returns the timeout once it has read the ring
 			// buffer empty.
-			sleep = lookAgain(sleep, read, gap)
+			sleep = lookAgain(sleep, read, gap, burst)
 			read, empty = false, true
 			loss.drained()
 			// A look ends: the sink hands on what it read (the looks
@@ -360,7 +361,8 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 }
 
 // burstGaps bounds the reader's sleep between two looks at the ring buffer
-// through a burst: at most this many wakeup gaps (16 ms with the default
+// through a burst, unless Config.BurstSleep says otherwise: at most this
+// many wakeup gaps (16 ms with the default
 // gap), under the 20 ms a lone exec is allowed (TestLoneExecLatency in
 // procmon), so that a storm costs about 60 looks a second where a sleep of
 // one gap cost 1,000, each a timer, runtime threads woken and a batch of
@@ -375,16 +377,17 @@ const burstGaps = 16
 // sleep (0: none, the reader was woken or is starting) and whether records
 // were read since the ring buffer was last found empty. After a wakeup the
 // reader sleeps one gap; each look that finds records doubles the sleep, up
-// to burstGaps gaps; a look that finds nothing ends the looking. gap <= 0
-// (the kernel wakes the reader for every record) never sleeps.
-func lookAgain(last time.Duration, read bool, gap time.Duration) time.Duration {
+// to burst (Config.burstSleep); a look that finds nothing ends the
+// looking. gap <= 0 (the kernel wakes the reader for every record) never
+// sleeps.
+func lookAgain(last time.Duration, read bool, gap, burst time.Duration) time.Duration {
 	switch {
 	case gap <= 0 || !read:
 		return 0
 	case last == 0:
 		return gap
 	}
-	return min(2*last, burstGaps*gap, pollInterval)
+	return max(gap, min(2*last, burst, pollInterval))
 }
 
 // readerSnooze is snooze; TestWakeupGap turns it off to see the kernel's
