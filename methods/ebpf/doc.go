@@ -189,11 +189,12 @@
 // wake it either) and then reads what has come, until a look finds
 // nothing; then it waits for a wakeup (epoll_wait, at most 200 ms). Its
 // first sleep after a wakeup is WakeupGap; each look that finds records
-// doubles it, up to 16 WakeupGaps. Through a storm the reader thus looks
-// every 16 ms and the producers pay no wakeup. A lone exec reaches the sink
-// within about 1-2 ms (its fork's record wakes the reader, its exec's comes
-// within the gap); an event of a long burst up to about 16 WakeupGaps late.
-// WakeupGap < 0 wakes the
+// doubles it, up to 16 WakeupGaps (Config.BurstSleep, up to 200 ms, sets
+// another cap). Through a storm the reader thus looks every 16 ms and the
+// producers pay no wakeup. A lone exec reaches the sink within about 1-2
+// ms (its fork's record wakes the reader, its exec's comes within the
+// gap); an event of a long burst up to about 16 WakeupGaps (or BurstSleep)
+// late. WakeupGap < 0 wakes the
 // reader for every record it has caught up with (the kernel's default).
 // Config.BatchDelay > 0 instead wakes the reader only once 64 KiB wait and
 // lets it poll every BatchDelay.
