@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	libaudit "github.com/elastic/go-libaudit/v2"
 	"github.com/elastic/go-libaudit/v2/auparse"
 	"github.com/proctrack/proctrack/procmon/process"
 	"golang.org/x/sys/unix"
@@ -114,21 +113,12 @@ func (d *discardSink) Lost(uint64, string)  {}
 
 // BenchmarkReceive runs the datagrams of an exec of /bin/true and of its
 // exit, as this kernel writes them, through the receive path (record
-// parsing, reassembly, conversion) into a sink that drops the events: the
+// parsing, grouping, conversion) into a sink that drops the events: the
 // Source's CPU and allocations per exec without a kernel.
 func BenchmarkReceive(b *testing.B) {
 	s := New(Config{})
 	sink := &discardSink{}
-	st := &stream{s: s, sink: sink}
-	r, err := libaudit.NewReassembler(s.cfg.MaxInFlight, s.cfg.ReassemblyTimeout, st)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = r.Close() }()
-	type rec struct {
-		typ  auparse.AuditMessageType
-		body string
-	}
+	st := s.newStream(sink)
 	exec := []rec{
 		{auparse.AUDIT_SYSCALL, recExecSyscall}, {auparse.AUDIT_EXECVE, recExecve},
 		{auparse.AUDIT_CWD, recCwd}, {auparse.AUDIT_PATH, recPath0}, {auparse.AUDIT_PATH, recPath1},
@@ -147,15 +137,10 @@ func BenchmarkReceive(b *testing.B) {
 		}
 	}
 	b.ReportAllocs()
+	now := time.Now()
 	for b.Loop() {
 		for _, g := range grams {
-			s.handle(r, st, g)
-		}
-		// The serials start again: a new reassembler sees new events.
-		_ = r.Close()
-		r, err = libaudit.NewReassembler(s.cfg.MaxInFlight, s.cfg.ReassemblyTimeout, st)
-		if err != nil {
-			b.Fatal(err)
+			s.handle(st, g, now)
 		}
 	}
 	if sink.n == 0 {

@@ -14,7 +14,7 @@ import (
 )
 
 // This file turns the records of one audit event (one serial number, as the
-// reassembler groups them) into a process.Event. It reads the kernel's
+// grouper gathers them) into a process.Event. It reads the kernel's
 // record text itself rather than through auparse/aucoalesce, which lose what
 // proctrack needs: auparse cuts hex-encoded values at the first NUL, joins
 // the pieces of a long argument (a1_len=, a1[0]=, a1[1]=...) not at all,
@@ -196,16 +196,6 @@ func hexField(f field) (uint64, error) {
 		return 0, malformed("%s=%q: %v", f.key, f.val, err)
 	}
 	return v, nil
-}
-
-// body returns the text of a record after its "audit(<time>:<serial>): "
-// header.
-func body(raw string) string {
-	i := strings.IndexByte(raw, ')')
-	if i < 0 {
-		return raw
-	}
-	return strings.TrimLeft(raw[i+1:], ": ")
 }
 
 // syscallRecord is what a SYSCALL record says.
@@ -403,15 +393,16 @@ var syscallKind = map[string]process.EventKind{
 	"unshare": process.EventUserNS, "clone": process.EventUserNS,
 }
 
-// convert turns the records of one audit event into a process.Event. It
+// convert turns the records of one audit event, stamped ts, into a
+// process.Event. It
 // returns nil for events proctrack does not report (other syscalls, failed
 // calls, records of other kinds). A non-nil error means part of the input
 // was malformed: the event may still be returned with what could be read
 // (an exec whose argument records are damaged), or be nil. It never
 // panics, whatever the input.
-func convert(msgs []*auparse.AuditMessage) (*process.Event, error) {
+func convert(ts time.Time, recs []record) (*process.Event, error) {
 	var c converter
-	return c.convert(msgs)
+	return c.convert(ts, recs)
 }
 
 // maxScratch bounds the fields a converter keeps between events: an event
@@ -427,7 +418,7 @@ type converter struct {
 }
 
 // convert is the package's convert, with c's scratch.
-func (c *converter) convert(msgs []*auparse.AuditMessage) (*process.Event, error) {
+func (c *converter) convert(ts time.Time, recs []record) (*process.Event, error) {
 	defer func() {
 		if cap(c.scratch) > maxScratch {
 			c.scratch = nil
@@ -439,34 +430,27 @@ func (c *converter) convert(msgs []*auparse.AuditMessage) (*process.Event, error
 	var (
 		sc, seccomp, cwd, path0, capset, objPID, fcaps fields
 		execve                                         []fields
-		ts                                             time.Time
 		errs                                           []error
 	)
-	for _, m := range msgs {
-		if m == nil {
-			continue
-		}
-		switch m.RecordType {
+	for _, m := range recs {
+		switch m.typ {
 		case auparse.AUDIT_SYSCALL, auparse.AUDIT_SECCOMP, auparse.AUDIT_EXECVE, auparse.AUDIT_CWD,
 			auparse.AUDIT_PATH, auparse.AUDIT_CAPSET, auparse.AUDIT_OBJ_PID, auparse.AUDIT_BPRM_FCAPS:
 		default:
 			continue
 		}
-		if ts.IsZero() {
-			ts = m.Timestamp
-		}
 		start := len(c.scratch)
 		var err error
-		c.scratch, err = appendFields(c.scratch, body(m.RawData))
+		c.scratch, err = appendFields(c.scratch, m.body)
 		fs := c.scratch[start:len(c.scratch):len(c.scratch)]
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%v record: %w", m.RecordType, err))
-			if m.RecordType == auparse.AUDIT_SYSCALL || m.RecordType == auparse.AUDIT_SECCOMP {
+			errs = append(errs, fmt.Errorf("%v record: %w", m.typ, err))
+			if m.typ == auparse.AUDIT_SYSCALL || m.typ == auparse.AUDIT_SECCOMP {
 				return nil, errors.Join(errs...)
 			}
 			continue
 		}
-		switch m.RecordType {
+		switch m.typ {
 		case auparse.AUDIT_SYSCALL:
 			sc = fs
 		case auparse.AUDIT_SECCOMP:
@@ -508,14 +492,7 @@ func (c *converter) convert(msgs []*auparse.AuditMessage) (*process.Event, error
 	if kind != process.EventExit && (!r.hasSuccess || !r.success) {
 		return nil, errors.Join(errs...)
 	}
-	ev := &process.Event{
-		Kind:    kind,
-		Time:    ts,
-		Method:  process.MethodAudit,
-		PID:     r.pid,
-		Process: r.process(),
-		Syscall: r.syscall(),
-	}
+	ev := r.event(kind, ts)
 	switch kind {
 	case process.EventExec:
 		p := ev.Process
@@ -589,15 +566,24 @@ func (r *syscallRecord) process() *process.Process {
 	return p
 }
 
-// syscall is the record's system call. It and its arguments are one
-// allocation.
-func (r *syscallRecord) syscall() *process.Syscall {
-	sa := &struct {
+// event is the record's event of kind, with its Process and Syscall. The
+// event, its system call and the call's arguments are one allocation.
+func (r *syscallRecord) event(kind process.EventKind, ts time.Time) *process.Event {
+	e := &struct {
+		ev   process.Event
 		call process.Syscall
 		args [len(r.args)]uint64
 	}{args: r.args}
-	sa.call = process.Syscall{Name: r.name, Number: r.nr, Arch: r.archName, Args: sa.args[:], Result: r.exit}
-	return &sa.call
+	e.call = process.Syscall{Name: r.name, Number: r.nr, Arch: r.archName, Args: e.args[:], Result: r.exit}
+	e.ev = process.Event{
+		Kind:    kind,
+		Time:    ts,
+		Method:  process.MethodAudit,
+		PID:     r.pid,
+		Process: r.process(),
+		Syscall: &e.call,
+	}
+	return &e.ev
 }
 
 // setPath sets Path (and RealPath, like process.Reader.Exec) from an exe
@@ -681,7 +667,13 @@ func execArgs(recs []fields) ([]string, error) {
 		return nil, malformed("EXECVE argc missing or out of range")
 	}
 	args := make([]string, argc)
-	seen := make([]bool, argc)
+	var few [16]bool // most execs: no allocation
+	var seen []bool
+	if argc <= int64(len(few)) {
+		seen = few[:argc]
+	} else {
+		seen = make([]bool, argc)
+	}
 	var pieces map[int]*strings.Builder
 	var errs []error
 	for _, r := range recs {

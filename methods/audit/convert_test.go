@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	libaudit "github.com/elastic/go-libaudit/v2"
 	"github.com/elastic/go-libaudit/v2/auparse"
 	"github.com/proctrack/proctrack/procmon/process"
 )
@@ -42,23 +41,12 @@ const (
 )
 
 // rec is one record for msgs.
-type rec struct {
-	typ  auparse.AuditMessageType
-	body string
-}
+type rec = record
 
-// msgs parses records as one event (serial 42).
-func msgs(t testing.TB, recs ...rec) []*auparse.AuditMessage {
+// msgs returns records as one event's, and its time.
+func msgs(t testing.TB, recs ...rec) (time.Time, []record) {
 	t.Helper()
-	out := make([]*auparse.AuditMessage, 0, len(recs))
-	for _, r := range recs {
-		m, err := auparse.Parse(r.typ, "audit(1795452112.527:42): "+r.body)
-		if err != nil {
-			t.Fatalf("parse %q: %v", r.body, err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return time.Unix(1795452112, 527e6).UTC(), recs
 }
 
 func TestConvertExec(t *testing.T) {
@@ -291,9 +279,6 @@ func TestConvertGarbled(t *testing.T) {
 	if err == nil || ev == nil || !slices.Equal(ev.Process.Args, []string{"x"}) {
 		t.Errorf("exec with a bad CWD: %+v, %v", ev, err)
 	}
-	if _, err := convert([]*auparse.AuditMessage{nil}); err != nil {
-		t.Errorf("nil message: %v", err)
-	}
 }
 
 // datagram is a netlink message as the kernel sends it.
@@ -305,18 +290,16 @@ func datagram(typ uint16, data string) []byte {
 	return b
 }
 
-// feed runs datagrams through a Source's receive path (reassembler and
-// conversion) into sink, as the reader goroutine does.
+// feed runs datagrams through a Source's receive path (grouping and
+// conversion) into sink, as the reader goroutine does, then delivers what
+// is still in flight, as the reader does when it stops.
 func feed(t testing.TB, s *Source, sink *recSink, grams [][]byte) *stream {
-	st := &stream{s: s, sink: sink}
-	r, err := libaudit.NewReassembler(s.cfg.MaxInFlight, s.cfg.ReassemblyTimeout, st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := s.newStream(sink)
+	now := time.Now()
 	for _, g := range grams {
-		s.handle(r, st, g)
+		s.handle(st, g, now)
 	}
-	_ = r.Close()
+	st.group.flush()
 	return st
 }
 
@@ -377,12 +360,7 @@ func TestReceivePath(t *testing.T) {
 func TestStandaloneRecord(t *testing.T) {
 	s := New(Config{ReassemblyTimeout: time.Hour})
 	sink := &recSink{}
-	st := &stream{s: s, sink: sink}
-	r, err := libaudit.NewReassembler(s.cfg.MaxInFlight, s.cfg.ReassemblyTimeout, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	st := s.newStream(sink)
 	for _, g := range [][]byte{
 		datagram(uint16(auparse.AUDIT_CONFIG_CHANGE), "audit(1.5:7): op=add_rule key=\"proctrack\" list=4 res=1"),
 		datagram(uint16(auparse.AUDIT_SECCOMP), "audit(1.5:8): "+recSeccomp),
@@ -391,7 +369,7 @@ func TestStandaloneRecord(t *testing.T) {
 		datagram(uint16(auparse.AUDIT_PROCTITLE), "audit(1.5:10): "+recProctitle),
 		datagram(uint16(auparse.AUDIT_EOE), "audit(1.5:10): "),
 	} {
-		s.handle(r, st, g)
+		s.handle(st, g, time.Now())
 	}
 	if evs := sink.snapshot(); len(evs) != 2 || evs[0].Kind != process.EventSeccomp || evs[1].Kind != process.EventUID {
 		t.Errorf("events before the timeout: %+v", evs)
@@ -430,13 +408,7 @@ func FuzzConvert(f *testing.F) {
 		f.Add(uint16(g.typ), g.body, uint16(auparse.AUDIT_EOE), "")
 	}
 	f.Fuzz(func(t *testing.T, t1 uint16, b1 string, t2 uint16, b2 string) {
-		var ms []*auparse.AuditMessage
-		for _, r := range []rec{{auparse.AuditMessageType(t1), b1}, {auparse.AuditMessageType(t2), b2}} {
-			if m, err := auparse.Parse(r.typ, "audit(1.2:3): "+r.body); err == nil {
-				ms = append(ms, m)
-			}
-		}
-		ev, _ := convert(ms)
+		ev, _ := convert(time.Unix(1, 2e6), []rec{{auparse.AuditMessageType(t1), b1}, {auparse.AuditMessageType(t2), b2}})
 		if ev != nil && (ev.Method != process.MethodAudit || ev.Kind == process.EventUnknown) {
 			t.Errorf("bad event %+v", ev)
 		}

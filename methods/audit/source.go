@@ -433,16 +433,11 @@ func (s *Source) Start(ctx context.Context, sink methods.Sink) (err error) {
 	s.statusMu.Unlock()
 	s.updateStatus(nil, true)
 
-	st2 := &stream{s: s, sink: sink}
-	st2.flusher, _ = sink.(methods.Flusher)
-	r, err := libaudit.NewReassembler(s.cfg.MaxInFlight, s.cfg.ReassemblyTimeout, st2)
-	if err != nil {
-		return fmt.Errorf("audit: reassembler: %w", err)
-	}
+	st2 := s.newStream(sink)
 	s.state = stateRunning
 	s.done = make(chan struct{})
 	s.wg.Add(1)
-	go s.run(s.conn, r, st2)
+	go s.run(s.conn, st2)
 	s.stopCtx = context.AfterFunc(ctx, func() { _ = s.Close() })
 	s.log.Info("audit: started", "multicast", multicast, "rules", len(s.rules))
 	return nil
@@ -580,10 +575,10 @@ func (s *Source) restore() error {
 	return nil
 }
 
-// run is the reader goroutine: it receives records, feeds the reassembler
-// (whose callbacks deliver the events), evicts timed-out events and reads
+// run is the reader goroutine: it receives records, groups them into
+// events (delivered as they complete), evicts timed-out events and reads
 // the kernel's status periodically.
-func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
+func (s *Source) run(conn *nlConn, st *stream) {
 	defer s.wg.Done()
 	defer close(s.done)
 	tick := min(s.cfg.ReassemblyTimeout/4, 250*time.Millisecond)
@@ -592,7 +587,7 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 	gapAge := max(2*s.cfg.ReassemblyTimeout, 2*time.Second)
 	// Deliver what is still held, from this goroutine.
 	defer func() {
-		_ = r.Close()
+		st.group.flush()
 		st.expireGaps(time.Now(), gapAge)
 		st.flush(true)
 	}()
@@ -620,8 +615,9 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 		}
 		switch {
 		case err == nil:
+			now = time.Now()
 			for _, b := range msgs {
-				if s.handle(r, st, b) && s.cfg.CheckInterval > 0 {
+				if s.handle(st, b, now) && s.cfg.CheckInterval > 0 {
 					// The audit configuration changed: check soon
 					// (at most every minCheckGap).
 					nextCheck = lastCheck.Add(minCheckGap)
@@ -665,7 +661,7 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 		}
 		now = time.Now()
 		if !now.Before(nextMaint) {
-			_ = r.Maintain()
+			st.group.cleanUp(now)
 			st.expireGaps(now, gapAge)
 			st.flush(!got) // events completed by the timeout
 			nextMaint = now.Add(tick)
@@ -687,23 +683,30 @@ func (s *Source) run(conn *nlConn, r *libaudit.Reassembler, st *stream) {
 	}
 }
 
-// reassembled are the record types the conversion reads, and the one that
+// grouped are the record types the conversion reads, and the one that
 // ends an event (EOE). Others (CONFIG_CHANGE, AVC, SOCKADDR, USER_*...)
-// are not given to the reassembler: one written outside a system call
-// stands alone, without an end-of-event record, and would hold back every
-// later event until the reassembly timeout. PROCTITLE, which the kernel
-// writes before the EOE of every system call event, is skipped unparsed
-// (2 of the 11 records of a storm's exec and exit), and so is a PATH record
-// of another item than the first (an exec's interpreter).
-var reassembled = map[auparse.AuditMessageType]bool{
-	auparse.AUDIT_SYSCALL: true, auparse.AUDIT_EXECVE: true, auparse.AUDIT_CWD: true,
-	auparse.AUDIT_PATH: true, auparse.AUDIT_CAPSET: true, auparse.AUDIT_OBJ_PID: true,
-	auparse.AUDIT_BPRM_FCAPS: true, auparse.AUDIT_SECCOMP: true, auparse.AUDIT_EOE: true,
+// are not grouped: one written outside a system call stands alone, without
+// an end-of-event record, and would hold back every later event until the
+// reassembly timeout. PROCTITLE, which the kernel writes before the EOE of
+// every system call event, is skipped unparsed (2 of the 11 records of a
+// storm's exec and exit), and so is a PATH record of another item than the
+// first (an exec's interpreter).
+func grouped(t auparse.AuditMessageType) bool {
+	switch t {
+	case auparse.AUDIT_SYSCALL, auparse.AUDIT_EXECVE, auparse.AUDIT_CWD, auparse.AUDIT_PATH,
+		auparse.AUDIT_CAPSET, auparse.AUDIT_OBJ_PID, auparse.AUDIT_BPRM_FCAPS, auparse.AUDIT_SECCOMP,
+		auparse.AUDIT_EOE:
+		return true
+	}
+	return false
 }
 
-// handle feeds one datagram to the reassembler. It reports whether the
-// datagram was a CONFIG_CHANGE record (the audit configuration changed).
-func (s *Source) handle(r *libaudit.Reassembler, st *stream, b []byte) (configChange bool) {
+// handle groups one datagram, received at now, with the records of its
+// event; the events it completes are delivered. A record without a valid
+// header, or one of an event delivered incomplete before it came, is
+// dropped and counted in Stats.Errors. It reports whether the datagram was
+// a CONFIG_CHANGE record (the audit configuration changed).
+func (s *Source) handle(st *stream, b []byte, now time.Time) (configChange bool) {
 	typ, data := splitMessage(b)
 	t := auparse.AuditMessageType(typ)
 	switch {
@@ -716,22 +719,19 @@ func (s *Source) handle(r *libaudit.Reassembler, st *stream, b []byte) (configCh
 	case t == auparse.AUDIT_PATH && !firstPath(data):
 		return false // only the first (an exec's file) is read
 	}
-	msg, err := auparse.Parse(t, string(data))
+	ts, serial, body, err := parseHeader(data)
 	if err != nil {
 		s.errs.Add(1)
 		s.log.Debug("audit: unparsable record", "type", typ, "err", err)
 		return t == auparse.AUDIT_CONFIG_CHANGE
 	}
-	if !reassembled[t] {
-		st.gaps.seen(msg.Sequence, time.Now()) // its serial is not missing
+	if !grouped(t) {
+		st.gaps.seen(serial, now) // its serial is not missing
 		return t == auparse.AUDIT_CONFIG_CHANGE
 	}
-	r.PushMessage(msg)
-	if t == auparse.AUDIT_SECCOMP {
-		// Seccomp logs before the syscall's audit context exists, so the
-		// record stands alone and no end-of-event record follows: end the
-		// event now.
-		r.PushMessage(&auparse.AuditMessage{RecordType: auparse.AUDIT_EOE, Sequence: msg.Sequence, Timestamp: msg.Timestamp})
+	if st.group.add(t, serial, ts, body, now) {
+		s.errs.Add(1)
+		s.log.Debug("audit: record of an event delivered without it (timeout or too many in flight)", "type", typ, "serial", serial)
 	}
 	return false
 }
@@ -781,13 +781,22 @@ func (s *Source) updateStatus(st *stream, initial bool) {
 	}
 }
 
-// stream receives the reassembler's callbacks, on the reader goroutine.
+// stream delivers the grouper's events, on the reader goroutine.
 type stream struct {
 	s       *Source
 	sink    methods.Sink
 	flusher methods.Flusher // the sink, when it holds events until Flush
+	group   *grouper
 	gaps    gapTracker
 	conv    converter
+}
+
+// newStream returns the stream of events to sink, with its grouper.
+func (s *Source) newStream(sink methods.Sink) *stream {
+	st := &stream{s: s, sink: sink}
+	st.flusher, _ = sink.(methods.Flusher)
+	st.group = newGrouper(s.cfg.MaxInFlight, s.cfg.ReassemblyTimeout, st.complete)
+	return st
 }
 
 // flush calls the sink's Flush, if it has one.
@@ -797,12 +806,14 @@ func (st *stream) flush(idle bool) {
 	}
 }
 
-// ReassemblyComplete converts one event's records and delivers the event.
-func (st *stream) ReassemblyComplete(msgs []*auparse.AuditMessage) {
-	if len(msgs) > 0 && msgs[0] != nil {
-		st.gaps.seen(msgs[0].Sequence, time.Now())
-	}
-	ev, err := st.conv.convert(msgs)
+// complete converts one event's records, delivered at now, and delivers
+// the event. Gaps in
+// the serials are tracked here rather than by the grouper, which would
+// count an event whose records all came after a later event's as lost (two
+// CPUs finishing system calls at once): gapTracker waits for late events.
+func (st *stream) complete(serial uint32, ts time.Time, recs []record, now time.Time) {
+	st.gaps.seen(serial, now)
+	ev, err := st.conv.convert(ts, recs)
 	if err != nil {
 		st.s.errs.Add(1)
 		st.s.log.Debug("audit: malformed event", "err", err)
@@ -812,12 +823,6 @@ func (st *stream) ReassemblyComplete(msgs []*auparse.AuditMessage) {
 		st.sink.Event(ev)
 	}
 }
-
-// EventsLost is the reassembler's count of gaps in the serial numbers. It
-// counts an event whose records all came after a later event's as lost
-// (two CPUs finishing system calls at once), so gaps are tracked by
-// gapTracker instead, which waits for late events.
-func (st *stream) EventsLost(int) {}
 
 // expireGaps reports the serial numbers missing for longer than age.
 func (st *stream) expireGaps(now time.Time, age time.Duration) {
