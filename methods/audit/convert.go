@@ -555,10 +555,17 @@ func (c *converter) convert(ts time.Time, recs []record) (*process.Event, error)
 	return ev, errors.Join(errs...)
 }
 
+// newProcess is process.NewProcessEmpty without the Checksums map, an
+// allocation per event for nothing: the records carry no checksums, and
+// the monitor's cache keeps a nil map for a process without any.
+func newProcess(pid int, comm string) *process.Process {
+	return &process.Process{ID: pid, Comm: comm}
+}
+
 // process is the process as the SYSCALL record shows it at the syscall's
 // exit.
 func (r *syscallRecord) process() *process.Process {
-	p := process.NewProcessEmpty(r.pid, r.comm)
+	p := newProcess(r.pid, r.comm)
 	p.PPID = r.ppid
 	p.Creds = r.creds
 	p.UID = int(r.creds.EUID)
@@ -644,7 +651,7 @@ func ptraceEvent(ev *process.Event, r *syscallRecord, obj fields, errs *[]error)
 		}
 	}
 	ev.PID = target
-	ev.Process = process.NewProcessEmpty(target, comm)
+	ev.Process = newProcess(target, comm)
 }
 
 // execArgs rebuilds argv from the EXECVE records of an exec: argc= in the
@@ -811,7 +818,7 @@ func seccompEvent(fs, sc fields, ts time.Time) (*process.Event, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	p := process.NewProcessEmpty(int(pid), comm)
+	p := newProcess(int(pid), comm)
 	setPath(p, exe)
 	// The record carries the real uid and gid only.
 	if uid, ok, err := fs.id("uid"); err != nil {
