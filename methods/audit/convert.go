@@ -87,17 +87,22 @@ func (fs fields) get(key string) (field, bool) {
 // str returns an untrusted string field (comm, exe, cwd, name, arguments):
 // the kernel writes it quoted, or hex-encoded when it contains a space,
 // a quote, a control or a non-ASCII byte, or (null) / ? when there is none.
-func (fs fields) str(key string) (string, error) {
+// The string is t's (see untrusted).
+func (fs fields) str(key string, t *strTable) (string, error) {
 	f, ok := fs.get(key)
 	if !ok {
 		return "", nil
 	}
-	return untrusted(f)
+	return untrusted(f, t)
 }
 
-func untrusted(f field) (string, error) {
+// untrusted decodes an untrusted string field. The fields' text is the
+// grouper's buffer, which it reuses: every string that leaves the
+// conversion comes from here, kept by t (interned), or a copy when t is
+// nil.
+func untrusted(f field, t *strTable) (string, error) {
 	if f.quoted {
-		return f.val, nil
+		return t.keep(f.val), nil
 	}
 	switch f.val {
 	case "(null)", "?", "(none)":
@@ -108,6 +113,35 @@ func untrusted(f field) (string, error) {
 		return "", malformed("%s=%q is neither quoted nor hex", f.key, f.val)
 	}
 	return s, nil
+}
+
+// Bounds of a strTable.
+const (
+	maxInterned     = 256  // longer strings are copied, not interned
+	maxInternedStrs = 4096 // the table starts again when it has as many
+)
+
+// strTable interns the strings an event keeps that repeat from one event
+// to the next (comm, exe, cwd): a storm's thousand execs of /bin/true
+// share one copy of each. A nil table copies every string.
+type strTable struct {
+	m map[string]string
+}
+
+// keep returns s as a string of its own: the table's copy of it.
+func (t *strTable) keep(s string) string {
+	if t == nil || len(s) > maxInterned {
+		return strings.Clone(s)
+	}
+	if v, ok := t.m[s]; ok {
+		return v
+	}
+	if t.m == nil || len(t.m) >= maxInternedStrs {
+		t.m = make(map[string]string)
+	}
+	v := strings.Clone(s)
+	t.m[v] = v
+	return v
 }
 
 // decodeHex decodes the kernel's upper-case hex encoding, keeping every
@@ -278,7 +312,7 @@ func syscallField(key string) int {
 
 // parseSyscall reads a SYSCALL record's fields into r in one pass (the
 // first of a key counts, as with fields.get).
-func parseSyscall(fs fields, r *syscallRecord) error {
+func parseSyscall(fs fields, r *syscallRecord, t *strTable) error {
 	var at [scKeys]*field
 	for i := range fs {
 		if k := syscallField(fs[i].key); k >= 0 && at[k] == nil {
@@ -352,12 +386,12 @@ func parseSyscall(fs fields, r *syscallRecord) error {
 	c.UID, c.EUID, c.SUID, c.FSUID = ids[0], ids[1], ids[2], ids[3]
 	c.GID, c.EGID, c.SGID, c.FSGID = ids[4], ids[5], ids[6], ids[7]
 	if f := at[scComm]; f != nil {
-		if r.comm, err = untrusted(*f); err != nil {
+		if r.comm, err = untrusted(*f, t); err != nil {
 			return err
 		}
 	}
 	if f := at[scExe]; f != nil {
-		if r.exe, err = untrusted(*f); err != nil {
+		if r.exe, err = untrusted(*f, t); err != nil {
 			return err
 		}
 	}
@@ -415,6 +449,7 @@ const maxScratch = 1024
 // event it returns holds strings only, never the scratch.
 type converter struct {
 	scratch fields
+	strs    strTable
 }
 
 // convert is the package's convert, with c's scratch.
@@ -474,7 +509,7 @@ func (c *converter) convert(ts time.Time, recs []record) (*process.Event, error)
 		}
 	}
 	if seccomp != nil {
-		ev, err := seccompEvent(seccomp, sc, ts)
+		ev, err := seccompEvent(seccomp, sc, ts, &c.strs)
 		return ev, errors.Join(append(errs, err)...)
 	}
 	if sc == nil {
@@ -482,7 +517,7 @@ func (c *converter) convert(ts time.Time, recs []record) (*process.Event, error)
 	}
 	var sr syscallRecord
 	r := &sr
-	if err := parseSyscall(sc, r); err != nil {
+	if err := parseSyscall(sc, r, &c.strs); err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
 	kind, ok := syscallKind[r.name]
@@ -497,11 +532,11 @@ func (c *converter) convert(ts time.Time, recs []record) (*process.Event, error)
 	case process.EventExec:
 		p := ev.Process
 		var err error
-		if p.CWD, err = cwd.str("cwd"); err != nil {
+		if p.CWD, err = cwd.str("cwd", &c.strs); err != nil {
 			errs = append(errs, err)
 		}
 		if p.Path == "" && path0 != nil {
-			name, err := path0.str("name")
+			name, err := path0.str("name", &c.strs)
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -536,7 +571,7 @@ func (c *converter) convert(ts time.Time, recs []record) (*process.Event, error)
 		ev.Process.Creds = c
 	case process.EventPrctl:
 	case process.EventPtrace:
-		ptraceEvent(ev, r, objPID, &errs)
+		ptraceEvent(ev, r, objPID, &errs, &c.strs)
 	case process.EventUserNS:
 		if r.args[0]&cloneNewUser == 0 {
 			return nil, errors.Join(errs...)
@@ -627,7 +662,7 @@ func applyCaps(c *process.Credentials, fs fields, pi, pp, pe, pa string) error {
 // for PTRACE_DETACH the target (a1) is let go (Tracer 0); for the other
 // requests (PTRACE_ATTACH, PTRACE_SEIZE) the caller traces the target, which
 // the OBJ_PID record names (a1 when it is missing).
-func ptraceEvent(ev *process.Event, r *syscallRecord, obj fields, errs *[]error) {
+func ptraceEvent(ev *process.Event, r *syscallRecord, obj fields, errs *[]error, t *strTable) {
 	switch r.args[0] {
 	case ptraceTraceme:
 		ev.PID, ev.Tracer = r.pid, r.ppid
@@ -646,7 +681,7 @@ func ptraceEvent(ev *process.Event, r *syscallRecord, obj fields, errs *[]error)
 			target = int(opid)
 		}
 		var err error
-		if comm, err = obj.str("ocomm"); err != nil {
+		if comm, err = obj.str("ocomm", t); err != nil {
 			*errs = append(*errs, err)
 		}
 	}
@@ -701,7 +736,7 @@ func execArgs(recs []fields) ([]string, error) {
 			suffix := rest[numEnd:]
 			switch {
 			case suffix == "":
-				v, err := untrusted(f)
+				v, err := untrusted(f, nil)
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -710,7 +745,7 @@ func execArgs(recs []fields) ([]string, error) {
 			case suffix == "_len":
 				// The full length; the pieces follow.
 			case strings.HasPrefix(suffix, "[") && strings.HasSuffix(suffix, "]"):
-				v, err := untrusted(f)
+				v, err := untrusted(f, nil)
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -780,7 +815,7 @@ func SeccompActionName(code uint32) string {
 // carries the task's pid, real uid and gid, comm, exe, the syscall's arch
 // and number and the action (code=). The syscall's arguments are not in it;
 // they come from a SYSCALL record of the same event when there is one.
-func seccompEvent(fs, sc fields, ts time.Time) (*process.Event, error) {
+func seccompEvent(fs, sc fields, ts time.Time, t *strTable) (*process.Event, error) {
 	pid, ok, err := fs.dec("pid")
 	if err != nil {
 		return nil, err
@@ -810,11 +845,11 @@ func seccompEvent(fs, sc fields, ts time.Time) (*process.Event, error) {
 		return nil, malformed("SECCOMP without a valid code")
 	}
 	var errs []error
-	comm, err := fs.str("comm")
+	comm, err := fs.str("comm", t)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	exe, err := fs.str("exe")
+	exe, err := fs.str("exe", t)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -840,7 +875,7 @@ func seccompEvent(fs, sc fields, ts time.Time) (*process.Event, error) {
 	}
 	if sc != nil {
 		var r syscallRecord
-		if err := parseSyscall(sc, &r); err == nil && r.pid == int(pid) && r.nr == int(nr) {
+		if err := parseSyscall(sc, &r, t); err == nil && r.pid == int(pid) && r.nr == int(nr) {
 			call.Args = r.args[:]
 			if r.hasSuccess {
 				call.Result = r.exit

@@ -4,16 +4,18 @@ import (
 	"bytes"
 	"errors"
 	"time"
+	"unsafe"
 
 	"github.com/elastic/go-libaudit/v2/auparse"
 )
 
 // This file groups the records of one audit event (one serial number) for
-// the conversion, in place of go-libaudit's Reassembler, which allocated a
-// message, a string copy of each record and its list bookkeeping: 17 of the
-// 34 allocations of an exec and its exit. Records are copied into buffers
-// the grouper reuses; an event's text becomes one string when it is
-// delivered.
+// the conversion, in place of go-libaudit's Reassembler and header parse,
+// which allocated a string and a message per record and an event, its
+// message slice and the list's bookkeeping per event: 23 of the 34
+// allocations of an exec and its exit. Records are copied into buffers the
+// grouper reuses, and converted from there: the conversion copies the
+// strings an event keeps (untrusted), interning the ones that repeat.
 
 // errHeader is the error of a record without a valid
 // "audit(<seconds>.<milliseconds>:<serial>): " header.
@@ -113,6 +115,8 @@ const evictedRing = 64
 type grouper struct {
 	max     int
 	timeout time.Duration
+	// deliver gets each event's records; their bodies are valid only
+	// until it returns.
 	deliver func(serial uint32, ts time.Time, recs []record, now time.Time)
 
 	inflight []*pending // oldest serial first
@@ -232,8 +236,10 @@ func (g *grouper) pop(now time.Time) {
 		g.next = (g.next + 1) % evictedRing
 		g.nEvicted = min(g.nEvicted+1, evictedRing)
 	}
-	// One string for the event's text: its records are slices of it.
-	text := string(p.text)
+	// The records' bodies are the buffer itself, valid until deliver
+	// returns (the conversion copies, or interns, what an event keeps:
+	// untrusted).
+	text := unsafe.String(unsafe.SliceData(p.text), len(p.text))
 	g.recs = g.recs[:0]
 	for _, s := range p.spans {
 		g.recs = append(g.recs, record{typ: s.typ, body: text[s.start:s.end]})

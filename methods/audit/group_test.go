@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/elastic/go-libaudit/v2/auparse"
 	"github.com/proctrack/proctrack/procmon/process"
@@ -144,25 +145,70 @@ func TestGrouper(t *testing.T) {
 	}
 }
 
-// TestGrouperReuse checks that an event's records stay as they were after
-// the grouper reuses its buffers for the next events.
+// TestGrouperReuse checks that an event keeps its strings when the
+// grouper reuses its buffers for the next events: the records it delivers
+// are the buffers themselves, and the conversion copies what it keeps.
 func TestGrouperReuse(t *testing.T) {
-	var kept []record
-	g := newGrouper(4, time.Second, func(_ uint32, _ time.Time, recs []record, _ time.Time) {
-		if kept == nil {
-			kept = slices.Clone(recs)
+	var (
+		c   converter
+		evs []*process.Event
+	)
+	g := newGrouper(4, time.Second, func(_ uint32, ts time.Time, recs []record, _ time.Time) {
+		ev, err := c.convert(ts, recs)
+		if err != nil || ev == nil {
+			t.Fatalf("convert: %v, %v", ev, err)
 		}
+		evs = append(evs, ev)
 	})
 	now := time.Now()
-	for i := range uint32(10) {
-		g.add(sc, i, now, []byte(strings.Repeat(string(rune('a'+i)), 20)), now)
-		g.add(eoe, i, now, nil, now)
+	word := func(i int) string { return strings.Repeat(string(rune('a'+i)), 20+i) }
+	for i := range 10 {
+		hex := strings.ToUpper(fmt.Sprintf("%x", word(i)+" x"))
+		g.add(sc, uint32(i), now, []byte(fmt.Sprintf(`arch=c000003e syscall=59 success=yes exit=0 a0=0 a1=0 a2=0 a3=0 ppid=1 pid=%d uid=0 comm="%s" exe="/%s"`, 100+i, word(i), word(i))), now)
+		g.add(exv, uint32(i), now, []byte(fmt.Sprintf(`argc=3 a0="%s" a1=%s a2_len=%d a2[0]="%s" a2[1]="%s"`, word(i), hex, 2*len(word(i)), word(i), word(i))), now)
+		g.add(auparse.AUDIT_CWD, uint32(i), now, []byte(fmt.Sprintf(`cwd="/%s"`, word(i))), now)
+		g.add(eoe, uint32(i), now, nil, now)
 	}
-	if len(kept) != 1 || kept[0].body != strings.Repeat("a", 20) {
-		t.Errorf("first event's records now %+v", kept)
+	if len(evs) != 10 {
+		t.Fatalf("%d events", len(evs))
+	}
+	for i, ev := range evs {
+		w := word(i)
+		p := ev.Process
+		if p.ID != 100+i || p.Comm != w || p.Path != "/"+w || p.CWD != "/"+w || !slices.Equal(p.Args, []string{w, w + " x", w + w}) {
+			t.Errorf("event %d after the buffers' reuse: %+v", i, p)
+		}
 	}
 	if len(g.free) != 1 || len(g.inflight) != 0 {
 		t.Errorf("%d buffers kept, %d in flight: want 1 and 0", len(g.free), len(g.inflight))
+	}
+}
+
+func TestStrTable(t *testing.T) {
+	var tab strTable
+	b := []byte("/usr/bin/true")
+	alias := unsafe.String(&b[0], len(b))
+	s1 := tab.keep(alias)
+	b[0] = 'X' // the buffer is reused
+	if s1 != "/usr/bin/true" {
+		t.Fatalf("kept %q: not a copy", s1)
+	}
+	if s2 := tab.keep("/usr/bin/true"); unsafe.StringData(s2) != unsafe.StringData(s1) {
+		t.Error("the second keep copied again")
+	}
+	long := strings.Repeat("x", maxInterned+1)
+	if tab.keep(long) != long || len(tab.m) != 1 {
+		t.Errorf("a long string interned: %d strings", len(tab.m))
+	}
+	for i := range maxInternedStrs + 1 {
+		tab.keep(fmt.Sprint(i))
+	}
+	if len(tab.m) > maxInternedStrs {
+		t.Errorf("%d strings interned, more than %d", len(tab.m), maxInternedStrs)
+	}
+	var none *strTable
+	if s := none.keep(alias); s != alias || unsafe.StringData(s) == unsafe.StringData(alias) {
+		t.Error("a nil table did not copy")
 	}
 }
 

@@ -63,8 +63,8 @@ type Config struct {
 	// for the rest (an end-of-event record). 0 means
 	// DefaultReassemblyTimeout.
 	ReassemblyTimeout time.Duration
-	// MaxInFlight is how many incomplete events the reassembler holds
-	// before it delivers the oldest as is. 0 means DefaultMaxInFlight.
+	// MaxInFlight is how many incomplete events the source holds before
+	// it delivers the oldest as is. 0 means DefaultMaxInFlight.
 	MaxInFlight int
 	// StatusInterval is how often the kernel's audit status (its lost
 	// counter, backlog) is read. 0 means DefaultStatusInterval.
@@ -130,8 +130,8 @@ type Status struct {
 	LastFaultAt time.Time
 }
 
-// Source is the audit method: it reads kernel audit records through
-// go-libaudit and delivers process events. Create it with New.
+// Source is the audit method: it reads kernel audit records and delivers
+// process events. Create it with New.
 type Source struct {
 	cfg             Config
 	backlogExplicit bool
