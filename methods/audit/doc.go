@@ -107,9 +107,9 @@
 // Config.MaxInFlight (256) events are in flight. A record that comes after
 // its event was so delivered is dropped and counted in Stats.Errors, as is
 // a record without a valid "audit(<time>:<serial>)" header. This is what
-// go-libaudit's Reassembler did, which the source used before, with one
-// allocation per event where its header parse and reassembly made two per
-// record and five per event.
+// go-libaudit's Reassembler did, which the source used before, without
+// allocating (its buffers are reused) where that header parse and
+// reassembly made two allocations per record and five per event.
 //
 // # Unicast and multicast
 //
@@ -176,12 +176,14 @@
 // Stats.Errors. PROCTITLE records are dropped before parsing, and a
 // record's fields are parsed into a slice reused from one event to the
 // next. The records of an event are copied into buffers the source reuses
-// and made one string when the event is complete; an event, its Syscall
-// and its arguments are one allocation, its Process another (with no
-// Checksums map: the records carry none), its Args a third: about 10
+// and converted from there: an event keeps copies of its strings only
+// (comm, exe and cwd interned in a table of the source's); an event, its
+// Syscall and its arguments are one allocation, its Process another (with
+// no Checksums map: the records carry none), its Args a third: 9
 // allocations for an exec and its exit (BenchmarkReceive), against 34 with
-// go-libaudit's header parse and Reassembler. BenchmarkAuditFloor measures the reader against a C floor that
-// receives the same records the same way (internal/floor).
+// go-libaudit's header parse and Reassembler. BenchmarkAuditFloor measures
+// the reader against a C floor that receives the same records the same
+// way (internal/floor).
 //
 // # Close
 //
