@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sync"
 	"unique"
+	"unsafe"
 	"weak"
 )
 
@@ -24,6 +25,17 @@ func String(s string) string {
 		return ""
 	}
 	return unique.Make(s).Value()
+}
+
+// Bytes returns the canonical copy of the string b holds, copying b only
+// when the string is not interned yet: a reader that makes a string of
+// each read (a /proc link, a name) allocates nothing for one it made
+// before. b may be reused after the call.
+func Bytes(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unique.Make(unsafe.String(unsafe.SliceData(b), len(b))).Value()
 }
 
 // Ref holds one shared value. Holders must treat V as read-only.
