@@ -94,7 +94,7 @@ type ExecEventItem struct {
 type entry struct {
 	key       process.Key       // the identity, the same in every version
 	proc      *process.Process  // the current version; guarded by the store lock
-	self      *process.TreeItem // this process as an ancestor in its children's Tree
+	self      *process.TreeItem // this process as an ancestor in its children's Tree (nil until a child needs it: ancestor)
 	args      *intern.Ref[[]string]
 	env       *intern.Ref[map[string]string]
 	sums      *intern.Ref[map[string]string]

@@ -432,8 +432,7 @@ func (m *Monitor) onFork(ev *process.Event) {
 		err = process.ErrGone
 	}
 	if err != nil {
-		child = process.NewProcessWithParent(ev.PID, ev.PPID, "")
-		child.Incomplete = true
+		child = &process.Process{ID: ev.PID, PPID: ev.PPID, Incomplete: true}
 		if havePar {
 			inherit(child, parent.Proc)
 		}
@@ -583,8 +582,7 @@ func (m *Monitor) execImage(ev *process.Event, img *process.Process, err error) 
 	}
 	if img == nil {
 		m.incomplete.Add(1)
-		p = process.NewProcessEmpty(ev.PID, "")
-		p.Incomplete = true
+		p = &process.Process{ID: ev.PID, Incomplete: true}
 		if cached && errors.Is(err, process.ErrGone) {
 			p.Starttime, p.StartedAt, p.PPID = item.Proc.Starttime, item.Proc.StartedAt, item.Proc.PPID
 			m.cache.Exit(p.Key())
@@ -786,8 +784,7 @@ func (m *Monitor) onExit(ev *process.Event) {
 	item, ok := m.cache.Peek(ev.PID)
 	if !ok {
 		if ev.Process == nil {
-			ev.Process = process.NewProcessEmpty(ev.PID, "")
-			ev.Process.Incomplete = true
+			ev.Process = &process.Process{ID: ev.PID, Incomplete: true}
 		}
 		return
 	}

@@ -50,17 +50,17 @@ type Table[T any] struct {
 	equal func(a, b T) bool
 	canon func(T) T // interns the parts of a value stored for the first time
 	seed  maphash.Seed
+	h     maphash.Hash // reused under mu (a Hash on the stack escapes through hash)
 }
 
 // Share returns the shared Ref for a value equal to v, storing a canonical
 // copy of v when there is none.
 func (t *Table[T]) Share(v T) *Ref[T] {
-	var h maphash.Hash
-	h.SetSeed(t.seed)
-	t.hash(&h, v)
-	sum := h.Sum64()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.h.SetSeed(t.seed)
+	t.hash(&t.h, v)
+	sum := t.h.Sum64()
 	chain := t.m[sum]
 	for _, w := range chain {
 		if r := w.Value(); r != nil && t.equal(r.V, v) {

@@ -102,13 +102,14 @@ func (e *readError) Error() string {
 	return msg
 }
 
-// Unwrap returns ErrGone (when gone) and the errno.
-func (e *readError) Unwrap() []error {
-	if e.gone() {
-		return []error{ErrGone, e.errno}
-	}
-	return []error{e.errno}
+// Is reports whether the error matches target: ErrGone (when gone) or its
+// errno (without the allocation of an Unwrap() []error).
+func (e *readError) Is(target error) bool {
+	return target == ErrGone && e.gone() || target == e.errno
 }
+
+// Unwrap returns the errno.
+func (e *readError) Unwrap() error { return e.errno }
 
 // Root returns the proc root the Reader reads.
 func (r *Reader) Root() string { return r.root }

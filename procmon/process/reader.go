@@ -50,7 +50,7 @@ func (r *Reader) Identity(pid int) (*Process, error) {
 	if err := r.r.StatTo(pid, &s); err != nil {
 		return nil, err
 	}
-	p := NewProcessEmpty(pid, "")
+	p := &Process{ID: pid}
 	p.applyStat(&s)
 	return p, nil
 }
@@ -152,11 +152,19 @@ func (r *Reader) readImage(pid int) (*Process, error) {
 		errs = r.recheck(p, pid, link, errs)
 	}
 	p.applyStat(&s)
-	if err := errors.Join(errs...); err != nil && errors.Is(err, ErrGone) {
+	if err := joinErrs(errs); err != nil && errors.Is(err, ErrGone) {
 		p.Incomplete = true
 		return p, err
 	}
 	return p, nil
+}
+
+// joinErrs is errors.Join, without its allocation for one error.
+func joinErrs(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }
 
 // CredsOfChild is Creds for the child of ppid: when pid's parent is another
