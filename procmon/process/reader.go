@@ -212,6 +212,12 @@ func (r *Reader) image(p *Process, pid int) (link string, errs []error, exeErr e
 		p.setExeFast(link)
 	} else {
 		errs = append(errs, exeErr)
+		if errors.Is(exeErr, ErrGone) {
+			// No memory left (exiting, a zombie, a kernel thread) or no
+			// process: cmdline is empty, not worth its three calls (a
+			// storm's process gone before its read, a third of them).
+			return link, errs, exeErr
+		}
 	}
 	if err := r.readArgs(p, pid); err != nil {
 		errs = append(errs, err)
