@@ -97,9 +97,8 @@ func (s *EventsStore) insert(p *process.Process, parent *entry) *entry {
 	if parent != nil && parent.proc != p {
 		p.Parent = parent.proc
 		p.Tree = make([]*process.TreeItem, 0, len(parent.proc.Tree)+1)
-		p.Tree = append(append(p.Tree, parent.self), parent.proc.Tree...)
+		p.Tree = append(append(p.Tree, parent.ancestor()), parent.proc.Tree...)
 	}
-	e.self = treeItem(p)
 	e.lastSeen.Store(t)
 	e.confirmed.Store(t)
 	if p.Zombie {
@@ -158,8 +157,8 @@ func (s *EventsStore) applyImage(e *entry, n *process.Process) {
 	}
 	s.share(e, p, e)
 	s.countCuts(p, argsCut, envCut)
-	if e.self.Key != treeName(p) {
-		e.self = treeItem(p) // children forked before the exec keep the old item
+	if e.self != nil && e.self.Key != treeName(p) {
+		e.self = nil // children forked before the exec keep the old item
 	}
 	if p.Zombie && e.exited.Load() == 0 {
 		e.exited.Store(now())
@@ -189,8 +188,8 @@ func (s *EventsStore) Change(k process.Key, fn func(p *process.Process)) (*proce
 	}
 	v := *e.proc
 	fn(&v)
-	if e.self.Key != treeName(&v) {
-		e.self = treeItem(&v)
+	if e.self != nil && e.self.Key != treeName(&v) {
+		e.self = nil
 	}
 	e.proc = &v
 	e.lastSeen.Store(now())
@@ -269,8 +268,15 @@ func treeName(p *process.Process) string {
 	return p.Path
 }
 
-func treeItem(p *process.Process) *process.TreeItem {
-	return &process.TreeItem{Key: treeName(p), Value: uint32(p.ID)}
+// ancestor returns e's process as an ancestor in its children's Tree,
+// made at the first child of its current name (most processes have no
+// child: a storm's execs cost no item). The caller holds the store lock
+// for writing.
+func (e *entry) ancestor() *process.TreeItem {
+	if e.self == nil {
+		e.self = &process.TreeItem{Key: treeName(e.proc), Value: uint32(e.proc.ID)}
+	}
+	return e.self
 }
 
 // evict removes about a sixteenth of MaxEntries: exited entries first

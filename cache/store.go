@@ -84,7 +84,8 @@ type ExecEventItem struct {
 	Exited int64
 	// Execs counts the execs seen since the entry was added.
 	Execs int32
-	// PrevPaths are the paths of earlier images, oldest first (at most 4).
+	// PrevPaths are the paths of earlier images, oldest first (at most 4),
+	// shared with the store: read-only, as Proc (append makes a copy).
 	PrevPaths []string
 }
 
@@ -93,7 +94,7 @@ type ExecEventItem struct {
 type entry struct {
 	key       process.Key       // the identity, the same in every version
 	proc      *process.Process  // the current version; guarded by the store lock
-	self      *process.TreeItem // this process as an ancestor in its children's Tree
+	self      *process.TreeItem // this process as an ancestor in its children's Tree (nil until a child needs it: ancestor)
 	args      *intern.Ref[[]string]
 	env       *intern.Ref[map[string]string]
 	sums      *intern.Ref[map[string]string]
@@ -273,12 +274,15 @@ func (s *EventsStore) Stats() Stats {
 // item snapshots an entry. The caller holds the store lock (read or write).
 func (s *EventsStore) item(e *entry) ExecEventItem {
 	return ExecEventItem{
-		Proc:      e.proc,
-		LastSeen:  e.lastSeen.Load(),
-		TTL:       int32(s.cfg.GracePeriod / time.Second),
-		Exited:    e.exited.Load(),
-		Execs:     e.execs,
-		PrevPaths: append([]string(nil), e.prevPaths...),
+		Proc:     e.proc,
+		LastSeen: e.lastSeen.Load(),
+		TTL:      int32(s.cfg.GracePeriod / time.Second),
+		Exited:   e.exited.Load(),
+		Execs:    e.execs,
+		// Shared, not copied (the event path looks up a few entries per
+		// event): applyImage writes only past the end of every slice handed
+		// out, and the cap makes a caller's append copy.
+		PrevPaths: e.prevPaths[:len(e.prevPaths):len(e.prevPaths)],
 	}
 }
 

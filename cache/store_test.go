@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -371,5 +372,41 @@ func TestPutGone(t *testing.T) {
 	q := process.NewProcessWithParent(c.PID, os.Getpid(), "sleep")
 	if got := s.Put(q); got.Key() != live {
 		t.Errorf("Put cached %v, want the start time from /proc: %v", got.Key(), live)
+	}
+}
+
+// TestPrevPathsShared: the exec history an item hands out is shared with
+// the store, not copied, and neither a caller's append to it nor a later
+// exec changes what the other sees.
+func TestPrevPathsShared(t *testing.T) {
+	s := New(Config{})
+	k := synthetic(1, "/p0").Key()
+	s.Put(synthetic(1, "/p0"))
+	var want []string // the store's history: every path but the current one, the last maxPrevPaths
+	for i := 1; i < 3*maxPrevPaths; i++ {
+		s.Put(synthetic(1, "/p"+strconv.Itoa(i)))
+		want = append(want, "/p"+strconv.Itoa(i-1))
+		if len(want) > maxPrevPaths {
+			want = want[1:]
+		}
+		it, ok := s.Get(k)
+		if !ok || !slices.Equal(it.PrevPaths, want) {
+			t.Fatalf("after exec %d: %v %v, want %v", i, it.PrevPaths, ok, want)
+		}
+		before := slices.Clone(it.PrevPaths)
+		mine := append(it.PrevPaths, "/mine") // a caller's append
+		s.Put(synthetic(1, "/next"))          // an exec
+		next, _ := s.Get(k)
+		if slices.Contains(next.PrevPaths, "/mine") {
+			t.Fatalf("a caller's append reached the store: %v", next.PrevPaths)
+		}
+		if !slices.Equal(it.PrevPaths, before) || !slices.Equal(mine, append(before, "/mine")) {
+			t.Fatalf("an exec changed an item handed out before: %v (was %v), the caller's append %v", it.PrevPaths, before, mine)
+		}
+		s.Put(synthetic(1, "/p"+strconv.Itoa(i))) // back, for the next round's history
+		want = append(want, "/p"+strconv.Itoa(i), "/next")
+		if len(want) > maxPrevPaths {
+			want = want[len(want)-maxPrevPaths:]
+		}
 	}
 }

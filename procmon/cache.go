@@ -1,6 +1,10 @@
 package procmon
 
-import "github.com/proctrack/proctrack/cache"
+import (
+	"slices"
+
+	"github.com/proctrack/proctrack/cache"
+)
 
 // EventsStore is the process cache (a cache.EventsStore) with the seed API's
 // lookups: IsInStore and IsInStoreByPID answer with an ExecEventItem whose
@@ -40,7 +44,7 @@ type ExecEventItem struct {
 func (item *ExecEventItem) fill(it cache.ExecEventItem) {
 	it.Proc.CopyInto(&item.Proc)
 	item.LastSeen, item.TTL, item.Exited = it.LastSeen, it.TTL, it.Exited
-	item.Execs, item.PrevPaths = it.Execs, it.PrevPaths
+	item.Execs, item.PrevPaths = it.Execs, slices.Clone(it.PrevPaths)
 }
 
 // IsInStoreByPID returns a copy of the newest cached process with pid; see

@@ -61,7 +61,9 @@ const floorGapUS = "500"
 //   - start-off (monitor only): forked storm children whose start time is
 //     more than one clock tick away from their fork event's time.
 //
-// The figures of the floor are prefixed floor-.
+// The figures of the floor are prefixed floor-. PROCTRACK_NETLINK_GAP_US
+// sets the monitor's netlink WakeupGap in µs (-1: none) for experiments;
+// the floor keeps 500 µs.
 func BenchmarkNetlinkFloor(b *testing.B) {
 	proctest.RequireRoot(b, "the proc connector (CAP_NET_ADMIN)")
 	n := floorStormN(b)
@@ -170,7 +172,15 @@ type seenEv struct {
 // consumer of Events(), and counts what the monitor named of it.
 func netlinkStorm(b *testing.B, stormBin string, n int, prefix string) floorResult {
 	b.Helper()
-	m := startOnly(b, MethodNetlink, Config{})
+	var cfg Config
+	if g := os.Getenv("PROCTRACK_NETLINK_GAP_US"); g != "" {
+		us, err := strconv.Atoi(g)
+		if err != nil {
+			b.Fatalf("PROCTRACK_NETLINK_GAP_US=%q: want a number of µs (-1: no gap)", g)
+		}
+		cfg.Netlink.WakeupGap = time.Duration(us) * time.Microsecond
+	}
+	m := startOnly(b, MethodNetlink, cfg)
 	defer m.Close()
 	var (
 		mu  sync.Mutex

@@ -171,7 +171,9 @@ func (s *batchSink) Event(ev *process.Event) {
 // another process's.
 func (s *batchSink) forkExec(fork, exec *process.Event) {
 	m := s.m
-	img, err := m.reader.Image(exec.PID)
+	// Unpinned: forkedBy checks the identity, read last (see
+	// process.Reader.ImageOfKnown).
+	img, err := m.reader.ImageOfKnown(exec.PID)
 	m.begin(fork)
 	if img != nil && forkedBy(fork, img) {
 		m.forkWith(fork, img.Starttime, img.StartedAt)
@@ -430,8 +432,7 @@ func (m *Monitor) onFork(ev *process.Event) {
 		err = process.ErrGone
 	}
 	if err != nil {
-		child = process.NewProcessWithParent(ev.PID, ev.PPID, "")
-		child.Incomplete = true
+		child = &process.Process{ID: ev.PID, PPID: ev.PPID, Incomplete: true}
 		if havePar {
 			inherit(child, parent.Proc)
 		}
@@ -471,8 +472,7 @@ func ticksSinceBoot(t time.Time) int64 {
 // (batchSink.forkExec): its parent's image under that identity (without
 // the parent cached, no image: the child's exec gives it one).
 func (m *Monitor) forkWith(ev *process.Event, start int64, startedAt time.Time) {
-	child := process.NewProcessWithParent(ev.PID, ev.PPID, "")
-	child.Starttime, child.StartedAt = start, startedAt
+	child := &process.Process{ID: ev.PID, PPID: ev.PPID, Starttime: start, StartedAt: startedAt}
 	if parent, ok := m.cache.Peek(ev.PPID); ok {
 		inherit(child, parent.Proc)
 	}
@@ -497,11 +497,28 @@ func inherit(child, parent *process.Process) {
 // after DetailDelay if the process still runs. It reports whether the
 // process has its fork's credentials, to be read (execCreds).
 func (m *Monitor) onExec(ev *process.Event) bool {
-	if ev.Process == nil {
+	if ev.Process != nil {
+		return m.execWith(ev, nil, nil)
+	}
+	item, ok := m.cache.Peek(ev.PID)
+	if !ok || item.Exited != 0 || item.Proc.Starttime == 0 {
 		img, err := m.reader.Image(ev.PID)
 		return m.execWith(ev, img, err)
 	}
-	return m.execWith(ev, nil, nil)
+	// The cached live process exec'd: its image is read unpinned and
+	// taken only with its identity (process.Reader.ImageOfKnown).
+	img, err := m.reader.ImageOfKnown(ev.PID)
+	if img != nil && img.Key() != item.Proc.Key() {
+		img, err = nil, otherProcess(ev.PID, img, item.Proc)
+	}
+	return m.execWith(ev, img, err)
+}
+
+// otherProcess is the error of an exec whose pid names img, a process
+// younger than p, the cached live process that exec'd (its exit has not
+// come, and a pid names one process at a time): img is not the exec's.
+func otherProcess(pid int, img, p *process.Process) error {
+	return fmt.Errorf("process %d: %v, not %v: %w", pid, img.Key(), p.Key(), process.ErrGone)
 }
 
 // execWith is onExec with what Reader.Image read of the process, for an
@@ -561,12 +578,11 @@ func (m *Monitor) execImage(ev *process.Event, img *process.Process, err error) 
 		// names one process at a time (its exit comes before the fork of
 		// the next process of the pid). The pid names a younger process
 		// now, whose image is not the exec's.
-		img, err = nil, fmt.Errorf("process %d: %v, not %v: %w", ev.PID, img.Key(), item.Proc.Key(), process.ErrGone)
+		img, err = nil, otherProcess(ev.PID, img, item.Proc)
 	}
 	if img == nil {
 		m.incomplete.Add(1)
-		p = process.NewProcessEmpty(ev.PID, "")
-		p.Incomplete = true
+		p = &process.Process{ID: ev.PID, Incomplete: true}
 		if cached && errors.Is(err, process.ErrGone) {
 			p.Starttime, p.StartedAt, p.PPID = item.Proc.Starttime, item.Proc.StartedAt, item.Proc.PPID
 			m.cache.Exit(p.Key())
@@ -768,8 +784,7 @@ func (m *Monitor) onExit(ev *process.Event) {
 	item, ok := m.cache.Peek(ev.PID)
 	if !ok {
 		if ev.Process == nil {
-			ev.Process = process.NewProcessEmpty(ev.PID, "")
-			ev.Process.Incomplete = true
+			ev.Process = &process.Process{ID: ev.PID, Incomplete: true}
 		}
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sync"
 	"unique"
+	"unsafe"
 	"weak"
 )
 
@@ -24,6 +25,17 @@ func String(s string) string {
 		return ""
 	}
 	return unique.Make(s).Value()
+}
+
+// Bytes returns the canonical copy of the string b holds, copying b only
+// when the string is not interned yet: a reader that makes a string of
+// each read (a /proc link, a name) allocates nothing for one it made
+// before. b may be reused after the call.
+func Bytes(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unique.Make(unsafe.String(unsafe.SliceData(b), len(b))).Value()
 }
 
 // Ref holds one shared value. Holders must treat V as read-only.
@@ -38,17 +50,17 @@ type Table[T any] struct {
 	equal func(a, b T) bool
 	canon func(T) T // interns the parts of a value stored for the first time
 	seed  maphash.Seed
+	h     maphash.Hash // reused under mu (a Hash on the stack escapes through hash)
 }
 
 // Share returns the shared Ref for a value equal to v, storing a canonical
 // copy of v when there is none.
 func (t *Table[T]) Share(v T) *Ref[T] {
-	var h maphash.Hash
-	h.SetSeed(t.seed)
-	t.hash(&h, v)
-	sum := h.Sum64()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.h.SetSeed(t.seed)
+	t.hash(&t.h, v)
+	sum := t.h.Sum64()
 	chain := t.m[sum]
 	for _, w := range chain {
 		if r := w.Value(); r != nil && t.equal(r.V, v) {

@@ -62,3 +62,26 @@ func TestString(t *testing.T) {
 		t.Error("String does not return one copy")
 	}
 }
+
+// TestBytes: Bytes gives the canonical string of the bytes, unchanged when
+// the bytes are reused after, and allocates nothing for a string interned
+// before.
+func TestBytes(t *testing.T) {
+	b := []byte("/usr/bin/true")
+	s := Bytes(b)
+	copy(b, "XXXX")
+	if s != "/usr/bin/true" {
+		t.Fatalf("Bytes = %q after its bytes were reused, want /usr/bin/true", s)
+	}
+	if again := Bytes([]byte("/usr/bin/true")); unsafe.StringData(again) != unsafe.StringData(s) || String("/usr/bin/true") != s {
+		t.Error("equal bytes not given the canonical string")
+	}
+	if Bytes(nil) != "" {
+		t.Error("Bytes(nil) not empty")
+	}
+	buf := []byte("/usr/bin/true")
+	if n := testing.AllocsPerRun(100, func() { _ = Bytes(buf) }); n != 0 {
+		t.Errorf("Bytes of an interned string: %v allocations, want 0", n)
+	}
+	runtime.KeepAlive(s)
+}

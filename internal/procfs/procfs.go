@@ -104,14 +104,23 @@ func ReadStat(root string, pid int) (*Stat, []byte, error) {
 // between the first '(' and the last ')'. It allocates the Stat and its
 // Comm, nothing else.
 func ParseStat(b []byte) (*Stat, error) {
+	s := new(Stat)
+	if err := parseStat(b, s, nil); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// parseStat is ParseStat into s, making the comm with str (nil: a copy).
+func parseStat(b []byte, s *Stat, str func([]byte) string) error {
 	l := bytes.IndexByte(b, '(')
 	r := bytes.LastIndexByte(b, ')')
 	if l < 1 || r < l {
-		return nil, fmt.Errorf("%w: no comm in stat", ErrMalformed)
+		return fmt.Errorf("%w: no comm in stat", ErrMalformed)
 	}
 	pid, ok := parseDec(bytes.TrimSpace(b[:l]))
 	if !ok || pid > math.MaxInt32 {
-		return nil, fmt.Errorf("%w: pid %q", ErrMalformed, bytes.TrimSpace(b[:l]))
+		return fmt.Errorf("%w: pid %q", ErrMalformed, bytes.TrimSpace(b[:l]))
 	}
 	// Fields after the comm, numbered from 3 (state) as in proc(5): the
 	// ones kept, by number, in f.
@@ -130,9 +139,15 @@ func ParseStat(b []byte) (*Stat, error) {
 		f[n], i = b[i:j], j
 	}
 	if n < 22 || len(f[3]) != 1 {
-		return nil, fmt.Errorf("%w: %d fields after comm", ErrMalformed, n-2)
+		return fmt.Errorf("%w: %d fields after comm", ErrMalformed, n-2)
 	}
-	s := &Stat{PID: int(pid), Comm: string(b[l+1 : r]), State: f[3][0]}
+	comm := b[l+1 : r]
+	*s = Stat{PID: int(pid), State: f[3][0]}
+	if str != nil {
+		s.Comm = str(comm)
+	} else {
+		s.Comm = string(comm)
+	}
 	bad := 0
 	num := func(i int) uint64 {
 		v, ok := parseDec(f[i])
@@ -150,9 +165,9 @@ func ParseStat(b []byte) (*Stat, error) {
 		s.Layout = [3]uint64{num(28), num(48), num(50)}
 	}
 	if bad != 0 {
-		return nil, fmt.Errorf("%w: field %d: %q is not a number", ErrMalformed, bad, f[bad])
+		return fmt.Errorf("%w: field %d: %q is not a number", ErrMalformed, bad, f[bad])
 	}
-	return s, nil
+	return nil
 }
 
 // parseDec parses a non-empty decimal number that fits in 64 bits.

@@ -16,6 +16,12 @@ import (
 // microsecond counts (os.ReadFile costs an fstat and allocations more). A
 // Reader is not safe for concurrent use.
 type Reader struct {
+	// Strings, when set, makes the strings of a link Readlink reads and
+	// of the comm StatTo reads from their bytes, which it must not keep
+	// (intern.Bytes: no allocation for a string it made before); nil: a
+	// copy.
+	Strings func([]byte) string
+
 	root string
 	buf  []byte
 	name []byte // the NUL-terminated path of the last file opened
@@ -37,13 +43,6 @@ func NewReader(root string) *Reader {
 func (r *Reader) Pin(pid int) error {
 	r.Unpin()
 	dir, name := r.cpath(pid, "")
-	if r.root == DefaultRoot {
-		if d := procDir(); d != unix.AT_FDCWD {
-			// One path component from the kept /proc descriptor, not three.
-			r.name = append(strconv.AppendInt(r.name[:0], int64(pid), 10), 0)
-			dir, name = uintptr(d), &r.name[0]
-		}
-	}
 	fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, dir, uintptr(unsafe.Pointer(name)),
 		unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0, 0, 0)
 	if errno != 0 {
@@ -103,13 +102,14 @@ func (e *readError) Error() string {
 	return msg
 }
 
-// Unwrap returns ErrGone (when gone) and the errno.
-func (e *readError) Unwrap() []error {
-	if e.gone() {
-		return []error{ErrGone, e.errno}
-	}
-	return []error{e.errno}
+// Is reports whether the error matches target: ErrGone (when gone) or its
+// errno (without the allocation of an Unwrap() []error).
+func (e *readError) Is(target error) bool {
+	return target == ErrGone && e.gone() || target == e.errno
 }
+
+// Unwrap returns the errno.
+func (e *readError) Unwrap() error { return e.errno }
 
 // Root returns the proc root the Reader reads.
 func (r *Reader) Root() string { return r.root }
@@ -122,11 +122,23 @@ func (r *Reader) path(pid int, name string) string {
 // cpath returns a directory descriptor and <root>/<pid>/<name> relative to
 // it, NUL-terminated in r.name and valid until the next call: the system
 // calls below take it without the allocation of a Go string and its C
-// copy. For the pinned pid it is name relative to the pinned directory.
+// copy. For the pinned pid it is name relative to the pinned directory;
+// under DefaultRoot, <pid>/<name> relative to the kept /proc descriptor
+// (two path components to walk, not four).
 func (r *Reader) cpath(pid int, name string) (uintptr, *byte) {
 	if r.dir >= 0 && pid == r.pid {
 		r.name = append(append(r.name[:0], name...), 0)
 		return uintptr(r.dir), &r.name[0]
+	}
+	if r.root == DefaultRoot {
+		if d := procDir(); d != unix.AT_FDCWD {
+			b := strconv.AppendInt(r.name[:0], int64(pid), 10)
+			if name != "" {
+				b = append(append(b, '/'), name...)
+			}
+			r.name = append(b, 0)
+			return uintptr(d), &r.name[0]
+		}
 	}
 	b := append(r.name[:0], r.root...)
 	b = append(b, '/')
@@ -176,10 +188,18 @@ func (r *Reader) Readlink(pid int, name string) (string, error) {
 			return "", r.fail("readlink", pid, name, errno)
 		}
 		if int(n) < len(r.buf) {
-			return string(r.buf[:n]), nil
+			return r.str(r.buf[:n]), nil
 		}
 		r.buf = append(r.buf, make([]byte, len(r.buf))...)
 	}
+}
+
+// str makes a string of b (Strings).
+func (r *Reader) str(b []byte) string {
+	if r.Strings != nil {
+		return r.Strings(b)
+	}
+	return string(b)
 }
 
 // read returns the content of <root>/<pid>/<name> in the Reader's buffer;
@@ -262,15 +282,24 @@ func ReadFileMax(path string, max int) (b []byte, cut bool, err error) {
 
 // Stat reads /proc/<pid>/stat.
 func (r *Reader) Stat(pid int) (*Stat, error) {
-	b, err := r.read(pid, "stat")
-	if err != nil {
+	s := new(Stat)
+	if err := r.StatTo(pid, s); err != nil {
 		return nil, err
 	}
-	s, err := ParseStat(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.path(pid, "stat"), err)
-	}
 	return s, nil
+}
+
+// StatTo is Stat into s (no allocation but the comm's, none with a
+// Strings that has it).
+func (r *Reader) StatTo(pid int, s *Stat) error {
+	b, err := r.read(pid, "stat")
+	if err != nil {
+		return err
+	}
+	if err := parseStat(b, s, r.Strings); err != nil {
+		return fmt.Errorf("%s: %w", r.path(pid, "stat"), err)
+	}
+	return nil
 }
 
 // Status reads /proc/<pid>/status.
@@ -290,11 +319,16 @@ func (r *Reader) Status(pid int) (*Status, error) {
 // of it) as SplitNul does; cut reports that it held more (the last element
 // is then the beginning of an argument).
 func (r *Reader) Cmdline(pid, max int) (args []string, cut bool, err error) {
-	b, cut, err := r.readMax(pid, "cmdline", max)
+	b, cut, err := r.CmdlineBytes(pid, max)
 	if err != nil {
 		return nil, false, err
 	}
 	return SplitNul(b), cut, nil
+}
+
+// CmdlineBytes is Cmdline's read: the bytes, valid until the next call.
+func (r *Reader) CmdlineBytes(pid, max int) (b []byte, cut bool, err error) {
+	return r.readMax(pid, "cmdline", max)
 }
 
 // Exe reads the /proc/<pid>/exe link.

@@ -1,12 +1,14 @@
 package process
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/proctrack/proctrack/internal/intern"
 	"github.com/proctrack/proctrack/internal/procfs"
 )
 
@@ -18,23 +20,38 @@ import (
 // safe for concurrent use; give each reading goroutine its own.
 type Reader struct {
 	r *procfs.Reader
+	// cmd is the last cmdline read (at most maxMemoArgs bytes), args the
+	// list made of it, given again for the same bytes (a storm of one
+	// command allocates no list per exec): read-only, as the Args of a
+	// cached process.
+	cmd  []byte
+	args []string
 	// afterArgs, when set, runs between image's reads of the arguments
 	// and what checks them: tests make an exec come there.
 	afterArgs func()
 }
 
 // NewReader returns a Reader of /proc.
-func NewReader() *Reader { return &Reader{r: procfs.NewReader(procRoot)} }
+// The exe links and names it reads are interned (intern.Bytes: no
+// allocation for a string seen before).
+func NewReader() *Reader {
+	r := procfs.NewReader(procRoot)
+	r.Strings = intern.Bytes
+	return &Reader{r: r}
+}
+
+// maxMemoArgs bounds the cmdline the Reader keeps for the next read.
+const maxMemoArgs = 4096
 
 // Identity reads pid's identity from /proc/<pid>/stat: ID, PPID, Starttime,
 // StartedAt, Comm, KernelThread and Zombie.
 func (r *Reader) Identity(pid int) (*Process, error) {
-	s, err := r.r.Stat(pid)
-	if err != nil {
+	var s procfs.Stat
+	if err := r.r.StatTo(pid, &s); err != nil {
 		return nil, err
 	}
-	p := NewProcessEmpty(pid, "")
-	p.applyStat(s)
+	p := &Process{ID: pid}
+	p.applyStat(&s)
 	return p, nil
 }
 
@@ -107,21 +124,47 @@ func (r *Reader) Image(pid int) (*Process, error) {
 		return nil, err
 	}
 	defer r.r.Unpin()
-	p := NewProcessEmpty(pid, "")
+	return r.readImage(pid)
+}
+
+// ImageOfKnown is Image without the pin of /proc/<pid> (its open and
+// close, about a tenth of an exec's cost in a storm), for a caller that
+// knew the process before its exec and checks that the identity returned
+// is that process's (the child of a fork it saw, a cached live process):
+// each file is looked up by path, so a pid taken by another process
+// between the reads can give the reads of two processes. The stat read is
+// the last; if it shows the known process, that process held the pid at
+// every earlier read too (a pid names one process from its fork until it
+// is reaped, and the reads come after the exec, so after the fork), and
+// the image is that process's. Otherwise the caller must not use the
+// image.
+func (r *Reader) ImageOfKnown(pid int) (*Process, error) { return r.readImage(pid) }
+
+// readImage is Image, pinned or not.
+func (r *Reader) readImage(pid int) (*Process, error) {
+	p := &Process{ID: pid}
 	link, errs, exeErr := r.image(p, pid)
-	s, err := r.r.Stat(pid)
-	if err != nil {
+	var s procfs.Stat
+	if err := r.r.StatTo(pid, &s); err != nil {
 		return nil, err
 	}
 	if exeErr == nil && !commNames(s.Comm, link) {
 		errs = r.recheck(p, pid, link, errs)
 	}
-	p.applyStat(s)
-	if err := errors.Join(errs...); err != nil && errors.Is(err, ErrGone) {
+	p.applyStat(&s)
+	if err := joinErrs(errs); err != nil && errors.Is(err, ErrGone) {
 		p.Incomplete = true
 		return p, err
 	}
 	return p, nil
+}
+
+// joinErrs is errors.Join, without its allocation for one error.
+func joinErrs(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }
 
 // CredsOfChild is Creds for the child of ppid: when pid's parent is another
@@ -169,10 +212,14 @@ func (r *Reader) image(p *Process, pid int) (link string, errs []error, exeErr e
 		p.setExeFast(link)
 	} else {
 		errs = append(errs, exeErr)
+		if errors.Is(exeErr, ErrGone) {
+			// No memory left (exiting, a zombie, a kernel thread) or no
+			// process: cmdline is empty, not worth its three calls (a
+			// storm's process gone before its read, a third of them).
+			return link, errs, exeErr
+		}
 	}
-	if args, cut, err := r.r.Cmdline(pid, DefaultMaxArgsBytes); err == nil {
-		p.setArgs(args, cut)
-	} else {
+	if err := r.readArgs(p, pid); err != nil {
 		errs = append(errs, err)
 	}
 	if r.afterArgs != nil {
@@ -193,12 +240,29 @@ func (r *Reader) recheck(p *Process, pid int, link string, errs []error) []error
 	}
 	p.setExeFast(again)
 	errs = errs[:0]
-	if args, cut, err := r.r.Cmdline(pid, DefaultMaxArgsBytes); err == nil {
-		p.setArgs(args, cut)
-	} else {
+	if err := r.readArgs(p, pid); err != nil {
 		errs = append(errs, err)
 	}
 	return errs
+}
+
+// readArgs reads the arguments of pid into p: the list the last read made
+// when the bytes are the same.
+func (r *Reader) readArgs(p *Process, pid int) error {
+	b, cut, err := r.r.CmdlineBytes(pid, DefaultMaxArgsBytes)
+	if err != nil {
+		return err
+	}
+	if !cut && r.args != nil && bytes.Equal(b, r.cmd) {
+		p.setArgs(r.args, false)
+		return nil
+	}
+	args := procfs.SplitNul(b)
+	if !cut && len(args) > 0 && len(b) <= maxMemoArgs {
+		r.cmd, r.args = append(r.cmd[:0], b...), args
+	}
+	p.setArgs(args, cut)
+	return nil
 }
 
 // commMax is the length of a task's comm at most (TASK_COMM_LEN less its

@@ -43,14 +43,16 @@ func TestImage(t *testing.T) {
 	for _, mode := range []string{"plain", "comm=renamed"} {
 		t.Run(mode, func(t *testing.T) {
 			c := startChild(t, helperCmd(mode, "arg1", "arg two"), true)
-			p, err := NewReader().Image(c.PID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := []string{os.Args[0], "arg1", "arg two"}
-			if p.Path != exe || !slices.Equal(p.Args, want) || p.Incomplete || p.PPID != os.Getpid() || p.Starttime == 0 {
-				t.Errorf("Image = %s %q (incomplete %v, ppid %d, start %d), want %s %q, ppid %d",
-					p.Path, p.Args, p.Incomplete, p.PPID, p.Starttime, exe, want, os.Getpid())
+			for name, read := range imageReads(NewReader()) {
+				p, err := read(c.PID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := []string{os.Args[0], "arg1", "arg two"}
+				if p.Path != exe || !slices.Equal(p.Args, want) || p.Incomplete || p.PPID != os.Getpid() || p.Starttime == 0 {
+					t.Errorf("%s = %s %q (incomplete %v, ppid %d, start %d), want %s %q, ppid %d",
+						name, p.Path, p.Args, p.Incomplete, p.PPID, p.Starttime, exe, want, os.Getpid())
+				}
 			}
 		})
 	}
@@ -67,20 +69,54 @@ func TestImageExecBetween(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := startChild(t, helperCmd("exec="+sleep, "sleep", "60"), true)
 	r := NewReader()
-	r.afterArgs = func() {
-		r.afterArgs = nil
-		if _, err := c.Stdin.Write([]byte("go\n")); err != nil {
+	for name, read := range imageReads(r) {
+		c := startChild(t, helperCmd("exec="+sleep, "sleep", "60"), true)
+		r.afterArgs = func() {
+			r.afterArgs = nil
+			if _, err := c.Stdin.Write([]byte("go\n")); err != nil {
+				t.Fatal(err)
+			}
+			proctest.WaitComm(t, c.PID, sleep)
+		}
+		p, err := read(c.PID)
+		if err != nil {
 			t.Fatal(err)
 		}
-		proctest.WaitComm(t, c.PID, sleep)
+		if want := []string{"sleep", "60"}; p.Path != real || !slices.Equal(p.Args, want) {
+			t.Errorf("%s = %s %q, want %s %q", name, p.Path, p.Args, real, want)
+		}
 	}
-	p, err := r.Image(c.PID)
-	if err != nil {
-		t.Fatal(err)
+}
+
+// imageReads are Image and ImageOfKnown of r, by name.
+func imageReads(r *Reader) map[string]func(int) (*Process, error) {
+	return map[string]func(int) (*Process, error){"Image": r.Image, "ImageOfKnown": r.ImageOfKnown}
+}
+
+// TestImageArgsReused: a Reader gives the argument list it made for the
+// last cmdline read again when the next read has the same bytes (no list
+// per exec in a storm of one command), and a new one for other bytes.
+func TestImageArgsReused(t *testing.T) {
+	a := startChild(t, helperCmd("plain", "same"), true)
+	b := startChild(t, helperCmd("plain", "same"), true)
+	c := startChild(t, helperCmd("plain", "other"), true)
+	r := NewReader()
+	var got [][]string
+	for _, pid := range []int{a.PID, b.PID, c.PID} {
+		p, err := r.ImageOfKnown(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.Args)
 	}
-	if want := []string{"sleep", "60"}; p.Path != real || !slices.Equal(p.Args, want) {
-		t.Errorf("Image = %s %q, want %s %q", p.Path, p.Args, real, want)
+	if !slices.Equal(got[0], []string{os.Args[0], "same"}) || !slices.Equal(got[2], []string{os.Args[0], "other"}) {
+		t.Fatalf("Args %q, want %q then %q", got, []string{os.Args[0], "same"}, []string{os.Args[0], "other"})
+	}
+	if &got[0][0] != &got[1][0] {
+		t.Error("the same cmdline read twice made two lists")
+	}
+	if !slices.Equal(got[1], got[0]) || &got[2][0] == &got[0][0] {
+		t.Errorf("another cmdline given the list of the last: %q", got)
 	}
 }
