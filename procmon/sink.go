@@ -463,9 +463,10 @@ func forkedBy(ev *process.Event, p *process.Process) bool {
 }
 
 // ticksSinceBoot returns t in clock ticks since boot, the unit of a start
-// time (stat field 22).
+// time (stat field 22), counted from the boot instant the start times
+// were converted with (procfs.Boot).
 func ticksSinceBoot(t time.Time) int64 {
-	return int64(t.Sub(procfs.BootTime()) / (time.Second / procfs.UserHZ))
+	return int64(t.Sub(procfs.Boot()) / (time.Second / procfs.UserHZ))
 }
 
 // forkWith caches the child of a fork whose identity its exec's reads gave

@@ -1,6 +1,7 @@
 package procfs
 
 import (
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +18,11 @@ func BootTime() time.Time {
 	}
 	return now.Add(-time.Duration(bt.Nano()))
 }
+
+// Boot returns BootTime as computed at its first call: the one instant
+// that start ticks and event times are converted with in this process, so
+// that they stay comparable (and no system call is made per event).
+var Boot = sync.OnceValue(BootTime)
 
 // TicksToTime converts start ticks since boot into wall-clock time.
 func TicksToTime(boot time.Time, ticks uint64) time.Time {

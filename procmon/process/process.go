@@ -556,16 +556,8 @@ func (p *Process) applyStatus(s *procfs.Status) {
 // procPath returns /proc/<pid>/<name> for this process.
 func (p *Process) procPath(name string) string { return procfs.Path(procRoot, p.ID, name) }
 
-var (
-	bootOnce sync.Once
-	bootAt   time.Time
-)
-
 // bootTime is computed once: the instant start ticks count from.
-func bootTime() time.Time {
-	bootOnce.Do(func() { bootAt = procfs.BootTime() })
-	return bootAt
-}
+func bootTime() time.Time { return procfs.Boot() }
 
 // PIDs lists the pids of every process in /proc, in ascending order.
 func PIDs() ([]int, error) { return procfs.PIDs(procRoot) }
