@@ -121,7 +121,8 @@ type Config struct {
 	// affected. On the development VM a 1,000-exec storm of /bin/true cost
 	// about 60 looks with 16 ms throughout (28-40 µs of monitor CPU per
 	// exec, 0.93x its unmonitored rate) and 12 with 200 ms (18-20 µs,
-	// 0.97x); the default's figures are in the README ("Measured here").
+	// 0.97x); the default's two caps cost about what 200 ms does (18-21
+	// µs, 0.94-0.99x on a busier VM; README, "Measured here").
 	BurstSleep time.Duration
 	// NoCWD leaves the working directory out of exec and fork events (one
 	// path walk less in the kernel per event); the monitor reads it later.
