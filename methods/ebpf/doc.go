@@ -191,10 +191,12 @@
 // first sleep after a wakeup is WakeupGap; each look that finds records
 // doubles it, up to 16 WakeupGaps until the burst has lasted 64, then up
 // to 128 WakeupGaps (at most 200 ms; Config.BurstSleep sets one cap
-// instead). A look costs the monitor a few hundred µs in a VM, mostly the
-// Go runtime waking threads (the timer's, the consumer's, sysmon), so a
-// storm that lasts is read every 128 ms (about ten looks a second) and the
-// producers pay no wakeup. A lone exec reaches the sink within about 1-2
+// instead; a look that read more than a quarter of the ring buffer halves
+// the sleep, so that a storm of large records does not fill it). A look
+// costs the monitor a few hundred µs in a VM, mostly the Go runtime waking
+// threads (the timer's, the consumer's, sysmon), so a storm that lasts is
+// read every 128 ms (about ten looks a second) and the producers pay no
+// wakeup. A lone exec reaches the sink within about 1-2
 // ms (its fork's record wakes the reader, its exec's comes within the
 // gap); an event of a short burst up to about 16 WakeupGaps late, of a
 // burst that has lasted over 64 WakeupGaps up to about 128 (or

@@ -681,18 +681,23 @@ func TestQuietUntilHoldsWakeups(t *testing.T) {
 // to burstGaps gaps until the burst has lasted longBurstAfter gaps, then up
 // to longBurstGaps gaps; with Config.BurstSleep up to it throughout. Each
 // sleep is one gap (the first after a wakeup) or twice the one before, at
-// most the cap of that moment. With a sleep of one gap throughout, a storm
-// cost the reader 1,000 looks a second; with 16 gaps throughout, about 60
-// looks per 1,000 execs, each a few hundred µs of the monitor's CPU.
+// most the cap of that moment, or half the one before (never under a gap)
+// after a look that read more than a quarter of the ring buffer: with a
+// 16 KiB ring buffer the sleeps never reach the long cap. With a sleep of
+// one gap throughout, a storm cost the reader 1,000 looks a second; with 16
+// gaps throughout, about 60 looks per 1,000 execs, each a few hundred µs of
+// the monitor's CPU.
 func TestReaderSleepGrows(t *testing.T) {
 	const gap = time.Millisecond
 	for _, tc := range []struct {
-		name string
-		cfg  Config
-		caps burstCaps
+		name    string
+		cfg     Config
+		caps    burstCaps
+		crowded bool // looks read over a quarter of the ring buffer
 	}{
-		{"default", Config{WakeupGap: gap}, burstCaps{burstGaps * gap, longBurstGaps * gap, longBurstAfter * gap}},
-		{"BurstSleep", Config{WakeupGap: gap, BurstSleep: 4 * gap}, burstCaps{4 * gap, 4 * gap, 0}},
+		{"default", Config{WakeupGap: gap}, burstCaps{burstGaps * gap, longBurstGaps * gap, longBurstAfter * gap}, false},
+		{"BurstSleep", Config{WakeupGap: gap, BurstSleep: 4 * gap}, burstCaps{4 * gap, 4 * gap, 0}, false},
+		{"crowded", Config{WakeupGap: gap, RingBufferSize: 16 << 10}, burstCaps{burstGaps * gap, longBurstGaps * gap, longBurstAfter * gap}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			type sleep struct {
@@ -721,7 +726,9 @@ func TestReaderSleepGrows(t *testing.T) {
 				}
 				last = cmd.Process.Pid
 			}
-			if rec.WaitFor(process.EventExit, last, nil, 5*time.Second) == nil {
+			if tc.crowded {
+				time.Sleep(300 * time.Millisecond) // records are lost: wait, not for the last
+			} else if rec.WaitFor(process.EventExit, last, nil, 5*time.Second) == nil {
 				t.Fatal("no exit event for the burst's last process")
 			}
 			src.Close() // no more sleeps
@@ -731,6 +738,7 @@ func TestReaderSleepGrows(t *testing.T) {
 				t.Fatal("the reader never slept between looks")
 			}
 			var longest time.Duration
+			halved := 0
 			var begin time.Time // the burst's first sleep
 			for i, s := range sleeps {
 				longest = max(longest, s.d)
@@ -742,12 +750,25 @@ func TestReaderSleepGrows(t *testing.T) {
 				if age := s.at.Sub(begin); age+gap < tc.caps.after && s.d > tc.caps.short {
 					t.Errorf("sleep %d: %v in a burst %v old, want at most %v before %v", i, s.d, age, tc.caps.short, tc.caps.after)
 				}
-				if s.d != gap && (i == 0 || (s.d != min(2*sleeps[i-1].d, tc.caps.short) && s.d != min(2*sleeps[i-1].d, tc.caps.long))) {
-					t.Fatalf("sleep %d: %v after %v: want %v or twice the last, at most %v (%v once the burst is %v old)", i, s.d, sleeps[max(i-1, 0)].d, gap, tc.caps.short, tc.caps.long, tc.caps.after)
+				if s.d == gap || i == 0 {
+					continue
+				}
+				prev := sleeps[i-1].d
+				if s.d == prev/2 {
+					halved++
+					continue
+				}
+				if s.d != min(2*prev, tc.caps.short) && s.d != min(2*prev, tc.caps.long) {
+					t.Fatalf("sleep %d: %v after %v: want %v, twice the last, at most %v (%v once the burst is %v old), or half the last", i, s.d, prev, gap, tc.caps.short, tc.caps.long, tc.caps.after)
 				}
 			}
-			t.Logf("%d sleeps, longest %v", len(sleeps), longest)
-			if longest != tc.caps.long {
+			t.Logf("%d sleeps, longest %v, %d halved", len(sleeps), longest, halved)
+			switch {
+			case tc.crowded && (halved == 0 || longest >= tc.caps.long):
+				t.Errorf("16 KiB ring buffer: %d sleeps halved, longest %v: want some halved, none reaching %v", halved, longest, tc.caps.long)
+			case !tc.crowded && halved > 0:
+				t.Errorf("%d sleeps halved, with looks that read little of the ring buffer", halved)
+			case !tc.crowded && longest != tc.caps.long:
 				t.Errorf("longest sleep %v through a 600 ms burst of execs, want %v", longest, tc.caps.long)
 			}
 		})
@@ -778,6 +799,14 @@ func TestLookAgain(t *testing.T) {
 		32 * gap, 64 * gap, 128 * gap, 128 * gap, 128 * gap, 128 * gap}
 	if !slices.Equal(got, want) {
 		t.Errorf("sleeps while looks find records: %v, want %v", got, want)
+	}
+	// A look that read over a quarter of the ring buffer halves the sleep,
+	// never under a gap, however long the burst.
+	if got := lookAgain(128*gap, true, gap, sleepCap(caps, time.Hour, 128*gap, true)); got != 64*gap {
+		t.Errorf("after a crowded look: %v, want %v", got, 64*gap)
+	}
+	if got := lookAgain(gap, true, gap, sleepCap(caps, 0, gap, true)); got != gap {
+		t.Errorf("after a crowded look: %v, want %v", got, gap)
 	}
 	burst := caps.short
 	for _, tc := range []struct {

@@ -277,7 +277,9 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		poll      = s.cfg.poll()
 		gap       = min(s.cfg.wakeupGap(), pollInterval)
 		caps      = s.cfg.burstSleep(gap)
-		burstAt   time.Time     // when the reader first found the ring buffer empty in this burst
+		burstAt   time.Time // when the reader first found the ring buffer empty in this burst
+		looked    int       // bytes read since the ring buffer was last found empty
+		crowded   = rd.BufferSize() / 4
 		sleep     time.Duration // > 0: look again after sleep, without waiting for a wakeup
 		read      bool          // a record since the last time the ring buffer was found empty
 		empty     bool          // the last read found the ring buffer empty
@@ -318,6 +320,7 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		case err == nil:
 			read = gap > 0
 			loss.read(&rec)
+			looked += recordBytes(&rec)
 			if k := kindOf(rec.RawSample); int(k) < recKinds {
 				s.c.records[k].Add(1)
 			}
@@ -338,7 +341,8 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 			if sleep == 0 {
 				burstAt = time.Now()
 			}
-			sleep = lookAgain(sleep, read, gap, caps.at(time.Since(burstAt)))
+			sleep = lookAgain(sleep, read, gap, sleepCap(caps, time.Since(burstAt), sleep, looked > crowded))
+			looked = 0
 			read, empty = false, true
 			loss.drained()
 			// A look ends: the sink hands on what it read (the looks
@@ -378,9 +382,12 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 // so short bursts keep the 16 ms cap (events at most about 16 ms late),
 // and a storm that lasts goes on at the longer cap. The 16 ms cap is under
 // the 20 ms a lone exec is allowed (TestLoneExecLatency in procmon); 128
-// ms keeps a storm's events well within the 200 ms poll interval, and
-// 8 MiB of ring buffer (about 5,000 processes' records) lasts that long
-// up to about 40,000 processes a second.
+// ms keeps a storm's events well within the 200 ms poll interval. A look
+// that read more than a quarter of the ring buffer halves the sleep
+// instead (sleepCap): a /bin/true takes about 1.1 KB of it (its fork,
+// exec and exit records), a process with the longest path, arguments and
+// working directory about 25 KB, so 8 MiB holds 128 ms of about 60,000 of
+// the former a second, but only of 2,600 of the latter.
 const (
 	burstGaps      = 16
 	longBurstAfter = 64
@@ -399,6 +406,25 @@ func (c burstCaps) at(age time.Duration) time.Duration {
 	return c.long
 }
 
+// sleepCap returns the longest next sleep of a burst that has lasted age:
+// caps.at(age), or half the last sleep when the look read more than a
+// quarter of the ring buffer (crowded): at that rate a sleep twice as
+// long could fill it, and the records that find it full are lost.
+func sleepCap(caps burstCaps, age, last time.Duration, crowded bool) time.Duration {
+	if crowded {
+		return last / 2
+	}
+	return caps.at(age)
+}
+
+// lookAgain returns how long the reader sleeps before it looks at the ring
+// buffer again (0: it waits for the kernel to wake it), given the last
+// sleep (0: none, the reader was woken or is starting) and whether records
+// were read since the ring buffer was last found empty. After a wakeup the
+// reader sleeps one gap; each look that finds records doubles the sleep, up
+// to burst (sleepCap), never under one gap; a look that finds nothing ends
+// the looking. gap <= 0 (the kernel wakes the reader for every record)
+// never sleeps.
 func lookAgain(last time.Duration, read bool, gap, burst time.Duration) time.Duration {
 	switch {
 	case gap <= 0 || !read:
@@ -462,11 +488,13 @@ func (p *pendingLoss) read(rec *ringbuf.Record) {
 	case !p.known:
 		p.behind, p.known = rec.Remaining, true
 	default:
-		// The kernel stores a record with an 8-byte header, padded to 8
-		// bytes.
-		p.behind -= 8 + (len(rec.RawSample)+7)&^7
+		p.behind -= recordBytes(rec)
 	}
 }
+
+// recordBytes returns the room a record took in the ring buffer: the
+// kernel stores it with an 8-byte header, padded to 8 bytes.
+func recordBytes(rec *ringbuf.Record) int { return 8 + (len(rec.RawSample)+7)&^7 }
 
 // drained notes that the ring buffer was found empty.
 func (p *pendingLoss) drained() { p.behind, p.known = 0, true }
