@@ -99,12 +99,12 @@ type Config struct {
 	// wake it. Once it has read the ring buffer empty after records, the
 	// reader sleeps (on a timer) and looks again: one WakeupGap after a
 	// wakeup, then twice as long after each look that found records, up to
-	// BurstSleep's caps (16 WakeupGaps, 128 once the burst has lasted 64),
+	// BurstSleep's caps (16 WakeupGaps, 128 once a storm has lasted 64),
 	// and not again once a look finds nothing; records submitted while it
 	// sleeps do not wake it either. So a lone event reaches the sink within
 	// about one WakeupGap of the record before it (a lone exec follows its
 	// fork), an event of a burst up to about 16 WakeupGaps late, or 128 in
-	// a burst that lasts (plus the timer's slack), and a storm costs the
+	// a storm that lasts (plus the timer's slack), and a storm costs the
 	// producers no wakeup and the reader about ten looks a second instead
 	// of one wakeup per record. 0 means DefaultWakeupGap
 	// (1 ms); a negative value wakes the reader for every record it has
@@ -116,7 +116,9 @@ type Config struct {
 	// storm's events against the monitor's CPU (a look costs a few hundred
 	// µs in a VM). 0 means two caps: 16 WakeupGaps (16 ms by default, under
 	// the 20 ms a lone exec is allowed) until the burst has lasted 64
-	// WakeupGaps, then 128 WakeupGaps; > 0 is the one cap throughout; at
+	// WakeupGaps, then 128 WakeupGaps while its records come at 2,000 a
+	// second or more (about 700 short-lived processes a second; a slower
+	// trickle keeps 16); > 0 is the one cap throughout; at
 	// most 200 ms (the poll interval) either way. A lone event is not
 	// affected. On the development VM a 1,000-exec storm of /bin/true cost
 	// about 60 looks with 16 ms throughout (28-40 µs of monitor CPU per

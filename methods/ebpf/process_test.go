@@ -679,7 +679,12 @@ func TestQuietUntilHoldsWakeups(t *testing.T) {
 // between looks at the ring buffer grow from WakeupGap, doubling while
 // looks find records (the sleeps it snoozes the kernel for): by default up
 // to burstGaps gaps until the burst has lasted longBurstAfter gaps, then up
-// to longBurstGaps gaps; with Config.BurstSleep up to it throughout. Each
+// to longBurstGaps gaps while records come at stormRate or more (a shell
+// loop of /bin/true: over 1,000 a second here), never past burstGaps gaps
+// for a slower trickle (one exec every 2 ms or so, a burst that lasts
+// over longBurstAfter gaps: a lone exec among such a background came up
+// to 128 ms late); with Config.BurstSleep up to it
+// throughout. Each
 // sleep is one gap (the first after a wakeup) or twice the one before, at
 // most the cap of that moment, or half the one before (never under a gap)
 // after a look that read more than a quarter of the ring buffer: with a
@@ -692,12 +697,14 @@ func TestReaderSleepGrows(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		cfg     Config
+		pause   time.Duration // between execs (0: a shell loop, as fast as it goes)
 		caps    burstCaps
-		crowded bool // looks read over a quarter of the ring buffer
+		longest time.Duration // the longest sleep (0: under caps.long, and some halved)
 	}{
-		{"default", Config{WakeupGap: gap}, burstCaps{burstGaps * gap, longBurstGaps * gap, longBurstAfter * gap}, false},
-		{"BurstSleep", Config{WakeupGap: gap, BurstSleep: 4 * gap}, burstCaps{4 * gap, 4 * gap, 0}, false},
-		{"crowded", Config{WakeupGap: gap, RingBufferSize: 16 << 10}, burstCaps{burstGaps * gap, longBurstGaps * gap, longBurstAfter * gap}, true},
+		{"default", Config{WakeupGap: gap}, 0, burstCaps{burstGaps * gap, longBurstGaps * gap, longBurstAfter * gap}, longBurstGaps * gap},
+		{"trickle", Config{WakeupGap: gap}, 2 * time.Millisecond, burstCaps{burstGaps * gap, burstGaps * gap, 0}, burstGaps * gap},
+		{"BurstSleep", Config{WakeupGap: gap, BurstSleep: 4 * gap}, 0, burstCaps{4 * gap, 4 * gap, 0}, 4 * gap},
+		{"crowded", Config{WakeupGap: gap, RingBufferSize: 16 << 10}, 0, burstCaps{burstGaps * gap, longBurstGaps * gap, longBurstAfter * gap}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			type sleep struct {
@@ -719,14 +726,24 @@ func TestReaderSleepGrows(t *testing.T) {
 			// A burst long enough to reach the long cap: 64 gaps at 16,
 			// then 32, 64 and 128.
 			var last int
-			for begin := time.Now(); time.Since(begin) < 600*time.Millisecond; {
+			if tc.pause == 0 {
+				cmd := exec.Command("/bin/sh", "-c", "while :; do /bin/true; done")
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(600 * time.Millisecond)
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				last = cmd.Process.Pid
+			}
+			for begin := time.Now(); tc.pause > 0 && time.Since(begin) < 600*time.Millisecond; time.Sleep(tc.pause) {
 				cmd := exec.Command("/bin/true")
 				if err := cmd.Run(); err != nil {
 					t.Fatal(err)
 				}
 				last = cmd.Process.Pid
 			}
-			if tc.crowded {
+			if tc.longest == 0 {
 				time.Sleep(300 * time.Millisecond) // records are lost: wait, not for the last
 			} else if rec.WaitFor(process.EventExit, last, nil, 5*time.Second) == nil {
 				t.Fatal("no exit event for the burst's last process")
@@ -737,7 +754,7 @@ func TestReaderSleepGrows(t *testing.T) {
 			if len(sleeps) == 0 {
 				t.Fatal("the reader never slept between looks")
 			}
-			var longest time.Duration
+			var longest, oldest time.Duration // the longest sleep, the oldest burst
 			halved := 0
 			var begin time.Time // the burst's first sleep
 			for i, s := range sleeps {
@@ -747,7 +764,9 @@ func TestReaderSleepGrows(t *testing.T) {
 				}
 				// The reader took the burst's age a moment before this
 				// (a gap of slack for the difference).
-				if age := s.at.Sub(begin); age+gap < tc.caps.after && s.d > tc.caps.short {
+				age := s.at.Sub(begin)
+				oldest = max(oldest, age)
+				if age+gap < tc.caps.after && s.d > tc.caps.short {
 					t.Errorf("sleep %d: %v in a burst %v old, want at most %v before %v", i, s.d, age, tc.caps.short, tc.caps.after)
 				}
 				if s.d == gap || i == 0 {
@@ -762,14 +781,20 @@ func TestReaderSleepGrows(t *testing.T) {
 					t.Fatalf("sleep %d: %v after %v: want %v, twice the last, at most %v (%v once the burst is %v old), or half the last", i, s.d, prev, gap, tc.caps.short, tc.caps.long, tc.caps.after)
 				}
 			}
-			t.Logf("%d sleeps, longest %v, %d halved", len(sleeps), longest, halved)
+			t.Logf("%d sleeps, longest %v, %d halved, oldest burst %v", len(sleeps), longest, halved, oldest)
 			switch {
-			case tc.crowded && (halved == 0 || longest >= tc.caps.long):
+			case tc.pause > 0 && oldest < longBurstAfter*gap:
+				t.Errorf("the trickle's bursts lasted at most %v: want one over %v (looks that kept finding records)", oldest, longBurstAfter*gap)
+			case tc.pause > 0 && longest > tc.longest:
+				t.Errorf("longest sleep %v through a trickle of execs, want at most %v", longest, tc.longest)
+			case tc.pause > 0:
+				// Checked above: the trickle's sleeps are all short.
+			case tc.longest == 0 && (halved == 0 || longest >= tc.caps.long):
 				t.Errorf("16 KiB ring buffer: %d sleeps halved, longest %v: want some halved, none reaching %v", halved, longest, tc.caps.long)
-			case !tc.crowded && halved > 0:
+			case tc.longest != 0 && halved > 0:
 				t.Errorf("%d sleeps halved, with looks that read little of the ring buffer", halved)
-			case !tc.crowded && longest != tc.caps.long:
-				t.Errorf("longest sleep %v through a 600 ms burst of execs, want %v", longest, tc.caps.long)
+			case tc.longest != 0 && longest != tc.longest:
+				t.Errorf("longest sleep %v through a 600 ms burst of execs, want %v", longest, tc.longest)
 			}
 		})
 	}
@@ -802,11 +827,22 @@ func TestLookAgain(t *testing.T) {
 	}
 	// A look that read over a quarter of the ring buffer halves the sleep,
 	// never under a gap, however long the burst.
-	if got := lookAgain(128*gap, true, gap, sleepCap(caps, time.Hour, 128*gap, true)); got != 64*gap {
+	if got := lookAgain(128*gap, true, gap, sleepCap(caps, time.Hour, 128*gap, true, true)); got != 64*gap {
 		t.Errorf("after a crowded look: %v, want %v", got, 64*gap)
 	}
-	if got := lookAgain(gap, true, gap, sleepCap(caps, 0, gap, true)); got != gap {
+	if got := lookAgain(gap, true, gap, sleepCap(caps, 0, gap, true, true)); got != gap {
 		t.Errorf("after a crowded look: %v, want %v", got, gap)
+	}
+	// Records slower than stormRate keep the short cap however long the
+	// burst, and bring a long sleep back to it.
+	if got := lookAgain(16*gap, true, gap, sleepCap(caps, time.Hour, 16*gap, false, false)); got != 16*gap {
+		t.Errorf("a trickle of records: %v, want %v", got, 16*gap)
+	}
+	if got := lookAgain(128*gap, true, gap, sleepCap(caps, time.Hour, 128*gap, false, false)); got != 16*gap {
+		t.Errorf("a storm turned trickle: %v, want %v", got, 16*gap)
+	}
+	if got := lookAgain(16*gap, true, gap, sleepCap(caps, time.Hour, 16*gap, true, false)); got != 32*gap {
+		t.Errorf("a storm: %v, want %v", got, 32*gap)
 	}
 	burst := caps.short
 	for _, tc := range []struct {

@@ -98,7 +98,7 @@ func New(cfg Config) *Source {
 // FlushesSink marks the Source as a methods.Batcher: it calls Flush(true)
 // on a sink that implements methods.Flusher once a look has read the ring
 // buffer empty (in a burst the looks are 1-16 ms apart, up to 128 ms in a
-// burst that lasts, see burstGaps), after
+// storm that lasts, see burstGaps), after
 // every record when every record wakes the reader (WakeupGap < 0), and
 // when it stops. The monitor's consumer is then woken once per batch, or
 // less often during a burst, rather than once per event.
@@ -266,8 +266,8 @@ func (s *Source) open(hooks map[string]bool, tables, tpTables *ruleTables, lsmSa
 // (epoll_wait) for the kernel to wake it, up to the poll interval. The
 // first sleep after a wakeup is the wakeup gap; each look that finds
 // records doubles it, up to burstGaps gaps, and longBurstGaps once the
-// burst has lasted longBurstAfter gaps, so that a storm costs about ten
-// looks a second, not a thousand (see lookAgain).
+// burst has lasted longBurstAfter gaps at stormRate or more, so that a
+// storm costs about ten looks a second, not a thousand (see sleepCap).
 func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder, sink methods.Sink, lostMap *ebpf.Map, quietUntil *ebpf.Variable) {
 	defer s.wg.Done()
 	var (
@@ -279,6 +279,8 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		caps      = s.cfg.burstSleep(gap)
 		burstAt   time.Time // when the reader first found the ring buffer empty in this burst
 		looked    int       // bytes read since the ring buffer was last found empty
+		records   int       // records read since then
+		emptyAt   time.Time // when the ring buffer was last found empty
 		crowded   = rd.BufferSize() / 4
 		sleep     time.Duration // > 0: look again after sleep, without waiting for a wakeup
 		read      bool          // a record since the last time the ring buffer was found empty
@@ -321,6 +323,7 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 			read = gap > 0
 			loss.read(&rec)
 			looked += recordBytes(&rec)
+			records++
 			if k := kindOf(rec.RawSample); int(k) < recKinds {
 				s.c.records[k].Add(1)
 			}
@@ -341,8 +344,10 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 			if sleep == 0 {
 				burstAt = time.Now()
 			}
-			sleep = lookAgain(sleep, read, gap, sleepCap(caps, time.Since(burstAt), sleep, looked > crowded))
-			looked = 0
+			now := time.Now()
+			storm := float64(records) >= stormRate*now.Sub(emptyAt).Seconds()
+			sleep = lookAgain(sleep, read, gap, sleepCap(caps, now.Sub(burstAt), sleep, storm, looked > crowded))
+			looked, records, emptyAt = 0, 0, now
 			read, empty = false, true
 			loss.drained()
 			// A look ends: the sink hands on what it read (the looks
@@ -373,7 +378,8 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 // The default caps of the reader's sleep between two looks at the ring
 // buffer through a burst (Config.BurstSleep sets one cap instead), in wakeup
 // gaps: at most burstGaps (16 ms with the default gap) until the burst has
-// lasted longBurstAfter gaps (64 ms), then at most longBurstGaps (128 ms).
+// lasted longBurstAfter gaps (64 ms), then at most longBurstGaps (128 ms)
+// while its records come at stormRate or more.
 // Each look costs the monitor a few hundred µs on the development VM,
 // mostly the Go runtime's: the timer, the threads it wakes for the reader,
 // the consumer and the detailer, and sysmon woken from its deep sleep
@@ -406,15 +412,27 @@ func (c burstCaps) at(age time.Duration) time.Duration {
 	return c.long
 }
 
+// stormRate is the rate of records (per second, since the look before)
+// at which a look lets the sleep grow past the short cap (burstCaps.at):
+// about 700 short-lived processes a second. A slower trickle of records
+// (a busy machine's background) keeps every look finding some, so that
+// the burst never ends: it keeps the short cap, and a lone exec among it
+// comes at most about 16 ms late, not 128.
+const stormRate = 2000
+
 // sleepCap returns the longest next sleep of a burst that has lasted age:
-// caps.at(age), or half the last sleep when the look read more than a
+// caps.at(age) when the records came at stormRate or more (storm), else
+// caps.short; or half the last sleep when the look read more than a
 // quarter of the ring buffer (crowded): at that rate a sleep twice as
 // long could fill it, and the records that find it full are lost.
-func sleepCap(caps burstCaps, age, last time.Duration, crowded bool) time.Duration {
-	if crowded {
+func sleepCap(caps burstCaps, age, last time.Duration, storm, crowded bool) time.Duration {
+	switch {
+	case crowded:
 		return last / 2
+	case storm:
+		return caps.at(age)
 	}
-	return caps.at(age)
+	return caps.short
 }
 
 // lookAgain returns how long the reader sleeps before it looks at the ring
