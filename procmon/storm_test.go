@@ -337,8 +337,18 @@ func childrenCPU() time.Duration {
 // child-cpu-µs/exec is the storm's own extra CPU per exec under the
 // monitor (its processes' CPU, monitored minus unmonitored): what the
 // programs in the kernel and the wakeups cost the storm.
+// PROCTRACK_EBPF_BURST_SLEEP (a duration) sets Config.Ebpf.BurstSleep, to
+// compare the eBPF reader's caps.
 func BenchmarkExecStormRounds(b *testing.B) {
 	const n = 1000
+	var cfg Config
+	if s := os.Getenv("PROCTRACK_EBPF_BURST_SLEEP"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatalf("PROCTRACK_EBPF_BURST_SLEEP: %v", err)
+		}
+		cfg.Ebpf.BurstSleep = d
+	}
 	for _, method := range []string{MethodEbpf, MethodNetlink, MethodAudit} {
 		b.Run(method, func(b *testing.B) {
 			var ratio, cpu, child []float64
@@ -346,7 +356,7 @@ func BenchmarkExecStormRounds(b *testing.B) {
 				c0 := childrenCPU()
 				base := storm(b, n, "base")
 				c1 := childrenCPU()
-				m := startOnly(b, method, Config{})
+				m := startOnly(b, method, cfg)
 				stop := make(chan struct{})
 				done := make(chan struct{})
 				go func() {

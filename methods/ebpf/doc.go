@@ -189,12 +189,20 @@
 // wake it either) and then reads what has come, until a look finds
 // nothing; then it waits for a wakeup (epoll_wait, at most 200 ms). Its
 // first sleep after a wakeup is WakeupGap; each look that finds records
-// doubles it, up to 16 WakeupGaps (Config.BurstSleep, up to 200 ms, sets
-// another cap). Through a storm the reader thus looks every 16 ms and the
-// producers pay no wakeup. A lone exec reaches the sink within about 1-2
+// doubles it, up to 16 WakeupGaps until the burst has lasted 64, then up
+// to 128 WakeupGaps while records come at 2,000 a second or more (about
+// 700 short-lived processes; a slower trickle keeps 16) (at most 200 ms;
+// Config.BurstSleep sets one cap
+// instead; a look that read more than a quarter of the ring buffer halves
+// the sleep, so that a storm of large records does not fill it). A look
+// costs the monitor a few hundred µs in a VM, mostly the Go runtime waking
+// threads (the timer's, the consumer's, sysmon), so a storm that lasts is
+// read every 128 ms (about ten looks a second) and the producers pay no
+// wakeup. A lone exec reaches the sink within about 1-2
 // ms (its fork's record wakes the reader, its exec's comes within the
-// gap); an event of a long burst up to about 16 WakeupGaps (or BurstSleep)
-// late. WakeupGap < 0 wakes the
+// gap), also among a trickle of other processes' records; an event of a
+// short burst or a trickle up to about 16 WakeupGaps late, of a storm that
+// has lasted over 64 WakeupGaps up to about 128 (or BurstSleep). WakeupGap < 0 wakes the
 // reader for every record it has caught up with (the kernel's default).
 // Config.BatchDelay > 0 instead wakes the reader only once 64 KiB wait and
 // lets it poll every BatchDelay.

@@ -677,39 +677,76 @@ func TestQuietUntilHoldsWakeups(t *testing.T) {
 
 // TestReaderSleepGrows: through a burst of execs the reader's sleeps
 // between looks at the ring buffer grow from WakeupGap, doubling while
-// looks find records, to burstGaps gaps or Config.BurstSleep (the sleeps
-// it snoozes the kernel for); each sleep is one gap (the first after a
-// wakeup) or twice the one before, at most that. With a sleep of one gap
-// throughout, a storm cost the reader 1,000 looks a second.
+// looks find records (the sleeps it snoozes the kernel for): by default up
+// to burstGaps gaps until the burst has lasted longBurstAfter gaps, then up
+// to longBurstGaps gaps while records come at stormRate or more (a shell
+// loop of /bin/true: over 1,000 a second here), never past burstGaps gaps
+// for a slower trickle (one exec every 2 ms or so, a burst that lasts
+// over longBurstAfter gaps: a lone exec among such a background came up
+// to 128 ms late); with Config.BurstSleep up to it
+// throughout. Each
+// sleep is one gap (the first after a wakeup) or twice the one before, at
+// most the cap of that moment, or half the one before (never under a gap)
+// after a look that read more than a quarter of the ring buffer: with a
+// 16 KiB ring buffer the sleeps never reach the long cap. With a sleep of
+// one gap throughout, a storm cost the reader 1,000 looks a second; with 16
+// gaps throughout, about 60 looks per 1,000 execs, each a few hundred µs of
+// the monitor's CPU.
 func TestReaderSleepGrows(t *testing.T) {
 	const gap = time.Millisecond
 	for _, tc := range []struct {
 		name    string
 		cfg     Config
-		longest time.Duration
+		pause   time.Duration // between execs (0: a shell loop, as fast as it goes)
+		caps    burstCaps
+		longest time.Duration // the longest sleep (0: under caps.long, and some halved)
 	}{
-		{"default", Config{WakeupGap: gap}, burstGaps * gap},
-		{"BurstSleep", Config{WakeupGap: gap, BurstSleep: 4 * gap}, 4 * gap},
+		{"default", Config{WakeupGap: gap}, 0, burstCaps{burstGaps * gap, longBurstGaps * gap, longBurstAfter * gap}, longBurstGaps * gap},
+		{"trickle", Config{WakeupGap: gap}, 2 * time.Millisecond, burstCaps{burstGaps * gap, burstGaps * gap, 0}, burstGaps * gap},
+		{"BurstSleep", Config{WakeupGap: gap, BurstSleep: 4 * gap}, 0, burstCaps{4 * gap, 4 * gap, 0}, 4 * gap},
+		{"crowded", Config{WakeupGap: gap, RingBufferSize: 16 << 10}, 0, burstCaps{burstGaps * gap, longBurstGaps * gap, longBurstAfter * gap}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			type sleep struct {
+				at time.Time
+				d  time.Duration
+			}
 			var (
 				mu     sync.Mutex
-				sleeps []time.Duration
+				sleeps []sleep
 			)
 			readerSnooze = func(v *ebpf.Variable, d time.Duration) {
 				mu.Lock()
-				sleeps = append(sleeps, d)
+				sleeps = append(sleeps, sleep{time.Now(), d})
 				mu.Unlock()
 				snooze(v, d)
 			}
 			t.Cleanup(func() { readerSnooze = snooze })
 			src, rec := startSource(t, tc.cfg)
-			cmd := exec.Command("/bin/sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done")
-			if err := cmd.Run(); err != nil {
-				t.Fatal(err)
+			// A burst long enough to reach the long cap: 64 gaps at 16,
+			// then 32, 64 and 128.
+			var last int
+			if tc.pause == 0 {
+				cmd := exec.Command("/bin/sh", "-c", "while :; do /bin/true; done")
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(600 * time.Millisecond)
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				last = cmd.Process.Pid
 			}
-			if rec.WaitFor(process.EventExit, cmd.Process.Pid, nil, 5*time.Second) == nil {
-				t.Fatal("no exit event for the burst's shell")
+			for begin := time.Now(); tc.pause > 0 && time.Since(begin) < 600*time.Millisecond; time.Sleep(tc.pause) {
+				cmd := exec.Command("/bin/true")
+				if err := cmd.Run(); err != nil {
+					t.Fatal(err)
+				}
+				last = cmd.Process.Pid
+			}
+			if tc.longest == 0 {
+				time.Sleep(300 * time.Millisecond) // records are lost: wait, not for the last
+			} else if rec.WaitFor(process.EventExit, last, nil, 5*time.Second) == nil {
+				t.Fatal("no exit event for the burst's last process")
 			}
 			src.Close() // no more sleeps
 			mu.Lock()
@@ -717,15 +754,47 @@ func TestReaderSleepGrows(t *testing.T) {
 			if len(sleeps) == 0 {
 				t.Fatal("the reader never slept between looks")
 			}
-			longest := slices.Max(sleeps)
-			t.Logf("%d sleeps, longest %v", len(sleeps), longest)
-			if longest != tc.longest {
-				t.Errorf("longest sleep %v through a burst of 300 execs, want %v", longest, tc.longest)
-			}
-			for i, d := range sleeps {
-				if d != gap && (i == 0 || d != min(2*sleeps[i-1], tc.longest)) {
-					t.Fatalf("sleep %d: %v after %v: want %v or twice the last, at most %v", i, d, sleeps[max(i-1, 0)], gap, tc.longest)
+			var longest, oldest time.Duration // the longest sleep, the oldest burst
+			halved := 0
+			var begin time.Time // the burst's first sleep
+			for i, s := range sleeps {
+				longest = max(longest, s.d)
+				if s.d == gap {
+					begin = s.at // a new burst (or its first doubling)
 				}
+				// The reader took the burst's age a moment before this
+				// (a gap of slack for the difference).
+				age := s.at.Sub(begin)
+				oldest = max(oldest, age)
+				if age+gap < tc.caps.after && s.d > tc.caps.short {
+					t.Errorf("sleep %d: %v in a burst %v old, want at most %v before %v", i, s.d, age, tc.caps.short, tc.caps.after)
+				}
+				if s.d == gap || i == 0 {
+					continue
+				}
+				prev := sleeps[i-1].d
+				if s.d == prev/2 {
+					halved++
+					continue
+				}
+				if s.d != min(2*prev, tc.caps.short) && s.d != min(2*prev, tc.caps.long) {
+					t.Fatalf("sleep %d: %v after %v: want %v, twice the last, at most %v (%v once the burst is %v old), or half the last", i, s.d, prev, gap, tc.caps.short, tc.caps.long, tc.caps.after)
+				}
+			}
+			t.Logf("%d sleeps, longest %v, %d halved, oldest burst %v", len(sleeps), longest, halved, oldest)
+			switch {
+			case tc.pause > 0 && oldest < longBurstAfter*gap:
+				t.Errorf("the trickle's bursts lasted at most %v: want one over %v (looks that kept finding records)", oldest, longBurstAfter*gap)
+			case tc.pause > 0 && longest > tc.longest:
+				t.Errorf("longest sleep %v through a trickle of execs, want at most %v", longest, tc.longest)
+			case tc.pause > 0:
+				// Checked above: the trickle's sleeps are all short.
+			case tc.longest == 0 && (halved == 0 || longest >= tc.caps.long):
+				t.Errorf("16 KiB ring buffer: %d sleeps halved, longest %v: want some halved, none reaching %v", halved, longest, tc.caps.long)
+			case tc.longest != 0 && halved > 0:
+				t.Errorf("%d sleeps halved, with looks that read little of the ring buffer", halved)
+			case tc.longest != 0 && longest != tc.longest:
+				t.Errorf("longest sleep %v through a 600 ms burst of execs, want %v", longest, tc.longest)
 			}
 		})
 	}
@@ -733,26 +802,49 @@ func TestReaderSleepGrows(t *testing.T) {
 
 // TestLookAgain: the reader's sleep before its next look at the ring
 // buffer: one gap after a wakeup, doubled by each look that finds records up
-// to burstGaps gaps (and the poll interval), none (wait for a wakeup) once a
-// look finds nothing, and none when the kernel wakes the reader for every
-// record (gap <= 0).
+// to the cap (burstCaps.at: burstGaps gaps, longBurstGaps once the burst
+// has lasted longBurstAfter; never over the poll interval), none (wait for
+// a wakeup) once a look finds nothing, and none when the kernel wakes the
+// reader for every record (gap <= 0).
 func TestLookAgain(t *testing.T) {
 	const gap = time.Millisecond
 	var got []time.Duration
 	var cfg Config
-	burst := cfg.burstSleep(gap)
-	for sleep := time.Duration(0); len(got) < 7; {
-		sleep = lookAgain(sleep, true, gap, burst)
+	caps := cfg.burstSleep(gap)
+	var age time.Duration // the burst's age at each look
+	for sleep := time.Duration(0); len(got) < 14; {
+		sleep = lookAgain(sleep, true, gap, caps.at(age))
 		got = append(got, sleep)
+		age += sleep
 	}
-	// 1, 2, 4, ... gaps, then burstGaps gaps (16) from the fifth look on.
-	want := []time.Duration{gap, 2 * gap, 4 * gap, 8 * gap}
-	for len(want) < 7 {
-		want = append(want, min(2*want[len(want)-1], burstGaps*gap))
-	}
+	// 1, 2, 4, ... gaps, then burstGaps gaps (16) from the fifth look on,
+	// until the burst is longBurstAfter gaps (64) old; then doubling again
+	// up to longBurstGaps (128).
+	want := []time.Duration{gap, 2 * gap, 4 * gap, 8 * gap, 16 * gap, 16 * gap, 16 * gap, 16 * gap,
+		32 * gap, 64 * gap, 128 * gap, 128 * gap, 128 * gap, 128 * gap}
 	if !slices.Equal(got, want) {
 		t.Errorf("sleeps while looks find records: %v, want %v", got, want)
 	}
+	// A look that read over a quarter of the ring buffer halves the sleep,
+	// never under a gap, however long the burst.
+	if got := lookAgain(128*gap, true, gap, sleepCap(caps, time.Hour, 128*gap, true, true)); got != 64*gap {
+		t.Errorf("after a crowded look: %v, want %v", got, 64*gap)
+	}
+	if got := lookAgain(gap, true, gap, sleepCap(caps, 0, gap, true, true)); got != gap {
+		t.Errorf("after a crowded look: %v, want %v", got, gap)
+	}
+	// Records slower than stormRate keep the short cap however long the
+	// burst, and bring a long sleep back to it.
+	if got := lookAgain(16*gap, true, gap, sleepCap(caps, time.Hour, 16*gap, false, false)); got != 16*gap {
+		t.Errorf("a trickle of records: %v, want %v", got, 16*gap)
+	}
+	if got := lookAgain(128*gap, true, gap, sleepCap(caps, time.Hour, 128*gap, false, false)); got != 16*gap {
+		t.Errorf("a storm turned trickle: %v, want %v", got, 16*gap)
+	}
+	if got := lookAgain(16*gap, true, gap, sleepCap(caps, time.Hour, 16*gap, true, false)); got != 32*gap {
+		t.Errorf("a storm: %v, want %v", got, 32*gap)
+	}
+	burst := caps.short
 	for _, tc := range []struct {
 		last, gap, burst time.Duration
 		read             bool
@@ -762,11 +854,13 @@ func TestLookAgain(t *testing.T) {
 		{0, gap, burst, false, 0},       // woken (or timed out) for nothing
 		{0, -1, burst, true, 0},         // every record wakes the reader
 		{0, 0, burst, true, 0},          // likewise
-		{150 * time.Millisecond, 100 * time.Millisecond, (&Config{}).burstSleep(100 * time.Millisecond), true, pollInterval}, // never over the poll interval
-		// Config.BurstSleep: up to it, never under a gap, never over the poll interval.
-		{64 * gap, gap, (&Config{BurstSleep: 100 * time.Millisecond}).burstSleep(gap), true, 100 * time.Millisecond},
-		{128 * gap, gap, (&Config{BurstSleep: time.Second}).burstSleep(gap), true, pollInterval},
-		{gap, 4 * gap, (&Config{BurstSleep: gap}).burstSleep(4 * gap), true, 4 * gap},
+		{150 * time.Millisecond, 100 * time.Millisecond, (&Config{}).burstSleep(100 * time.Millisecond).short, true, pollInterval}, // never over the poll interval
+		{150 * time.Millisecond, 10 * time.Millisecond, (&Config{}).burstSleep(10 * time.Millisecond).at(time.Second), true, pollInterval},
+		// Config.BurstSleep: up to it, however long the burst, never under
+		// a gap, never over the poll interval.
+		{64 * gap, gap, (&Config{BurstSleep: 100 * time.Millisecond}).burstSleep(gap).at(time.Hour), true, 100 * time.Millisecond},
+		{128 * gap, gap, (&Config{BurstSleep: time.Second}).burstSleep(gap).at(0), true, pollInterval},
+		{gap, 4 * gap, (&Config{BurstSleep: gap}).burstSleep(4 * gap).at(0), true, 4 * gap},
 	} {
 		if got := lookAgain(tc.last, tc.read, tc.gap, tc.burst); got != tc.want {
 			t.Errorf("lookAgain(%v, %v, %v, %v) = %v, want %v", tc.last, tc.read, tc.gap, tc.burst, got, tc.want)

@@ -97,7 +97,8 @@ func New(cfg Config) *Source {
 
 // FlushesSink marks the Source as a methods.Batcher: it calls Flush(true)
 // on a sink that implements methods.Flusher once a look has read the ring
-// buffer empty (in a burst the looks are 1-16 ms apart, see lookAgain), after
+// buffer empty (in a burst the looks are 1-16 ms apart, up to 128 ms in a
+// storm that lasts, see burstGaps), after
 // every record when every record wakes the reader (WakeupGap < 0), and
 // when it stops. The monitor's consumer is then woken once per batch, or
 // less often during a burst, rather than once per event.
@@ -264,8 +265,9 @@ func (s *Source) open(hooks map[string]bool, tables, tpTables *ruleTables, lsmSa
 // machine), reading without waiting, until a look finds nothing; then it waits in the reader
 // (epoll_wait) for the kernel to wake it, up to the poll interval. The
 // first sleep after a wakeup is the wakeup gap; each look that finds
-// records doubles it, up to burstGaps gaps, so that a storm costs a few
-// hundred looks a second, not a thousand (see lookAgain).
+// records doubles it, up to burstGaps gaps, and longBurstGaps once the
+// burst has lasted longBurstAfter gaps at stormRate or more, so that a
+// storm costs about ten looks a second, not a thousand (see sleepCap).
 func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder, sink methods.Sink, lostMap *ebpf.Map, quietUntil *ebpf.Variable) {
 	defer s.wg.Done()
 	var (
@@ -274,7 +276,12 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		loss      pendingLoss // seen in the kernel's counters, not yet reported
 		poll      = s.cfg.poll()
 		gap       = min(s.cfg.wakeupGap(), pollInterval)
-		burst     = s.cfg.burstSleep(gap)
+		caps      = s.cfg.burstSleep(gap)
+		burstAt   time.Time // when the reader first found the ring buffer empty in this burst
+		looked    int       // bytes read since the ring buffer was last found empty
+		records   int       // records read since then
+		emptyAt   time.Time // when the ring buffer was last found empty
+		crowded   = rd.BufferSize() / 4
 		sleep     time.Duration // > 0: look again after sleep, without waiting for a wakeup
 		read      bool          // a record since the last time the ring buffer was found empty
 		empty     bool          // the last read found the ring buffer empty
@@ -315,6 +322,8 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		case err == nil:
 			read = gap > 0
 			loss.read(&rec)
+			looked += recordBytes(&rec)
+			records++
 			if k := kindOf(rec.RawSample); int(k) < recKinds {
 				s.c.records[k].Add(1)
 			}
@@ -332,7 +341,13 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// The reader returns the timeout once it has read the ring
 			// buffer empty.
-			sleep = lookAgain(sleep, read, gap, burst)
+			if sleep == 0 {
+				burstAt = time.Now()
+			}
+			now := time.Now()
+			storm := float64(records) >= stormRate*now.Sub(emptyAt).Seconds()
+			sleep = lookAgain(sleep, read, gap, sleepCap(caps, now.Sub(burstAt), sleep, storm, looked > crowded))
+			looked, records, emptyAt = 0, 0, now
 			read, empty = false, true
 			loss.drained()
 			// A look ends: the sink hands on what it read (the looks
@@ -360,26 +375,74 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 	}
 }
 
-// burstGaps bounds the reader's sleep between two looks at the ring buffer
-// through a burst, unless Config.BurstSleep says otherwise: at most this
-// many wakeup gaps (16 ms with the default
-// gap), under the 20 ms a lone exec is allowed (TestLoneExecLatency in
-// procmon), so that a storm costs about 60 looks a second where a sleep of
-// one gap cost 1,000, each a timer, runtime threads woken and a batch of
-// events handed on. On a quiet VM (BenchmarkExecStorm/ebpf in procmon,
-// four alternating runs): 24 µs of monitor CPU per exec with 16 ms, 34 µs
-// with 8 ms, 21 µs with 32 ms, 23 µs for the 200 ms polling before the
-// latency fix (README, "Measured here").
-const burstGaps = 16
+// The default caps of the reader's sleep between two looks at the ring
+// buffer through a burst (Config.BurstSleep sets one cap instead), in wakeup
+// gaps: at most burstGaps (16 ms with the default gap) until the burst has
+// lasted longBurstAfter gaps (64 ms), then at most longBurstGaps (128 ms)
+// while its records come at stormRate or more.
+// Each look costs the monitor a few hundred µs on the development VM,
+// mostly the Go runtime's: the timer, the threads it wakes for the reader,
+// the consumer and the detailer, and sysmon woken from its deep sleep
+// (about 14 context switches a look; README, "Measured here"). A 1,000-exec
+// storm took about 60 looks with the 16 ms cap throughout, 12 with 200 ms;
+// so short bursts keep the 16 ms cap (events at most about 16 ms late),
+// and a storm that lasts goes on at the longer cap. The 16 ms cap is under
+// the 20 ms a lone exec is allowed (TestLoneExecLatency in procmon); 128
+// ms keeps a storm's events well within the 200 ms poll interval. A look
+// that read more than a quarter of the ring buffer halves the sleep
+// instead (sleepCap): a /bin/true takes about 1.1 KB of it (its fork,
+// exec and exit records), a process with the longest path, arguments and
+// working directory about 25 KB, so 8 MiB holds 128 ms of about 60,000 of
+// the former a second, but only of 2,600 of the latter.
+const (
+	burstGaps      = 16
+	longBurstAfter = 64
+	longBurstGaps  = 128
+)
+
+// burstCaps are the reader's longest sleeps between looks through a burst
+// (see burstGaps): short until the burst has lasted after, then long.
+type burstCaps struct{ short, long, after time.Duration }
+
+// at returns the longest sleep in a burst that has lasted age.
+func (c burstCaps) at(age time.Duration) time.Duration {
+	if age < c.after {
+		return c.short
+	}
+	return c.long
+}
+
+// stormRate is the rate of records (per second, since the look before)
+// at which a look lets the sleep grow past the short cap (burstCaps.at):
+// about 700 short-lived processes a second. A slower trickle of records
+// (a busy machine's background) keeps every look finding some, so that
+// the burst never ends: it keeps the short cap, and a lone exec among it
+// comes at most about 16 ms late, not 128.
+const stormRate = 2000
+
+// sleepCap returns the longest next sleep of a burst that has lasted age:
+// caps.at(age) when the records came at stormRate or more (storm), else
+// caps.short; or half the last sleep when the look read more than a
+// quarter of the ring buffer (crowded): at that rate a sleep twice as
+// long could fill it, and the records that find it full are lost.
+func sleepCap(caps burstCaps, age, last time.Duration, storm, crowded bool) time.Duration {
+	switch {
+	case crowded:
+		return last / 2
+	case storm:
+		return caps.at(age)
+	}
+	return caps.short
+}
 
 // lookAgain returns how long the reader sleeps before it looks at the ring
 // buffer again (0: it waits for the kernel to wake it), given the last
 // sleep (0: none, the reader was woken or is starting) and whether records
 // were read since the ring buffer was last found empty. After a wakeup the
 // reader sleeps one gap; each look that finds records doubles the sleep, up
-// to burst (Config.burstSleep); a look that finds nothing ends the
-// looking. gap <= 0 (the kernel wakes the reader for every record) never
-// sleeps.
+// to burst (sleepCap), never under one gap; a look that finds nothing ends
+// the looking. gap <= 0 (the kernel wakes the reader for every record)
+// never sleeps.
 func lookAgain(last time.Duration, read bool, gap, burst time.Duration) time.Duration {
 	switch {
 	case gap <= 0 || !read:
@@ -443,11 +506,13 @@ func (p *pendingLoss) read(rec *ringbuf.Record) {
 	case !p.known:
 		p.behind, p.known = rec.Remaining, true
 	default:
-		// The kernel stores a record with an 8-byte header, padded to 8
-		// bytes.
-		p.behind -= 8 + (len(rec.RawSample)+7)&^7
+		p.behind -= recordBytes(rec)
 	}
 }
+
+// recordBytes returns the room a record took in the ring buffer: the
+// kernel stores it with an 8-byte header, padded to 8 bytes.
+func recordBytes(rec *ringbuf.Record) int { return 8 + (len(rec.RawSample)+7)&^7 }
 
 // drained notes that the ring buffer was found empty.
 func (p *pendingLoss) drained() { p.behind, p.known = 0, true }
