@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/elastic/go-libaudit/v2/auparse"
+	"github.com/proctrack/proctrack/internal/intern"
 	"github.com/proctrack/proctrack/internal/sysnum"
 	"github.com/proctrack/proctrack/procmon/process"
 )
@@ -88,21 +89,21 @@ func (fs fields) get(key string) (field, bool) {
 // the kernel writes it quoted, or hex-encoded when it contains a space,
 // a quote, a control or a non-ASCII byte, or (null) / ? when there is none.
 // The string is t's (see untrusted).
-func (fs fields) str(key string, t *strTable) (string, error) {
+func (fs fields) str(key string) (string, error) {
 	f, ok := fs.get(key)
 	if !ok {
 		return "", nil
 	}
-	return untrusted(f, t)
+	return untrusted(f, shared)
 }
 
 // untrusted decodes an untrusted string field. The fields' text is the
 // grouper's buffer, which it reuses: every string that leaves the
-// conversion comes from here, kept by t (interned), or a copy when t is
-// nil.
-func untrusted(f field, t *strTable) (string, error) {
+// conversion comes from here, made a string of its own by keep (shared,
+// or strings.Clone).
+func untrusted(f field, keep func(string) string) (string, error) {
 	if f.quoted {
-		return t.keep(f.val), nil
+		return keep(f.val), nil
 	}
 	switch f.val {
 	case "(null)", "?", "(none)":
@@ -115,33 +116,18 @@ func untrusted(f field, t *strTable) (string, error) {
 	return s, nil
 }
 
-// Bounds of a strTable.
-const (
-	maxInterned     = 256  // longer strings are copied, not interned
-	maxInternedStrs = 4096 // the table starts again when it has as many
-)
+// maxInterned bounds the strings kept shared: longer ones are copied.
+const maxInterned = 256
 
-// strTable interns the strings an event keeps that repeat from one event
-// to the next (comm, exe, cwd): a storm's thousand execs of /bin/true
-// share one copy of each. A nil table copies every string.
-type strTable struct {
-	m map[string]string
-}
-
-// keep returns s as a string of its own: the table's copy of it.
-func (t *strTable) keep(s string) string {
-	if t == nil || len(s) > maxInterned {
+// shared returns s as a string of its own, the one copy the process keeps
+// of it (intern.String) when it is short: the strings an event keeps that
+// repeat from one event to the next (comm, exe, cwd), so that a storm's
+// thousand execs of /bin/true share one copy of each.
+func shared(s string) string {
+	if len(s) > maxInterned {
 		return strings.Clone(s)
 	}
-	if v, ok := t.m[s]; ok {
-		return v
-	}
-	if t.m == nil || len(t.m) >= maxInternedStrs {
-		t.m = make(map[string]string)
-	}
-	v := strings.Clone(s)
-	t.m[v] = v
-	return v
+	return intern.String(s)
 }
 
 // decodeHex decodes the kernel's upper-case hex encoding, keeping every
@@ -312,7 +298,7 @@ func syscallField(key string) int {
 
 // parseSyscall reads a SYSCALL record's fields into r in one pass (the
 // first of a key counts, as with fields.get).
-func parseSyscall(fs fields, r *syscallRecord, t *strTable) error {
+func parseSyscall(fs fields, r *syscallRecord) error {
 	var at [scKeys]*field
 	for i := range fs {
 		if k := syscallField(fs[i].key); k >= 0 && at[k] == nil {
@@ -386,12 +372,12 @@ func parseSyscall(fs fields, r *syscallRecord, t *strTable) error {
 	c.UID, c.EUID, c.SUID, c.FSUID = ids[0], ids[1], ids[2], ids[3]
 	c.GID, c.EGID, c.SGID, c.FSGID = ids[4], ids[5], ids[6], ids[7]
 	if f := at[scComm]; f != nil {
-		if r.comm, err = untrusted(*f, t); err != nil {
+		if r.comm, err = untrusted(*f, shared); err != nil {
 			return err
 		}
 	}
 	if f := at[scExe]; f != nil {
-		if r.exe, err = untrusted(*f, t); err != nil {
+		if r.exe, err = untrusted(*f, shared); err != nil {
 			return err
 		}
 	}
@@ -449,7 +435,6 @@ const maxScratch = 1024
 // event it returns holds strings only, never the scratch.
 type converter struct {
 	scratch fields
-	strs    strTable
 }
 
 // convert is the package's convert, with c's scratch.
@@ -509,7 +494,7 @@ func (c *converter) convert(ts time.Time, recs []record) (*process.Event, error)
 		}
 	}
 	if seccomp != nil {
-		ev, err := seccompEvent(seccomp, sc, ts, &c.strs)
+		ev, err := seccompEvent(seccomp, sc, ts)
 		return ev, errors.Join(append(errs, err)...)
 	}
 	if sc == nil {
@@ -517,7 +502,7 @@ func (c *converter) convert(ts time.Time, recs []record) (*process.Event, error)
 	}
 	var sr syscallRecord
 	r := &sr
-	if err := parseSyscall(sc, r, &c.strs); err != nil {
+	if err := parseSyscall(sc, r); err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
 	kind, ok := syscallKind[r.name]
@@ -532,11 +517,11 @@ func (c *converter) convert(ts time.Time, recs []record) (*process.Event, error)
 	case process.EventExec:
 		p := ev.Process
 		var err error
-		if p.CWD, err = cwd.str("cwd", &c.strs); err != nil {
+		if p.CWD, err = cwd.str("cwd"); err != nil {
 			errs = append(errs, err)
 		}
 		if p.Path == "" && path0 != nil {
-			name, err := path0.str("name", &c.strs)
+			name, err := path0.str("name")
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -571,7 +556,7 @@ func (c *converter) convert(ts time.Time, recs []record) (*process.Event, error)
 		ev.Process.Creds = c
 	case process.EventPrctl:
 	case process.EventPtrace:
-		ptraceEvent(ev, r, objPID, &errs, &c.strs)
+		ptraceEvent(ev, r, objPID, &errs)
 	case process.EventUserNS:
 		if r.args[0]&cloneNewUser == 0 {
 			return nil, errors.Join(errs...)
@@ -662,7 +647,7 @@ func applyCaps(c *process.Credentials, fs fields, pi, pp, pe, pa string) error {
 // for PTRACE_DETACH the target (a1) is let go (Tracer 0); for the other
 // requests (PTRACE_ATTACH, PTRACE_SEIZE) the caller traces the target, which
 // the OBJ_PID record names (a1 when it is missing).
-func ptraceEvent(ev *process.Event, r *syscallRecord, obj fields, errs *[]error, t *strTable) {
+func ptraceEvent(ev *process.Event, r *syscallRecord, obj fields, errs *[]error) {
 	switch r.args[0] {
 	case ptraceTraceme:
 		ev.PID, ev.Tracer = r.pid, r.ppid
@@ -681,7 +666,7 @@ func ptraceEvent(ev *process.Event, r *syscallRecord, obj fields, errs *[]error,
 			target = int(opid)
 		}
 		var err error
-		if comm, err = obj.str("ocomm", t); err != nil {
+		if comm, err = obj.str("ocomm"); err != nil {
 			*errs = append(*errs, err)
 		}
 	}
@@ -736,7 +721,7 @@ func execArgs(recs []fields) ([]string, error) {
 			suffix := rest[numEnd:]
 			switch {
 			case suffix == "":
-				v, err := untrusted(f, nil)
+				v, err := untrusted(f, strings.Clone)
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -745,7 +730,7 @@ func execArgs(recs []fields) ([]string, error) {
 			case suffix == "_len":
 				// The full length; the pieces follow.
 			case strings.HasPrefix(suffix, "[") && strings.HasSuffix(suffix, "]"):
-				v, err := untrusted(f, nil)
+				v, err := untrusted(f, strings.Clone)
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -815,7 +800,7 @@ func SeccompActionName(code uint32) string {
 // carries the task's pid, real uid and gid, comm, exe, the syscall's arch
 // and number and the action (code=). The syscall's arguments are not in it;
 // they come from a SYSCALL record of the same event when there is one.
-func seccompEvent(fs, sc fields, ts time.Time, t *strTable) (*process.Event, error) {
+func seccompEvent(fs, sc fields, ts time.Time) (*process.Event, error) {
 	pid, ok, err := fs.dec("pid")
 	if err != nil {
 		return nil, err
@@ -845,11 +830,11 @@ func seccompEvent(fs, sc fields, ts time.Time, t *strTable) (*process.Event, err
 		return nil, malformed("SECCOMP without a valid code")
 	}
 	var errs []error
-	comm, err := fs.str("comm", t)
+	comm, err := fs.str("comm")
 	if err != nil {
 		errs = append(errs, err)
 	}
-	exe, err := fs.str("exe", t)
+	exe, err := fs.str("exe")
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -875,7 +860,7 @@ func seccompEvent(fs, sc fields, ts time.Time, t *strTable) (*process.Event, err
 	}
 	if sc != nil {
 		var r syscallRecord
-		if err := parseSyscall(sc, &r, t); err == nil && r.pid == int(pid) && r.nr == int(nr) {
+		if err := parseSyscall(sc, &r); err == nil && r.pid == int(pid) && r.nr == int(nr) {
 			call.Args = r.args[:]
 			if r.hasSuccess {
 				call.Result = r.exit

@@ -177,7 +177,7 @@
 // record's fields are parsed into a slice reused from one event to the
 // next. The records of an event are copied into buffers the source reuses
 // and converted from there: an event keeps copies of its strings only
-// (comm, exe and cwd interned in a table of the source's); an event, its
+// (comm, exe and cwd shared through internal/intern); an event, its
 // Syscall and its arguments are one allocation, its Process another (with
 // no Checksums map: the records carry none), its Args a third: 9
 // allocations for an exec and its exit (BenchmarkReceive), against 34 with

@@ -807,10 +807,10 @@ func (st *stream) flush(idle bool) {
 }
 
 // complete converts one event's records, delivered at now, and delivers
-// the event. Gaps in
-// the serials are tracked here rather than by the grouper, which would
-// count an event whose records all came after a later event's as lost (two
-// CPUs finishing system calls at once): gapTracker waits for late events.
+// the event. Gaps in the serials are tracked here rather than by the
+// grouper, which would count an event whose records all came after a
+// later event's as lost (two CPUs finishing system calls at once):
+// gapTracker waits for late events.
 func (st *stream) complete(serial uint32, ts time.Time, recs []record, now time.Time) {
 	st.gaps.seen(serial, now)
 	ev, err := st.conv.convert(ts, recs)

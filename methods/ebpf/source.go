@@ -279,11 +279,10 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		caps      = s.cfg.burstSleep(gap)
 		burstAt   time.Time // when the reader first found the ring buffer empty in this burst
 		looked    int       // bytes read since the ring buffer was last found empty
-		records   int       // records read since then
+		records   int       // records read since then (> 0 with a gap: records that did not wake the reader may follow)
 		emptyAt   time.Time // when the ring buffer was last found empty
 		crowded   = rd.BufferSize() / 4
 		sleep     time.Duration // > 0: look again after sleep, without waiting for a wakeup
-		read      bool          // a record since the last time the ring buffer was found empty
 		empty     bool          // the last read found the ring buffer empty
 		nextCheck = time.Now().Add(pollInterval)
 		timer     = time.NewTimer(0)
@@ -307,7 +306,7 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 				sleep = 0 // the reader is being closed: wait for it
 			}
 		}
-		if sleep > 0 || read {
+		if sleep > 0 || (gap > 0 && records > 0) {
 			// Records that did not wake the reader may follow: read what is
 			// there, without waiting.
 			rd.SetDeadline(time.Now())
@@ -320,7 +319,6 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		empty = false
 		switch {
 		case err == nil:
-			read = gap > 0
 			loss.read(&rec)
 			looked += recordBytes(&rec)
 			records++
@@ -341,14 +339,14 @@ func (s *Source) readLoop(stop <-chan struct{}, rd *ringbuf.Reader, dec *decoder
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// The reader returns the timeout once it has read the ring
 			// buffer empty.
-			if sleep == 0 {
-				burstAt = time.Now()
-			}
 			now := time.Now()
+			if sleep == 0 {
+				burstAt = now
+			}
 			storm := float64(records) >= stormRate*now.Sub(emptyAt).Seconds()
-			sleep = lookAgain(sleep, read, gap, sleepCap(caps, now.Sub(burstAt), sleep, storm, looked > crowded))
+			sleep = lookAgain(sleep, gap > 0 && records > 0, gap, sleepCap(caps, now.Sub(burstAt), sleep, storm, looked > crowded))
 			looked, records, emptyAt = 0, 0, now
-			read, empty = false, true
+			empty = true
 			loss.drained()
 			// A look ends: the sink hands on what it read (the looks
 			// are already few in a burst, and a lone exec's event must

@@ -124,7 +124,7 @@ func (r *Reader) Image(pid int) (*Process, error) {
 		return nil, err
 	}
 	defer r.r.Unpin()
-	return r.readImage(pid)
+	return r.ImageOfKnown(pid)
 }
 
 // ImageOfKnown is Image without the pin of /proc/<pid> (its open and
@@ -138,10 +138,7 @@ func (r *Reader) Image(pid int) (*Process, error) {
 // is reaped, and the reads come after the exec, so after the fork), and
 // the image is that process's. Otherwise the caller must not use the
 // image.
-func (r *Reader) ImageOfKnown(pid int) (*Process, error) { return r.readImage(pid) }
-
-// readImage is Image, pinned or not.
-func (r *Reader) readImage(pid int) (*Process, error) {
+func (r *Reader) ImageOfKnown(pid int) (*Process, error) {
 	p := &Process{ID: pid}
 	link, errs, exeErr := r.image(p, pid)
 	var s procfs.Stat
