@@ -501,25 +501,15 @@ func (m *Monitor) onExec(ev *process.Event) bool {
 	if ev.Process != nil {
 		return m.execWith(ev, nil, nil)
 	}
-	item, ok := m.cache.Peek(ev.PID)
-	if !ok || item.Exited != 0 || item.Proc.Starttime == 0 {
-		img, err := m.reader.Image(ev.PID)
-		return m.execWith(ev, img, err)
+	read := m.reader.Image
+	if item, ok := m.cache.Peek(ev.PID); ok && item.Exited == 0 && item.Proc.Starttime != 0 {
+		// The cached live process exec'd: execImage takes the image only
+		// with its identity, so it is read unpinned
+		// (process.Reader.ImageOfKnown).
+		read = m.reader.ImageOfKnown
 	}
-	// The cached live process exec'd: its image is read unpinned and
-	// taken only with its identity (process.Reader.ImageOfKnown).
-	img, err := m.reader.ImageOfKnown(ev.PID)
-	if img != nil && img.Key() != item.Proc.Key() {
-		img, err = nil, otherProcess(ev.PID, img, item.Proc)
-	}
+	img, err := read(ev.PID)
 	return m.execWith(ev, img, err)
-}
-
-// otherProcess is the error of an exec whose pid names img, a process
-// younger than p, the cached live process that exec'd (its exit has not
-// come, and a pid names one process at a time): img is not the exec's.
-func otherProcess(pid int, img, p *process.Process) error {
-	return fmt.Errorf("process %d: %v, not %v: %w", pid, img.Key(), p.Key(), process.ErrGone)
 }
 
 // execWith is onExec with what Reader.Image read of the process, for an
@@ -579,7 +569,7 @@ func (m *Monitor) execImage(ev *process.Event, img *process.Process, err error) 
 		// names one process at a time (its exit comes before the fork of
 		// the next process of the pid). The pid names a younger process
 		// now, whose image is not the exec's.
-		img, err = nil, otherProcess(ev.PID, img, item.Proc)
+		img, err = nil, fmt.Errorf("process %d: %v, not %v: %w", ev.PID, img.Key(), item.Proc.Key(), process.ErrGone)
 	}
 	if img == nil {
 		m.incomplete.Add(1)
